@@ -1,0 +1,18 @@
+"""External (``camunda:type="external"``): the task waits for a worker to fetch and complete it."""
+
+from __future__ import annotations
+
+from engine.runtime import Activation
+
+
+class ExternalBehavior:
+    """Commits an external task row with the instance; workers (outside processes, in-engine
+    worker pools, or the message-broker bridge) fetch and lock it by topic and complete it by id."""
+
+    name = "external"
+
+    def execute(self, act: Activation) -> None:
+        topic = act.config.get("topic")
+        if not topic:  # deployment refuses this; kept for specs loaded from old deployments
+            raise ValueError(f"external task '{act.activity_id}' has no topic")
+        act.open_external_task(str(topic))

@@ -1,0 +1,48 @@
+"""Spillway: a lightweight BPMN workflow engine for Python.
+
+The names in ``__all__`` are the public surface (CONTRACT.md); everything else may change.
+"""
+
+from engine.engine import ProcessEngine
+from engine.errors import (
+    BpmnError,
+    ConcurrencyConflict,
+    CorrelationError,
+    DeploymentError,
+    EngineError,
+    ExpressionError,
+    HandlerError,
+    InvalidVariables,
+    LockLost,
+    NotFound,
+)
+from engine.models import (
+    Deployment,
+    HistoryEntry,
+    Incident,
+    Job,
+    ProcessInstance,
+    TaskContext,
+)
+from engine.retry import RetryPolicy
+
+__all__ = [
+    "BpmnError",
+    "ConcurrencyConflict",
+    "CorrelationError",
+    "Deployment",
+    "DeploymentError",
+    "EngineError",
+    "ExpressionError",
+    "HandlerError",
+    "HistoryEntry",
+    "Incident",
+    "InvalidVariables",
+    "Job",
+    "LockLost",
+    "NotFound",
+    "ProcessEngine",
+    "ProcessInstance",
+    "RetryPolicy",
+    "TaskContext",
+]

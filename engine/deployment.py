@@ -1,0 +1,202 @@
+"""Turning BPMN sources into process models the runtime can start.
+
+``compile_sources`` parses a set of sources once (call activities resolve across all of them),
+and ``check_bindings`` lists every service task whose handler is missing, so one deployment
+error names them all. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from engine import bpmnxml
+from engine.bpmnxml import Source
+from engine.errors import DeploymentError
+from engine.parser import (
+    RESERVED_IDS,
+    SPILLWAY_NS,
+    SpillwayParser,
+)
+from engine.specs import ServiceTask, activity_config
+
+
+@dataclass
+class ProcessModel:
+    """One executable process, parsed: the spec plus what the engine needs beside it."""
+
+    key: str
+    name: str
+    resource: str
+    digest: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    #: Process-level ``spillway:asyncOnError`` (None: the engine default applies).
+    async_on_error: bool | None = None
+    message_starts: list[str] = field(default_factory=list)
+
+    def all_task_specs(self) -> Iterator[Any]:
+        yield from self.spec.task_specs.values()
+        for sub in self.subprocess_specs.values():
+            yield from sub.task_specs.values()
+
+    def service_tasks(self) -> Iterator[Any]:
+        return (ts for ts in self.all_task_specs() if isinstance(ts, ServiceTask))
+
+    def find_task_spec(self, bpmn_id: str) -> Any | None:
+        for ts in self.all_task_specs():
+            if getattr(ts, "bpmn_id", None) == bpmn_id:
+                return ts
+        return None
+
+
+def _location(exc: ValidationException) -> str:
+    parts = [p for p in (getattr(exc, "file_name", ""), getattr(exc, "id", "")) if p]
+    where = ": ".join(str(p) for p in parts)
+    return f"{where}: " if where else ""
+
+
+def _spiff_message(exc: Exception) -> str:
+    # SpiffWorkflow appends hints and punctuation; keep the first line.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".") or type(exc).__name__
+
+
+def _check_reserved_ids(source: Source, root: etree._Element) -> None:
+    for node in root.iter():
+        node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id in RESERVED_IDS or (node_id and node_id.endswith(".EndJoin")):
+            raise DeploymentError(
+                f"{source.name}: element id '{node_id}' is reserved by the engine; "
+                "rename the element in the modeler"
+            )
+
+
+def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
+    parsed = []
+    for source in sources:
+        root = bpmnxml.parse_xml(source)
+        if not source.is_dmn:
+            if not bpmnxml.is_bpmn(root):
+                raise DeploymentError(
+                    f"{source.name}: not a BPMN 2.0 document (root element is "
+                    f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
+                )
+            _check_reserved_ids(source, root)
+        parsed.append((source, root))
+    return parsed
+
+
+def _closure_digest(
+    key: str, resource_of: dict[str, str], digests: dict[str, str], deps: dict[str, set[str]]
+) -> str:
+    """Digest over the process's file and the files of every process it calls."""
+    seen: set[str] = set()
+    stack = [key]
+    files: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in resource_of:
+            continue
+        seen.add(current)
+        files.add(digests[resource_of[current]])
+        stack.extend(deps.get(current, ()))
+    return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()
+
+
+def compile_sources(sources: list[Source]) -> list[ProcessModel]:
+    """Parse every source together and return the executable processes.
+
+    Raises DeploymentError naming the file and element for anything the parser refuses.
+    """
+    parser = SpillwayParser()
+    parsed = _parse_roots(sources)
+    digests = {source.name: source.digest for source, _ in parsed}
+    try:
+        for source, root in parsed:
+            if source.is_dmn:
+                parser.add_dmn_xml(root, filename=source.name)
+            else:
+                parser.add_bpmn_xml(root, filename=source.name)
+    except ValidationException as exc:
+        raise DeploymentError(f"{_location(exc)}{_spiff_message(exc)}") from exc
+    except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as exc:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(f"{names}: cannot parse: {_spiff_message(exc)}") from exc
+
+    keys = parser.get_process_ids()
+    if not keys:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(f'{names}: no executable process (isExecutable="true") found')
+
+    resource_of = {}
+    deps: dict[str, set[str]] = {}
+    for pid, pp in parser.process_parsers.items():
+        resource_of[pid] = pp.filename
+        deps[pid] = {str(c) for c in pp.called_element_ids()}
+
+    models = []
+    for key in sorted(keys):
+        pp = parser.get_process_parser(key)
+        try:
+            spec = parser.get_spec(key)
+            subprocess_specs = parser.get_subprocess_specs(key)
+        except ValidationException as exc:
+            raise DeploymentError(f"{_location(exc)}{_spiff_message(exc)}") from exc
+        except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DeploymentError(
+                f"{pp.filename}: process '{key}': cannot parse: {_spiff_message(exc)}"
+            ) from exc
+        flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
+        models.append(
+            ProcessModel(
+                key=key,
+                name=pp.get_name(),
+                resource=pp.filename,
+                digest=_closure_digest(key, resource_of, digests, deps),
+                spec=spec,
+                subprocess_specs=subprocess_specs,
+                async_on_error=None if flag is None else flag.strip().lower() == "true",
+                message_starts=[m for m in pp.start_messages() if m],
+            )
+        )
+    return models
+
+
+def check_bindings(
+    models: Iterable[ProcessModel], is_registered: Callable[[str], bool], lazy: bool
+) -> None:
+    """Raise one DeploymentError listing every service task that cannot be bound."""
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for model in models:
+        for ts in model.service_tasks():
+            cfg = activity_config(ts)
+            where = (model.resource, ts.bpmn_id)
+            if where in seen:
+                continue
+            seen.add(where)
+            prefix = f"{model.resource}: task '{ts.bpmn_id}'"
+            if cfg.get("external"):
+                if not cfg.get("topic"):
+                    problems.append(f"{prefix} is an external task without a topic")
+                continue
+            handler = cfg.get("handler")
+            if handler:
+                if not lazy and not is_registered(handler):
+                    problems.append(f"{prefix} calls handler '{handler}', which is not registered")
+                continue
+            if cfg.get("delegate_expression") or cfg.get("expression"):
+                continue
+            problems.append(
+                f"{prefix} has no implementation: set spillway:handler, camunda:class, "
+                'camunda:delegateExpression, or camunda:type="external" with a topic'
+            )
+    if problems:
+        raise DeploymentError(problems=problems)

@@ -1,0 +1,501 @@
+"""``ProcessEngine``: the public entry point (see CONTRACT.md for every name on it).
+
+Each public call is one command: read what it needs, run the process in memory, and commit the
+result in one transaction. A command that loses an optimistic-locking race re-runs on fresh
+state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from behaviors import AsyncBeforeBehavior, AsyncOnErrorBehavior, ExternalBehavior, SyncBehavior
+from engine import bpmnxml, convert
+from engine.clock import Clock, SystemClock
+from engine.codec import InstanceCodec
+from engine.deployment import ProcessModel, check_bindings, compile_sources
+from engine.errors import (
+    ConcurrencyConflict,
+    CorrelationError,
+    DeploymentError,
+    EngineError,
+    NotFound,
+)
+from engine.executor import JobExecutor
+from engine.jobs import JobRunner, new_owner
+from engine.models import Deployment, HistoryEntry, Incident, Job, ProcessInstance
+from engine.retry import RetryPolicy
+from engine.runtime import Behavior, Handler, JobContext, Run
+from engine.scripting import SafeScriptEngine
+from engine.specs import activity_config
+from engine.store import InstanceWrite, Store
+from engine.variables import check_variables
+
+log = logging.getLogger("spillway.engine")
+
+H = TypeVar("H", bound=Handler)
+
+#: How often a command re-runs after losing an optimistic-locking race.
+CONFLICT_RETRIES = 8
+CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
+
+
+class ProcessEngine:
+    """A BPMN engine over one database. Create one per process and share it between threads."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        retry_policy: RetryPolicy | None = None,
+        async_on_error: bool = True,
+        lazy_handlers: bool = False,
+        allow_scripts: bool = False,
+    ) -> None:
+        self.store = Store(url)
+        self.store.migrate()
+        self.clock: Clock = clock or SystemClock()
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.async_on_error = async_on_error
+        self.lazy_handlers = lazy_handlers
+        self.codec = InstanceCodec()
+        self._script_engine = SafeScriptEngine(allow_scripts=allow_scripts)
+        self._handlers: dict[str, Handler] = {}
+        self._models: dict[str, ProcessModel] = {}
+        self._models_lock = threading.Lock()
+        self._policies: dict[tuple[str, str], RetryPolicy] = {}
+        self._behaviors: dict[str, Behavior] = {
+            "sync": SyncBehavior(),
+            "async-on-error": AsyncOnErrorBehavior(),
+            "async-before": AsyncBeforeBehavior(),
+            "external": ExternalBehavior(),
+        }
+        self._listeners: list[Callable[[str], None]] = []
+        self.jobs_runner = JobRunner(self)
+
+    # -- handlers -----------------------------------------------------------------------
+
+    def register_handler(self, name: str, fn: Handler) -> None:
+        if not name or not callable(fn):
+            raise EngineError(f"register_handler needs a name and a callable, got {name!r}, {fn!r}")
+        self._handlers[name] = fn
+
+    def handler(self, name: str) -> Callable[[H], H]:
+        """Decorator form of ``register_handler``."""
+
+        def register(fn: H) -> H:
+            self.register_handler(name, fn)
+            return fn
+
+        return register
+
+    # -- what runs need (engine.runtime.Services) ---------------------------------------
+
+    def now(self) -> Any:
+        return self.clock.now()
+
+    def handler_for(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
+    @property
+    def script_engine(self) -> SafeScriptEngine:
+        return self._script_engine
+
+    def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior:
+        cfg = activity_config(task_spec)
+        if cfg.get("external"):
+            return self._behaviors["external"]
+        if cfg.get("async_before"):
+            return self._behaviors["async-before"]
+        flag = cfg.get("async_on_error")
+        if flag is None:
+            flag = model.async_on_error
+        if flag is None:
+            flag = self.async_on_error
+        return self._behaviors["async-on-error" if flag else "sync"]
+
+    def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy:
+        key = (model.digest, task_spec.bpmn_id)
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = convert.task_retry_policy(self.retry_policy, activity_config(task_spec))
+            self._policies[key] = policy
+        return policy
+
+    # -- deployments --------------------------------------------------------------------
+
+    def deploy(
+        self,
+        source: str | os.PathLike[str] | bytes | list[str | os.PathLike[str]],
+        name: str | None = None,
+    ) -> Deployment:
+        """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment."""
+        sources = bpmnxml.collect_sources(source)
+        models = compile_sources(sources)
+        check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
+        convert.check_models(models)
+        digest = convert.deployment_digest(sources)
+        for attempt in range(CONFLICT_RETRIES):
+            existing = self.store.deployment_by_digest(digest)
+            if existing is not None:
+                defs = self.store.definitions_of_deployment(existing["id"])
+                return self._deployment(existing, defs, models, existing_flag=True)
+            try:
+                return self._insert_deployment(sources, models, digest, name)
+            except ConcurrencyConflict:
+                self._backoff(attempt)
+        raise ConcurrencyConflict("deployment kept conflicting with concurrent deployments")
+
+    def _insert_deployment(
+        self,
+        sources: list[bpmnxml.Source],
+        models: list[ProcessModel],
+        digest: str,
+        name: str | None,
+    ) -> Deployment:
+        now = self.clock.now()
+        latest = self.store.latest_definitions([m.key for m in models])
+        dep_id = uuid.uuid4().hex
+        definitions = []
+        new_rows = []
+        for model in models:
+            current = latest.get(model.key)
+            if current is not None and current["digest"] == model.digest:
+                definitions.append(current)
+                continue
+            version = (current["version"] + 1) if current else 1
+            row = {
+                "id": f"{model.key}:{version}:{dep_id[:12]}",
+                "key": model.key,
+                "version": version,
+                "deployment_id": dep_id,
+                "resource": model.resource,
+                "digest": model.digest,
+                "message_starts": model.message_starts,
+                "created_at": now,
+            }
+            new_rows.append(row)
+            definitions.append(row)
+        deployment = {
+            "id": dep_id,
+            "name": name or ", ".join(os.path.basename(s.name) for s in sources)[:255],
+            "digest": digest,
+            "created_at": now,
+        }
+        resources = [
+            {"deployment_id": dep_id, "name": s.name, "content": s.content} for s in sources
+        ]
+        self.store.insert_deployment(deployment, resources, new_rows)
+        for row in new_rows:
+            model = next(m for m in models if m.key == row["key"])
+            with self._models_lock:
+                self._models[str(row["id"])] = model
+        log.info(
+            "deployed %s: %s", dep_id, ", ".join(f"{d['key']} v{d['version']}" for d in definitions)
+        )
+        return self._deployment(deployment, definitions, models)
+
+    def _deployment(
+        self,
+        deployment: Mapping[str, Any],
+        definitions: Sequence[Mapping[str, Any]],
+        models: list[ProcessModel],
+        existing_flag: bool = False,
+    ) -> Deployment:
+        keys = [m.key for m in models]
+        versions = {d["key"]: int(d["version"]) for d in definitions}
+        if existing_flag:
+            latest = self.store.latest_definitions(keys)
+            versions.update({k: int(v["version"]) for k, v in latest.items() if k not in versions})
+        return Deployment(
+            id=deployment["id"],
+            name=deployment["name"],
+            process_keys=tuple(keys),
+            versions=versions,
+            created_at=deployment["created_at"],
+            existing=existing_flag,
+        )
+
+    def _model(self, definition: Mapping[str, Any]) -> ProcessModel:
+        """The parsed model of a definition: cached, else re-parsed from its stored sources."""
+        definition_id = str(definition["id"])
+        model = self._models.get(definition_id)
+        if model is not None:
+            return model
+        with self._models_lock:
+            model = self._models.get(definition_id)
+            if model is None:
+                resources = self.store.resources(definition["deployment_id"])
+                sources = [bpmnxml.Source(r["name"], r["content"]) for r in resources]
+                found = [m for m in compile_sources(sources) if m.key == definition["key"]]
+                if not found:
+                    raise NotFound(f"process definition {definition['id']} has no source")
+                model = found[0]
+                self._models[definition_id] = model
+        return model
+
+    def _latest_definition(self, process_key: str) -> Mapping[str, Any]:
+        definition = self.store.latest_definitions([process_key]).get(process_key)
+        if definition is None:
+            raise NotFound(f"no process deployed with key '{process_key}'")
+        return definition
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(random.uniform(0, CONFLICT_BACKOFF * (2**attempt)))
+
+    def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
+        write = run.finish(self.codec, has_open_incident)
+        self.store.apply(write)
+        self._notify(write)
+        return run.snapshot()
+
+    def _notify(self, write: InstanceWrite) -> None:
+        if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:
+            for listener in list(self._listeners):
+                listener(write.instance["id"])
+
+    def add_listener(self, fn: Callable[[str], None]) -> None:
+        """Called with the instance id after a commit that created or changed jobs or
+        external tasks (the job executor and worker pools wake on it)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[str], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def start(
+        self,
+        process_key: str,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+    ) -> ProcessInstance:
+        """Start the latest version of a process and run it until every path waits or ends."""
+        variables = check_variables(variables, f"start('{process_key}')")
+        definition = self._latest_definition(process_key)
+        model = self._model(definition)
+        run = Run.new(self, model, definition, variables, business_key)
+        run.begin()
+        return self._commit(run)
+
+    def _load(self, instance_id: str, job: JobContext | None = None) -> tuple[Run, bool]:
+        row = self.store.instance(instance_id)
+        if row is None:
+            raise NotFound(f"no process instance with id '{instance_id}'")
+        definition = self.store.definition(row["definition_id"])
+        if definition is None:
+            raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
+        model = self._model(definition)
+        workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
+        run = Run(
+            self,
+            model,
+            definition,
+            workflow,
+            row,
+            instance_id=instance_id,
+            business_key=row["business_key"],
+            job=job,
+        )
+        has_incident = row["state"] == "incident"
+        return run, has_incident
+
+    def _command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
+        for attempt in range(CONFLICT_RETRIES):
+            run, has_incident = self._load(instance_id)
+            if run.row is not None and run.row["state"] in ("completed", "terminated"):
+                raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
+            action(run)
+            try:
+                return self._commit(run, has_incident)
+            except ConcurrencyConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                self._backoff(attempt)
+        raise ConcurrencyConflict(f"instance {instance_id}: too many concurrent changes")
+
+    def complete_task(
+        self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
+    ) -> ProcessInstance:
+        """Complete a user, manual or receive task by its BPMN id and move on."""
+        values = check_variables(variables, f"complete_task('{activity_id}')")
+        return self._command(instance_id, lambda run: run.complete_task(activity_id, values))
+
+    def correlate_message(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        correlation: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+    ) -> ProcessInstance:
+        """Deliver a message to the one instance waiting for it whose variables match
+        ``correlation`` (and whose business key matches), or start a process whose message
+        start event listens for it."""
+        values = check_variables(variables, f"correlate_message('{name}')")
+        criteria = dict(correlation or {})
+        for attempt in range(CONFLICT_RETRIES):
+            subs = self.store.subscribers("message", name)
+            ids = sorted({s["instance_id"] for s in subs})
+            rows = self.store.instances(ids=ids) if ids else []
+            matches = [
+                r
+                for r in rows
+                if (business_key is None or r["business_key"] == business_key)
+                and all(r["variables"].get(k) == v for k, v in criteria.items())
+            ]
+            if len(matches) > 1:
+                raise CorrelationError(
+                    f"message '{name}' matches {len(matches)} instances "
+                    f"({', '.join(r['id'] for r in matches[:5])}); narrow the correlation"
+                )
+            if not matches:
+                return self._start_by_message(name, values, business_key, criteria)
+            try:
+                return self._command(matches[0]["id"], lambda run: run.correlate(name, values))
+            except NotFound:
+                # The instance moved on between the lookup and the load: look again.
+                self._backoff(attempt)
+        raise CorrelationError(f"message '{name}': the waiting instance kept changing")
+
+    def _start_by_message(
+        self,
+        name: str,
+        variables: dict[str, Any],
+        business_key: str | None,
+        criteria: Mapping[str, Any],
+    ) -> ProcessInstance:
+        starters = self.store.message_start_definitions(name)
+        if not starters:
+            detail = f" matching {dict(criteria)}" if criteria else ""
+            detail += f" with business key '{business_key}'" if business_key else ""
+            raise CorrelationError(
+                f"no instance waits for message '{name}'{detail}, and no process starts with it"
+            )
+        if len(starters) > 1:
+            keys = ", ".join(sorted(d["key"] for d in starters))
+            raise CorrelationError(f"message '{name}' starts several processes ({keys})")
+        definition = starters[0]
+        model = self._model(definition)
+        run = Run.new(self, model, definition, {}, business_key)
+        run.begin_by_message(name, variables)
+        return self._commit(run)
+
+    # -- jobs and incidents -------------------------------------------------------------
+
+    def execute_job(self, job_id: str) -> None:
+        """Run one job now in this thread, whether it is due or not."""
+        owner = new_owner("execute")
+        rows = self.jobs_runner.acquire(owner, 1, job_id=job_id)
+        if not rows:
+            row = self.store.job(job_id)
+            if row is None:
+                raise NotFound(f"no job with id '{job_id}'")
+            if int(row["retries_left"]) <= 0:
+                raise EngineError(f"job {job_id} has no retries left; retry() it first")
+            raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
+        self.jobs_runner.execute(rows[0], owner)
+
+    def run_jobs(self, max_jobs: int | None = None) -> int:
+        """Run due jobs in this thread until none is due; returns how many ran.
+
+        The drain loop of tests and scripts: with a ManualClock, ``clock.advance()`` then
+        ``run_jobs()`` fires whatever fell due.
+        """
+        owner = new_owner("run_jobs")
+        count = 0
+        while max_jobs is None or count < max_jobs:
+            batch = self.jobs_runner.acquire(
+                owner, 16 if max_jobs is None else min(16, max_jobs - count)
+            )
+            if not batch:
+                return count
+            for row in batch:
+                self.jobs_runner.execute(row, owner)
+                count += 1
+        return count
+
+    def retry(self, job_or_incident_id: str, retries: int = 1) -> Job:
+        """Resolve a job's incident and make it due now with ``retries`` attempts."""
+        if retries < 1:
+            raise EngineError(f"retry needs retries >= 1, got {retries}")
+        now = self.clock.now()
+        job_id = job_or_incident_id
+        incident = self.store.incident(job_or_incident_id)
+        if incident is not None:
+            if incident["job_id"] is None:
+                raise EngineError(f"incident {job_or_incident_id} has no job to retry")
+            job_id = incident["job_id"]
+        try:
+            self.store.retry_job(job_id, retries, now)
+        except KeyError:
+            raise NotFound(f"no job or incident with id '{job_or_incident_id}'") from None
+        row = self.store.job(job_id)
+        assert row is not None
+        self._notify_job(row["instance_id"])
+        return convert.job(row)
+
+    def _notify_job(self, instance_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(instance_id)
+
+    def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:
+        """Background executor threads for this engine: ``ex.start()``, ``ex.stop()``."""
+        return JobExecutor(self, workers=workers, **options)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_instance(self, instance_id: str) -> ProcessInstance:
+        row = self.store.instance(instance_id)
+        if row is None:
+            raise NotFound(f"no process instance with id '{instance_id}'")
+        return convert.instance(row)
+
+    def instances(
+        self,
+        process_key: str | None = None,
+        state: str | None = None,
+        business_key: str | None = None,
+    ) -> list[ProcessInstance]:
+        return [
+            convert.instance(r)
+            for r in self.store.instances(
+                process_key=process_key, state=state, business_key=business_key
+            )
+        ]
+
+    def history(self, instance_id: str) -> list[HistoryEntry]:
+        if self.store.instance(instance_id) is None:
+            raise NotFound(f"no process instance with id '{instance_id}'")
+        return [convert.history_entry(r) for r in self.store.history(instance_id)]
+
+    def jobs(self, instance_id: str | None = None) -> list[Job]:
+        return [convert.job(r) for r in self.store.jobs(instance_id)]
+
+    def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
+        return [convert.incident(r) for r in self.store.incidents(instance_id, open_only)]
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    def __enter__(self) -> ProcessEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def as_seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+__all__ = ["DeploymentError", "ProcessEngine"]

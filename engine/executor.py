@@ -1,0 +1,191 @@
+"""The background job executor: acquire -> execute -> record outcome -> wait.
+
+One acquisition thread locks due jobs in batches no larger than the free worker threads, so no
+locked job waits in a queue. Waiting wakes at once when this process commits a job (an engine
+listener), when another node does (PostgreSQL ``LISTEN``), when the next known job falls due,
+or after an idle wait that doubles up to a cap and resets on work. ``stop()`` is idempotent:
+it stops acquiring, lets running jobs finish (up to ``timeout``), and releases nothing it has
+not started because it never holds more than it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from engine.jobs import DEFAULT_LOCK_DURATION, JobRunner, new_owner
+from engine.store import NOTIFY_CHANNEL
+
+if TYPE_CHECKING:
+    from engine.engine import ProcessEngine
+
+log = logging.getLogger("spillway.executor")
+
+DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
+DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        engine: ProcessEngine,
+        workers: int = 4,
+        *,
+        lock_duration: float = DEFAULT_LOCK_DURATION,
+        min_idle_wait: float = DEFAULT_MIN_IDLE_WAIT,
+        max_idle_wait: float = DEFAULT_MAX_IDLE_WAIT,
+        owner: str | None = None,
+        listen: bool = True,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.engine = engine
+        self.workers = workers
+        self.owner = owner or new_owner()
+        self.runner = JobRunner(engine, lock_duration)
+        self.min_idle_wait = min_idle_wait
+        self.max_idle_wait = max_idle_wait
+        self.listen = listen
+        self.executed = 0
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._in_flight: set[Future[bool]] = set()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._listener_thread: threading.Thread | None = None
+        self._listener_conn: Any = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> JobExecutor:
+        if self._thread is not None:
+            return self
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="spillway-job")
+        self.engine.add_listener(self._on_commit)
+        self._thread = threading.Thread(target=self._loop, name="spillway-acquire", daemon=True)
+        self._thread.start()
+        if self.listen and self.engine.store.dialect == "postgresql":
+            self._listener_thread = threading.Thread(
+                target=self._listen_loop, name="spillway-listen", daemon=True
+            )
+            self._listener_thread.start()
+        log.info("job executor %s started with %d workers", self.owner, self.workers)
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop acquiring and wait for running jobs (up to ``timeout`` seconds)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        self.engine.remove_listener(self._on_commit)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=timeout is None)
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+                for future in list(self._in_flight):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    with contextlib.suppress(Exception):  # logged by the job runner
+                        future.result(remaining)
+        conn = self._listener_conn
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                conn.close()
+        log.info("job executor %s stopped after %d jobs", self.owner, self.executed)
+
+    def __enter__(self) -> JobExecutor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _on_commit(self, _instance_id: str) -> None:
+        self._wake.set()
+
+    def _free(self) -> int:
+        with self._lock:
+            self._in_flight = {f for f in self._in_flight if not f.done()}
+            return self.workers - len(self._in_flight)
+
+    def run_once(self) -> bool:
+        """Acquire and submit one batch; True if it found work."""
+        free = self._free()
+        if free <= 0:
+            return True
+        rows = self.runner.acquire(self.owner, free)
+        assert self._pool is not None
+        for row in rows:
+            future = self._pool.submit(self._execute, row)
+            with self._lock:
+                self._in_flight.add(future)
+            future.add_done_callback(lambda _f: self._wake.set())
+        return bool(rows)
+
+    def _execute(self, row: dict[str, Any]) -> bool:
+        try:
+            return self.runner.execute(row, self.owner)
+        finally:
+            with self._lock:
+                self.executed += 1
+
+    def _loop(self) -> None:
+        idle_wait = self.min_idle_wait
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                found = self.run_once()
+            except Exception:
+                log.exception("job executor %s: acquisition failed", self.owner)
+                found = False
+            if found:
+                idle_wait = self.min_idle_wait
+                if self._free() > 0:
+                    continue
+                self._wake.wait(self.max_idle_wait)
+                continue
+            self._wake.wait(self._until_next_due(idle_wait))
+            idle_wait = min(idle_wait * 2, self.max_idle_wait)
+
+    def _until_next_due(self, idle_wait: float) -> float:
+        try:
+            next_due = self.engine.store.next_due_job()
+        except Exception:  # noqa: BLE001 - a failed peek only shortens the wait
+            return idle_wait
+        if next_due is None:
+            return idle_wait
+        seconds = (next_due - self.engine.now()).total_seconds()
+        return max(0.0, min(idle_wait, seconds)) if seconds > 0 else 0.0
+
+    def _listen_loop(self) -> None:
+        """PostgreSQL LISTEN: wake when any node commits a job."""
+        import psycopg
+
+        url = self.engine.store.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    self._listener_conn = conn
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    backoff = 0.5
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except Exception as exc:  # noqa: BLE001 - reconnect; polling still runs meanwhile
+                if self._stopping.is_set():
+                    return
+                log.warning("job executor %s: LISTEN failed (%s); retrying", self.owner, exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)

@@ -1,0 +1,249 @@
+"""A SpiffWorkflow parser that keeps what Camunda Modeler and bpmn.io write.
+
+SpiffWorkflow drops Camunda's service-task attributes; this parser reads them (and our own
+``spillway:`` attributes, namespace ``urn:spillway:bpmn``) into ``spec.extensions``, a JSON-able
+dict the runtime and the behaviours read. See ``read_activity_config`` for the keys.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    BoundaryEventParser,
+    EndEventParser,
+    IntermediateCatchEventParser,
+    IntermediateThrowEventParser,
+    ReceiveTaskParser,
+    SendTaskParser,
+    StartEventParser,
+)
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
+from SpiffWorkflow.bpmn.specs.defaults import (
+    BoundaryEvent,
+    EndEvent,
+    IntermediateCatchEvent,
+    IntermediateThrowEvent,
+    ReceiveTask,
+    SendTask,
+    StartEvent,
+)
+from SpiffWorkflow.camunda.parser.CamundaParser import NSMAP as CAMUNDA_NSMAP
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.task_spec import BusinessRuleTaskParser
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+
+from engine.specs import ServiceTask
+
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+SPILLWAY_NS = "urn:spillway:bpmn"
+ACTIVITI_NS = "http://activiti.org/bpmn"
+FLOWABLE_NS = "http://flowable.org/bpmn"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+
+NSMAP = dict(CAMUNDA_NSMAP)
+NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})
+
+# SpiffWorkflow names its own start and end tasks like this; a BPMN element with the same id
+# would silently replace them.
+RESERVED_IDS = frozenset({"Start", "End", "Root"})
+
+_SIMPLE_EXPRESSION = re.compile(r"^\s*[$#]\{\s*([A-Za-z_][\w.-]*)\s*\}\s*$")
+_TRUE = {"true", "1", "yes"}
+
+
+def _attr(node: etree._Element, ns: str, name: str) -> str | None:
+    value = node.get(f"{{{ns}}}{name}")
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _flag(node: etree._Element, ns: str, name: str) -> bool | None:
+    value = _attr(node, ns, name)
+    return None if value is None else value.lower() in _TRUE
+
+
+def _ext_children(node: etree._Element, ns: str, local: str) -> list[etree._Element]:
+    return [
+        child
+        for ext in node.findall(f"{{{BPMN_NS}}}extensionElements")
+        for child in ext.iter(f"{{{ns}}}{local}")
+    ]
+
+
+def simple_expression_name(expression: str) -> str | None:
+    """``${chargeCard}`` -> ``chargeCard``; None for anything more complex."""
+    match = _SIMPLE_EXPRESSION.match(expression)
+    return match.group(1) if match else None
+
+
+def read_activity_config(node: etree._Element) -> dict[str, Any]:
+    """Read an activity's engine-relevant attributes into a JSON-able dict.
+
+    Keys: ``handler`` and ``handler_source`` (which attribute named it), ``delegate_expression``
+    (a complex one, evaluated at run time), ``external`` and ``topic``, ``async_before``,
+    ``async_after``, ``async_on_error`` (None: inherit), ``retry_cycle``, ``retries``,
+    ``properties``, ``expression`` and ``result_variable``.
+    """
+    cfg: dict[str, Any] = {"properties": {}}
+    handler: str | None = None
+    source: str | None = None
+
+    candidates = [
+        ("spillway:handler", _attr(node, SPILLWAY_NS, "handler"), False),
+        ("camunda:delegateExpression", _attr(node, CAMUNDA_NS, "delegateExpression"), True),
+        ("camunda:class", _attr(node, CAMUNDA_NS, "class"), False),
+        ("activiti:class", _attr(node, ACTIVITI_NS, "class"), False),
+        ("activiti:delegateExpression", _attr(node, ACTIVITI_NS, "delegateExpression"), True),
+        ("flowable:class", _attr(node, FLOWABLE_NS, "class"), False),
+        ("flowable:delegateExpression", _attr(node, FLOWABLE_NS, "delegateExpression"), True),
+    ]
+    for where, value, is_expression in candidates:
+        if value is None:
+            continue
+        if is_expression:
+            name = simple_expression_name(value)
+            if name is None:
+                cfg["delegate_expression"] = value
+                source = where
+                break
+            value = name
+        handler, source = value, where
+        break
+    if handler is None and source is None:
+        for op in _ext_children(node, SPIFF_NS, "serviceTaskOperator"):
+            if op.get("id"):
+                handler, source = op.get("id"), "spiffworkflow:serviceTaskOperator"
+                break
+    cfg["handler"] = handler
+    cfg["handler_source"] = source
+
+    impl_type = _attr(node, CAMUNDA_NS, "type") or _attr(node, FLOWABLE_NS, "type")
+    topic = _attr(node, SPILLWAY_NS, "topic") or _attr(node, CAMUNDA_NS, "topic")
+    cfg["external"] = impl_type == "external" or _attr(node, SPILLWAY_NS, "topic") is not None
+    cfg["topic"] = topic
+    cfg["implementation_type"] = impl_type
+
+    cfg["async_before"] = bool(
+        _flag(node, CAMUNDA_NS, "asyncBefore")
+        or _flag(node, CAMUNDA_NS, "async")
+        or _flag(node, SPILLWAY_NS, "asyncBefore")
+        or _flag(node, ACTIVITI_NS, "async")
+        or _flag(node, FLOWABLE_NS, "async")
+    )
+    cfg["async_after"] = bool(
+        _flag(node, CAMUNDA_NS, "asyncAfter") or _flag(node, SPILLWAY_NS, "asyncAfter")
+    )
+    cfg["async_on_error"] = _flag(node, SPILLWAY_NS, "asyncOnError")
+
+    cycles = [
+        c.text.strip()
+        for c in _ext_children(node, CAMUNDA_NS, "failedJobRetryTimeCycle")
+        if c.text and c.text.strip()
+    ]
+    cfg["retry_cycle"] = _attr(node, SPILLWAY_NS, "retryTimeCycle") or (
+        cycles[0] if cycles else None
+    )
+    retries = _attr(node, SPILLWAY_NS, "retries")
+    cfg["retries"] = retries
+
+    for prop in _ext_children(node, CAMUNDA_NS, "property"):
+        name = prop.get("name")
+        if name:
+            cfg["properties"][name] = prop.get("value") or ""
+    cfg["expression"] = _attr(node, CAMUNDA_NS, "expression")
+    cfg["result_variable"] = _attr(node, CAMUNDA_NS, "resultVariable")
+    return cfg
+
+
+def is_service_like(node: etree._Element) -> bool:
+    """Does this send/business-rule task carry an implementation the engine must call?"""
+    cfg = read_activity_config(node)
+    return bool(cfg["handler"] or cfg["handler_source"] or cfg["external"] or cfg["expression"])
+
+
+class _ConfigMixin:
+    """Stores ``read_activity_config`` on every spec it parses."""
+
+    node: etree._Element
+
+    def parse_extensions(self, node: etree._Element | None = None) -> dict[str, Any]:
+        return read_activity_config(self.node if node is None else node)
+
+
+class ServiceTaskParser(_ConfigMixin, TaskParser):  # type: ignore[misc]
+    pass
+
+
+class _StartEventParser(_ConfigMixin, StartEventParser):  # type: ignore[misc]
+    pass
+
+
+class _EndEventParser(_ConfigMixin, EndEventParser):  # type: ignore[misc]
+    pass
+
+
+class _CatchEventParser(_ConfigMixin, IntermediateCatchEventParser):  # type: ignore[misc]
+    pass
+
+
+class _ThrowEventParser(_ConfigMixin, IntermediateThrowEventParser):  # type: ignore[misc]
+    pass
+
+
+class _BoundaryEventParser(_ConfigMixin, BoundaryEventParser):  # type: ignore[misc]
+    pass
+
+
+class _ReceiveTaskParser(_ConfigMixin, ReceiveTaskParser):  # type: ignore[misc]
+    pass
+
+
+def _send_task_parser(
+    process_parser: Any, spec_class: Any, node: Any, nsmap: Any, lane: Any = None
+) -> Any:
+    # A send task with camunda:class / external topic is a service task to Camunda.
+    if is_service_like(node):
+        return ServiceTaskParser(process_parser, ServiceTask, node, nsmap, lane=lane)
+    return _ConfigSendTaskParser(process_parser, SendTask, node, nsmap, lane=lane)
+
+
+class _ConfigSendTaskParser(_ConfigMixin, SendTaskParser):  # type: ignore[misc]
+    pass
+
+
+def _business_rule_task_parser(
+    process_parser: Any, spec_class: Any, node: Any, nsmap: Any, lane: Any = None
+) -> Any:
+    if node.get(f"{{{CAMUNDA_NS}}}decisionRef") is not None:
+        return BusinessRuleTaskParser(process_parser, BusinessRuleTask, node, nsmap, lane=lane)
+    return ServiceTaskParser(process_parser, ServiceTask, node, nsmap, lane=lane)
+
+
+class SpillwayParser(CamundaParser):  # type: ignore[misc]
+    """CamundaParser (forms, DMN, multi-instance collections) with the engine's task classes.
+
+    Message events use SpiffWorkflow's base message definition so a correlated message's
+    variables land in the process data, as in Camunda.
+    """
+
+    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = dict(CamundaParser.OVERRIDE_PARSER_CLASSES)
+    OVERRIDE_PARSER_CLASSES.update(
+        {
+            full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
+            full_tag("sendTask"): (_send_task_parser, SendTask),
+            full_tag("businessRuleTask"): (_business_rule_task_parser, BusinessRuleTask),
+            full_tag("startEvent"): (_StartEventParser, StartEvent),
+            full_tag("endEvent"): (_EndEventParser, EndEvent),
+            full_tag("intermediateCatchEvent"): (_CatchEventParser, IntermediateCatchEvent),
+            full_tag("intermediateThrowEvent"): (_ThrowEventParser, IntermediateThrowEvent),
+            full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
+            full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__(namespaces=NSMAP)

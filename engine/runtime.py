@@ -1,0 +1,793 @@
+"""One engine call's work on one instance: load, move the token on, collect what to commit.
+
+A ``Run`` never writes to the database: it changes the in-memory workflow and gathers rows in an
+``InstanceWrite``, which the engine applies in one transaction. If anything raises before that,
+nothing of the call is committed.
+
+Service tasks park in STARTED (see ``engine.specs``); after each pass of SpiffWorkflow's engine
+steps the run hands every newly parked service task to its *behaviour* (``behaviors/``), which
+calls the handler through an ``Activation`` and decides what a failure means.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Protocol
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from engine.deployment import ProcessModel
+from engine.errors import BpmnError, EngineError, HandlerError, InvalidVariables, NotFound
+from engine.models import ProcessInstance, TaskContext
+from engine.retry import RetryPolicy
+from engine.specs import ServiceTask, activity_config
+from engine.store import InstanceWrite
+from engine.variables import check_variables
+
+log = logging.getLogger("spillway.runtime")
+
+Handler = Callable[[TaskContext], Mapping[str, Any] | None]
+
+#: internal_data key on a parked service task saying why it is parked.
+PARKED = "spillway"
+#: ``internal_data[PARKED]`` values.
+PARKED_JOB = "job"
+PARKED_EXTERNAL = "external"
+
+_OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+_ACTIVITY_TYPES = {
+    "BpmnStartTask": None,
+    "SimpleBpmnTask": None,
+    "_EndJoin": None,
+    "BoundaryEventSplit": None,
+    "BoundaryEventJoin": None,
+    "StartEventSplit": None,
+    "StartEventJoin": None,
+}
+
+
+class Behavior(Protocol):
+    """What a service task does when the token reaches it (see ``behaviors/``)."""
+
+    name: str
+
+    def execute(self, act: Activation) -> None: ...
+
+
+@dataclass
+class Failure:
+    """A handler's technical failure (or an uncaught BPMN error, which is never retried)."""
+
+    error: BaseException
+    stacktrace: str
+    retryable: bool = True
+
+    @property
+    def message(self) -> str:
+        text = str(self.error)
+        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
+
+
+class Services(Protocol):
+    """What a run needs from the engine around it."""
+
+    def now(self) -> datetime: ...
+    def handler_for(self, name: str) -> Handler | None: ...
+    def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior: ...
+    def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy: ...
+    @property
+    def script_engine(self) -> Any: ...
+
+
+@dataclass
+class JobContext:
+    """The job a run executes, when it was started by the job executor."""
+
+    row: dict[str, Any]
+    lock_owner: str | None
+
+
+@dataclass
+class _History:
+    """Tracks activity history rows for one run."""
+
+    instance_id: str
+    open: dict[str, str]  # spiff task id -> history row id (rows open before this run)
+    seq: int
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    started: dict[str, datetime] = field(default_factory=dict)
+
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def add(
+        self,
+        task: Any,
+        started_at: datetime,
+        ended_at: datetime | None,
+        outcome: str | None,
+        error: str | None = None,
+    ) -> str:
+        row_id = uuid.uuid4().hex
+        self.inserts.append(
+            {
+                "id": row_id,
+                "instance_id": self.instance_id,
+                "seq": self._next_seq(),
+                "activity_id": task.task_spec.bpmn_id,
+                "activity_name": getattr(task.task_spec, "bpmn_name", None),
+                "activity_type": activity_type(task.task_spec),
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "outcome": outcome,
+                "error": error,
+            }
+        )
+        if ended_at is None:
+            self.open[str(task.id)] = row_id
+        return row_id
+
+    def record(
+        self,
+        task: Any,
+        started_at: datetime,
+        ended_at: datetime,
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        """End the task's open row (it waited, e.g. for a retry job), or add a finished one."""
+        if not self.close(str(task.id), ended_at, outcome, error):
+            self.add(task, started_at, ended_at, outcome, error)
+
+    def close(
+        self, task_id: str, ended_at: datetime, outcome: str, error: str | None = None
+    ) -> bool:
+        row_id = self.open.pop(task_id, None)
+        if row_id is None:
+            return False
+        for row in self.inserts:
+            if row["id"] == row_id:
+                row.update(ended_at=ended_at, outcome=outcome, error=error)
+                return True
+        self.updates.append(
+            {"id": row_id, "ended_at": ended_at, "outcome": outcome, "error": error}
+        )
+        return True
+
+
+def activity_type(task_spec: Any) -> str:
+    element = activity_config(task_spec).get("element")
+    if element:
+        return str(element)
+    name = type(task_spec).__name__
+    return name[0].lower() + name[1:]
+
+
+_PASSIVE_EVENTS = ("ErrorEventDefinition", "EscalationEventDefinition", "CancelEventDefinition")
+
+
+def is_waiting_event(task: Any) -> bool:
+    """A catch event someone could trigger from outside (message, timer, signal...), as opposed
+    to error/escalation boundaries that only listen to their own activity."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    return type(definition).__name__ not in _PASSIVE_EVENTS
+
+
+def is_visible(task: Any) -> bool:
+    return (
+        getattr(task.task_spec, "bpmn_id", None) is not None
+        and type(task.task_spec).__name__ not in _ACTIVITY_TYPES
+    )
+
+
+class Activation:
+    """One service task reached in a run: what a behaviour may do with it."""
+
+    def __init__(self, run: Run, task: Any, *, in_job: bool, attempt: int) -> None:
+        self.run = run
+        self.task = task
+        self.in_job = in_job
+        self.attempt = attempt
+        self.config = activity_config(task.task_spec)
+        self.activity_id: str = task.task_spec.bpmn_id
+        self.started_at = run.now
+
+    @property
+    def handler_name(self) -> str | None:
+        name = self.config.get("handler")
+        return str(name) if name else None
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run.instance_id}:{self.task.id}"
+
+    def context(self) -> TaskContext:
+        return TaskContext(
+            variables=MappingProxyType(copy.deepcopy(self.task.data)),
+            instance_id=self.run.instance_id,
+            activity_id=self.activity_id,
+            business_key=self.run.business_key,
+            attempt=self.attempt,
+            idempotency_key=self.idempotency_key,
+            process_key=self.run.model.key,
+            topic=self.config.get("topic"),
+            properties=MappingProxyType(dict(self.config.get("properties") or {})),
+        )
+
+    def call(self) -> Failure | None:
+        """Call the handler and apply its result. A technical failure is returned, not raised,
+        and leaves the task exactly as it was before the call."""
+        name = self.handler_name
+        handler = self.run.services.handler_for(name) if name else None
+        if handler is None:
+            missing = name or self.config.get("delegate_expression") or "(none)"
+            return Failure(
+                NotFound(f"no handler registered under '{missing}' for task '{self.activity_id}'"),
+                "",
+                retryable=True,
+            )
+        try:
+            result = handler(self.context())
+            variables = check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
+        except BpmnError as err:
+            return self.throw_bpmn_error(err)
+        except Exception as exc:  # noqa: BLE001 - any handler error is a technical failure
+            return Failure(exc, traceback.format_exc())
+        self.complete(variables)
+        return None
+
+    def complete(self, variables: Mapping[str, Any]) -> None:
+        self.task.data.update(variables)
+        if self.config.get("async_after"):
+            # camunda:asyncAfter: commit here; a job leaves the task and moves on.
+            self.park(PARKED_JOB)
+            self.run.add_async_after(self)
+            return
+        self.task.internal_data.pop(PARKED, None)
+        self.task.complete()
+        self.run.history.record(self.task, self.started_at, self.run.now, "completed")
+
+    def throw_bpmn_error(self, err: BpmnError) -> Failure | None:
+        """Route a BPMN error to a matching boundary or event subprocess, or fail uncaught."""
+        if not self.run.throw_error(self.task, err.code, err.variables):
+            return Failure(
+                err,
+                "".join(traceback.format_exception(err)),
+                retryable=False,
+            )
+        self.run.history.record(self.task, self.started_at, self.run.now, "error", str(err))
+        return None
+
+    def fail(self, failure: Failure) -> None:
+        """Re-raise to the caller: nothing of this engine call is committed."""
+        raise HandlerError(
+            f"task '{self.activity_id}' failed: {failure.message}", activity_id=self.activity_id
+        ) from failure.error
+
+    def park(self, reason: str) -> None:
+        self.task.internal_data[PARKED] = reason
+
+    def schedule_retry(self, failure: Failure) -> None:
+        """Discard the attempt, keep the task parked, and commit a continuation job due after
+        the retry policy's delay, or an incident when retries are spent or not allowed."""
+        self.park(PARKED_JOB)
+        self.run.schedule_retry(self, failure)
+
+    def defer(self) -> None:
+        """Commit now and leave the call of the handler to a job due at once."""
+        self.park(PARKED_JOB)
+        self.run.add_continuation(self)
+
+    def open_external_task(self, topic: str) -> None:
+        self.park(PARKED_EXTERNAL)
+        self.run.add_external_task(self, topic)
+
+
+class Run:
+    """The work of one engine call on one instance."""
+
+    def __init__(
+        self,
+        services: Services,
+        model: ProcessModel,
+        definition: Mapping[str, Any],
+        workflow: Any,
+        instance_row: dict[str, Any] | None,
+        *,
+        instance_id: str,
+        business_key: str | None,
+        job: JobContext | None = None,
+    ) -> None:
+        self.services = services
+        self.model = model
+        self.definition = definition
+        self.wf = workflow
+        self.row = instance_row
+        self.instance_id = instance_id
+        self.business_key = business_key
+        self.job = job
+        self.now = services.now()
+        runtime = (instance_row or {}).get("open_activities") or {}
+        self.history = _History(
+            instance_id, dict(runtime.get("open", {})), int(runtime.get("seq", 0))
+        )
+        self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
+        self._parked: list[Any] = []
+        self._step_started: dict[UUID, datetime] = {}
+        self.wf.script_engine = services.script_engine
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        services: Services,
+        model: ProcessModel,
+        definition: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        business_key: str | None,
+    ) -> Run:
+        wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
+        wf.task_tree.data.update(copy.deepcopy(dict(variables)))
+        for task in wf.get_tasks(state=TaskState.READY):
+            task.data.update(copy.deepcopy(dict(variables)))
+        return cls(
+            services,
+            model,
+            definition,
+            wf,
+            None,
+            instance_id=uuid.uuid4().hex,
+            business_key=business_key,
+        )
+
+    # -- moving on ----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Leave the start event, or, with ``asyncBefore`` on it, commit a job that will."""
+        start = self.async_start_event()
+        if start is None:
+            self.advance()
+            return
+        row = {
+            "id": uuid.uuid4().hex,
+            "instance_id": self.instance_id,
+            "activity_id": start.bpmn_id,
+            "task_id": None,
+            "kind": "async-continuation",
+            "due_at": self.now,
+            "retries_left": self.services.retry_policy_for(self.model, start).retries + 1,
+            "attempts": 0,
+            "last_error": None,
+            "stacktrace": None,
+            "locked_by": None,
+            "lock_expires_at": None,
+            "payload": {"sync": False, "start": True},
+            "rev": 1,
+            "created_at": self.now,
+        }
+        self.write.jobs_insert.append(row)
+
+    def async_start_event(self) -> Any | None:
+        for ts in self.model.spec.task_specs.values():
+            is_none_start = type(ts).__name__ == "StartEvent" and type(
+                getattr(ts, "event_definition", None)
+            ).__name__ in ("NoneEventDefinition", "NoneType")
+            if is_none_start and activity_config(ts).get("async_before"):
+                return ts
+        return None
+
+    def begin_by_message(self, name: str, variables: Mapping[str, Any]) -> None:
+        self.advance()
+        self.correlate(name, variables)
+
+    def _will_run(self, task: Any) -> None:
+        self._step_started[task.id] = self.now
+
+    def _did_run(self, task: Any) -> None:
+        if isinstance(task.task_spec, ServiceTask) and task.state == TaskState.STARTED:
+            self._parked.append(task)
+            return
+        if not is_visible(task):
+            return
+        started = self._step_started.pop(task.id, self.now)
+        if task.state == TaskState.COMPLETED:
+            if not self.history.close(str(task.id), self.now, "completed"):
+                self.history.add(task, started, self.now, "completed")
+        elif task.state == TaskState.ERROR:
+            self.history.add(task, started, self.now, "failed")
+
+    def advance(self) -> None:
+        """Run engine steps and service tasks until every path waits or ends."""
+        while True:
+            try:
+                self.wf.do_engine_steps(
+                    will_complete_task=self._will_run, did_complete_task=self._did_run
+                )
+            except EngineError:
+                raise
+            except SpiffWorkflowException as exc:
+                raise self._workflow_error(exc) from exc
+            if not self._parked:
+                return
+            parked, self._parked = self._parked, []
+            for task in parked:
+                if task.state != TaskState.STARTED:
+                    continue  # cancelled meanwhile, e.g. by an interrupting event
+                self.reach(task, in_job=False, attempt=1)
+
+    def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
+        behavior = self.services.behavior_for(self.model, task.task_spec)
+        behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+
+    def _workflow_error(self, exc: SpiffWorkflowException) -> EngineError:
+        task = getattr(exc, "task", None)
+        where = f"at '{task.task_spec.bpmn_id}' " if task is not None else ""
+        return HandlerError(
+            f"process '{self.model.key}' failed {where}: {exc}",
+            activity_id=task.task_spec.bpmn_id if task is not None else None,
+        )
+
+    def throw_error(self, task: Any, code: str, variables: Mapping[str, Any]) -> bool:
+        """Throw a BPMN error from ``task``; False when nothing catches it."""
+        definition = ErrorEventDefinition(code, code=code)
+        event = BpmnEvent(definition, dict(variables), target=task.workflow)
+        catchers = self.wf.get_tasks(catches_event=event)
+        if not catchers:
+            return False
+        task.data.update(variables)
+        self.wf.top_workflow.event_manager.catch(event)
+        return True
+
+    # -- jobs, incidents, external tasks --------------------------------------------------
+
+    def _job_row(
+        self, act: Activation, kind: str, due_at: datetime, retries: int
+    ) -> dict[str, Any]:
+        return {
+            "id": uuid.uuid4().hex,
+            "instance_id": self.instance_id,
+            "activity_id": act.activity_id,
+            "task_id": str(act.task.id),
+            "kind": kind,
+            "due_at": due_at,
+            "retries_left": retries,
+            "attempts": 0,
+            "last_error": None,
+            "stacktrace": None,
+            "locked_by": None,
+            "lock_expires_at": None,
+            "payload": {"sync": True},
+            "rev": 1,
+            "created_at": self.now,
+        }
+
+    def add_continuation(self, act: Activation) -> None:
+        policy = self.services.retry_policy_for(self.model, act.task.task_spec)
+        row = self._job_row(act, "async-continuation", self.now, policy.retries + 1)
+        row["payload"] = {"sync": False}
+        self.write.jobs_insert.append(row)
+        self.history.add(act.task, act.started_at, None, None)
+
+    def add_async_after(self, act: Activation) -> None:
+        row = self._job_row(act, "async-continuation", self.now, 1)
+        row["payload"] = {"sync": False, "after": True}
+        self.write.jobs_insert.append(row)
+        self.history.add(act.task, act.started_at, None, None)
+
+    def finish_async_after(self, task: Any) -> None:
+        task.internal_data.pop(PARKED, None)
+        task.complete()
+        self.history.record(task, self.now, self.now, "completed")
+
+    def schedule_retry(self, act: Activation, failure: Failure) -> None:
+        policy = self.services.retry_policy_for(self.model, act.task.task_spec)
+        job = self.job.row if (self.job is not None and act.in_job) else None
+        # Failed attempts so far, this one included; the synchronous try counts unless the
+        # task was deferred (async-before), whose first attempt is already a job's.
+        if job is None:
+            failures = 1
+        else:
+            failures = int(job["attempts"]) + 1 + (1 if job["payload"].get("sync", True) else 0)
+        retryable = failure.retryable and policy.is_retryable(failure.error)
+        delay = policy.next_delay(failures) if retryable else None
+        retries_left = max(policy.retries - (failures - 1), 0) if delay is not None else 0
+        due_at = self.now + delay if delay is not None else self.now
+        job_attempts = int(job["attempts"]) + 1 if job is not None else 0
+        self.history.record(act.task, act.started_at, self.now, "failed", failure.message)
+        if job is None:
+            row = self._job_row(act, "async-continuation", due_at, retries_left)
+            row.update(last_error=failure.message, stacktrace=failure.stacktrace)
+            self.write.jobs_insert.append(row)
+            job_id = row["id"]
+        else:
+            job_id = job["id"]
+            self.write.jobs_update.append(
+                {
+                    "id": job_id,
+                    "attempts": job_attempts,
+                    "retries_left": retries_left,
+                    "due_at": due_at,
+                    "last_error": failure.message,
+                    "stacktrace": failure.stacktrace,
+                    "locked_by": None,
+                    "lock_expires_at": None,
+                    "rev": int(job["rev"]) + 1,
+                }
+            )
+        if delay is None:
+            self.open_incident(act.activity_id, job_id, failure)
+            log.warning(
+                "instance %s: task '%s' failed (%s); %s, incident opened",
+                self.instance_id,
+                act.activity_id,
+                failure.message,
+                "not retryable" if not retryable else "retries exhausted",
+            )
+        else:
+            log.warning(
+                "instance %s: task '%s' failed (%s); retry %d of %d due at %s",
+                self.instance_id,
+                act.activity_id,
+                failure.message,
+                job_attempts + 1,
+                policy.retries,
+                due_at.isoformat(),
+            )
+
+    def open_incident(self, activity_id: str, job_id: str | None, failure: Failure) -> None:
+        self.write.incidents_insert.append(
+            {
+                "id": uuid.uuid4().hex,
+                "instance_id": self.instance_id,
+                "activity_id": activity_id,
+                "job_id": job_id,
+                "kind": "failed-job" if job_id else "failed-external-task",
+                "message": failure.message,
+                "stacktrace": failure.stacktrace,
+                "created_at": self.now,
+                "resolved_at": None,
+            }
+        )
+
+    def add_external_task(self, act: Activation, topic: str) -> None:
+        self.write.external_insert.append(
+            {
+                "id": uuid.uuid4().hex,
+                "instance_id": self.instance_id,
+                "activity_id": act.activity_id,
+                "task_id": str(act.task.id),
+                "topic": topic,
+                "process_key": self.model.key,
+                "business_key": self.business_key,
+                "state": "open",
+                "retries": None,
+                "attempts": 0,
+                "error_message": None,
+                "error_details": None,
+                "lock_owner": None,
+                "lock_expires_at": None,
+                "due_at": self.now,
+                "priority": 0,
+                "rev": 1,
+                "created_at": self.now,
+                "completed_at": None,
+            }
+        )
+        self.history.add(act.task, act.started_at, None, None)
+
+    # -- the public commands ------------------------------------------------------------
+
+    def waiting_tasks(self, activity_id: str) -> list[Any]:
+        return [
+            t
+            for t in self.wf.get_tasks(state=_OPEN_STATES)
+            if getattr(t.task_spec, "bpmn_id", None) == activity_id
+        ]
+
+    def complete_task(self, activity_id: str, variables: Mapping[str, Any]) -> None:
+        candidates = self.waiting_tasks(activity_id)
+        manual = [t for t in candidates if t.state == TaskState.READY and t.task_spec.manual]
+        receive = [
+            t
+            for t in candidates
+            if t.state == TaskState.WAITING
+            and isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+        ]
+        if manual:
+            task = manual[0]
+            task.data.update(copy.deepcopy(dict(variables)))
+            task.complete()
+        elif receive:
+            task = receive[0]
+            self._deliver(task, task.task_spec.event_definition.name, variables)
+        else:
+            raise NotFound(
+                f"instance {self.instance_id} has no user, manual or receive task waiting at "
+                f"'{activity_id}' (waiting at: {', '.join(self.waiting_at()) or 'nothing'})"
+            )
+        self.history.record(task, self.now, self.now, "completed")
+        self.advance()
+
+    def message_catchers(self, name: str) -> list[Any]:
+        return [
+            t
+            for t in self.wf.get_tasks(state=TaskState.WAITING)
+            if isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+            and t.task_spec.event_definition.name == name
+        ]
+
+    def correlate(self, name: str, variables: Mapping[str, Any]) -> None:
+        catchers = self.message_catchers(name)
+        if not catchers:
+            raise NotFound(f"instance {self.instance_id} does not wait for message '{name}'")
+        self._deliver(catchers[0], name, variables)
+        self.advance()
+
+    def _deliver(self, task: Any, name: str, variables: Mapping[str, Any]) -> None:
+        event = BpmnEvent(task.task_spec.event_definition, copy.deepcopy(dict(variables)))
+        task.task_spec.catch(task, event)
+        task.task_spec._update(task)
+
+    # -- results ------------------------------------------------------------------------
+
+    def waiting_at(self) -> list[str]:
+        ids = set()
+        for task in self.wf.get_tasks(state=_OPEN_STATES):
+            if not is_visible(task):
+                continue
+            spec = task.task_spec
+            if (
+                (task.state == TaskState.READY and spec.manual)
+                or (
+                    task.state == TaskState.WAITING
+                    and isinstance(spec, CatchingEvent)
+                    and is_waiting_event(task)
+                )
+                or (task.state == TaskState.STARTED and isinstance(spec, ServiceTask))
+            ):
+                ids.add(spec.bpmn_id)
+        return sorted(ids)
+
+    def variables(self) -> dict[str, Any]:
+        """Process-level variables: the end data when completed, else the merged data of the
+        tasks where tokens are (in tree order, so later branches win on clashes)."""
+        if self.wf.completed:
+            end = self.wf.last_task
+            data = dict(end.data) if end is not None else {}
+            data.update(self.wf.data)
+            data.pop("data_objects", None)
+            return data
+        merged: dict[str, Any] = {}
+        frontier = [t for t in self.wf.get_tasks(state=_OPEN_STATES) if is_visible(t)]
+        for task in frontier or [self.wf.task_tree]:
+            merged.update(task.data)
+        return merged
+
+    def state(self, has_open_incident: bool) -> str:
+        if self.wf.completed:
+            return "completed"
+        return "incident" if has_open_incident else "active"
+
+    def _close_history(self) -> None:
+        """Close open rows of tasks that finished or were cancelled, open rows for new
+        wait states."""
+        for task_id in list(self.history.open):
+            try:
+                task = self.wf.get_task_from_id(UUID(task_id))
+            except (KeyError, SpiffWorkflowException):
+                task = None
+            if task is None:
+                self.history.close(task_id, self.now, "cancelled")
+            elif task.state == TaskState.COMPLETED:
+                self.history.close(task_id, self.now, "completed")
+            elif task.state == TaskState.CANCELLED:
+                self.history.close(task_id, self.now, "cancelled")
+            elif task.state == TaskState.ERROR:
+                self.history.close(task_id, self.now, "failed")
+        for task in self.wf.get_tasks(state=_OPEN_STATES):
+            if not is_visible(task) or str(task.id) in self.history.open:
+                continue
+            spec = task.task_spec
+            waits = (
+                (task.state == TaskState.READY and spec.manual)
+                or (task.state == TaskState.WAITING and is_waiting_event(task))
+                or task.state == TaskState.STARTED
+            )
+            if waits:
+                self.history.add(task, self._step_started.get(task.id, self.now), None, None)
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        rows = []
+        for task in self.wf.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if isinstance(definition, MessageEventDefinition):
+                rows.append(
+                    {
+                        "instance_id": self.instance_id,
+                        "task_id": str(task.id),
+                        "kind": "message",
+                        "name": definition.name,
+                        "activity_id": task.task_spec.bpmn_id,
+                        "business_key": self.business_key,
+                    }
+                )
+        return rows
+
+    def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
+        """Fill in the instance row and history; the write is ready to apply."""
+        self._close_history()
+        now = self.now
+        state = self.state(has_open_incident)
+        variables = self.variables()
+        try:
+            check_variables(variables, f"instance {self.instance_id}")
+        except InvalidVariables as exc:
+            raise InvalidVariables(f"process data cannot be stored: {exc}") from exc
+        previous_subs = int(((self.row or {}).get("open_activities") or {}).get("subs", 0))
+        subs = self.subscriptions()
+        instance = {
+            "id": self.instance_id,
+            "definition_id": self.definition["id"],
+            "process_key": self.model.key,
+            "version": self.definition["version"],
+            "business_key": self.business_key,
+            "state": state,
+            "waiting_at": self.waiting_at(),
+            "variables": variables,
+            "open_activities": {
+                "open": self.history.open,
+                "seq": self.history.seq,
+                "subs": len(subs),
+            },
+            "data": codec.dump(self.wf),
+            "format": 1,
+            "updated_at": now,
+            "ended_at": now if state == "completed" else None,
+        }
+        if self.row is None:
+            instance.update(rev=1, created_at=now)
+            self.write.expected_rev = None
+        else:
+            instance["rev"] = int(self.row["rev"]) + 1
+            self.write.expected_rev = int(self.row["rev"])
+        self.write.instance = instance
+        self.write.history_insert = self.history.inserts
+        self.write.history_update = self.history.updates
+        if subs or previous_subs:
+            self.write.subscriptions = subs
+        return self.write
+
+    def snapshot(self) -> ProcessInstance:
+        row = self.write.instance
+        return ProcessInstance(
+            id=row["id"],
+            process_key=row["process_key"],
+            version=row["version"],
+            business_key=row["business_key"],
+            state=row["state"],
+            variables=copy.deepcopy(row["variables"]),
+            waiting_at=list(row["waiting_at"]),
+            definition_id=row["definition_id"],
+            created_at=row.get("created_at") or (self.row or {}).get("created_at"),
+            ended_at=row["ended_at"],
+        )
+
+
+def due_in(now: datetime, delay: timedelta) -> datetime:
+    return now + delay

@@ -1,0 +1,50 @@
+"""The script engine SpiffWorkflow calls for conditions and other expressions.
+
+SpiffWorkflow's default evaluates every expression in a BPMN file as Python. BPMN is untrusted
+input, so ours evaluates them with the safe JUEL-subset evaluator in ``engine.expressions``
+(a bare condition such as ``amount > 100`` is read as ``${amount > 100}``). Python script
+tasks run only when the engine was created with ``allow_scripts=True``; otherwise reaching
+one is a technical failure naming the task (and deployment refuses them, see
+``engine.deployment``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+
+from engine import expressions
+from engine.errors import ExpressionError
+
+
+class ScriptsDisabled(ExpressionError):
+    default_message = "script tasks are disabled"
+
+
+class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
+    def __init__(self, allow_scripts: bool = False) -> None:
+        super().__init__()
+        self.allow_scripts = allow_scripts
+
+    def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        variables = dict(task.data)
+        if external_context:
+            variables.update(external_context)
+        return evaluate_text(expression, variables)
+
+    def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
+        if not self.allow_scripts:
+            raise ScriptsDisabled(
+                f"script task '{task.task_spec.bpmn_id}' cannot run: Python script tasks are "
+                "disabled (create the engine with allow_scripts=True to trust them)"
+            )
+        return super().execute(task, script, external_context)
+
+
+def evaluate_text(expression: str, variables: dict[str, Any]) -> Any:
+    """Evaluate ``${...}`` text, or bare expression text, against variables."""
+    text = expression.strip()
+    if not expressions.is_expression(text):
+        text = "${" + text + "}"
+    return expressions.evaluate(text, variables)

@@ -1,0 +1,636 @@
+"""The one storage interface: every database operation the engine performs is a named method.
+
+SQLite (the embedded default, WAL mode) and PostgreSQL go through the same SQLAlchemy Core
+statements. Writes of one engine call are gathered in an ``InstanceWrite`` and applied by
+``apply`` in a single transaction; the instance row's ``rev`` column makes that write optimistic:
+if another transaction moved the instance on meanwhile, nothing is written and
+``ConcurrencyConflict`` is raised for the caller to re-run its command on fresh state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from engine import schema as t
+from engine.errors import ConcurrencyConflict, StoreError
+
+DEFAULT_URL = "sqlite:///spillway.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "sw_schema_version"
+NOTIFY_CHANNEL = "spillway_jobs"
+
+
+@dataclass
+class InstanceWrite:
+    """Everything one engine call changes for one instance, applied atomically."""
+
+    instance: dict[str, Any]
+    #: None inserts a new instance; otherwise the update only applies at this revision.
+    expected_rev: int | None
+    history_insert: list[dict[str, Any]] = field(default_factory=list)
+    history_update: list[dict[str, Any]] = field(default_factory=list)
+    #: Replaces the instance's subscriptions when not None.
+    subscriptions: list[dict[str, Any]] | None = None
+    jobs_insert: list[dict[str, Any]] = field(default_factory=list)
+    jobs_update: list[dict[str, Any]] = field(default_factory=list)
+    jobs_delete: list[str] = field(default_factory=list)
+    #: Job ids that must still be held by ``lock_owner`` for the write to apply.
+    jobs_held: list[str] = field(default_factory=list)
+    lock_owner: str | None = None
+    incidents_insert: list[dict[str, Any]] = field(default_factory=list)
+    incidents_resolve: list[str] = field(default_factory=list)
+    external_insert: list[dict[str, Any]] = field(default_factory=list)
+    external_update: list[dict[str, Any]] = field(default_factory=list)
+    external_delete: list[str] = field(default_factory=list)
+    outbox_insert: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _is_memory_sqlite(url: sa.URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+class Store:
+    """SQLAlchemy-backed storage shared by every engine node that points at the same URL."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = sa.make_url(url or DEFAULT_URL)
+        self.dialect = self.url.get_backend_name()
+        self._lock: threading.RLock | None = None
+        self.engine = self._create_engine()
+
+    # -- connection handling ------------------------------------------------------------
+
+    def _create_engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+            if _is_memory_sqlite(self.url):
+                # One shared connection; the lock serialises threads on it.
+                kwargs["poolclass"] = StaticPool
+                self._lock = threading.RLock()
+            engine = sa.create_engine(self.url, **kwargs)
+            self._install_sqlite_hooks(engine)
+            return engine
+        if self.dialect == "postgresql":
+            return sa.create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        return sa.create_engine(self.url)
+
+    @staticmethod
+    def _install_sqlite_hooks(engine: Engine) -> None:
+        # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
+        # front; we issue BEGIN ourselves (IMMEDIATE for writes, so two writers queue on the
+        # busy timeout instead of failing on lock upgrade).
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Connection]:
+        """One database transaction; commits on success, rolls back on any exception."""
+        lock = self._lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.connect() as conn:
+                conn.info["write"] = write
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.info["write"] = False
+        except (ConcurrencyConflict, StoreError):
+            raise
+        except IntegrityError:
+            raise
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision shipped with the package."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.transaction(write=True) as conn:
+            current = MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
+            if current == head:
+                return
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- deployments --------------------------------------------------------------------
+
+    def deployment_by_digest(self, digest: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(
+                    sa.select(t.deployments).where(t.deployments.c.digest == digest).limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def definitions_of_deployment(self, deployment_id: str) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t.definitions).where(t.definitions.c.deployment_id == deployment_id)
+                ).mappings()
+            ]
+
+    def latest_definitions(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The newest version of each key that has one."""
+        if not keys:
+            return {}
+        with self.transaction(write=False) as conn:
+            newest = (
+                sa.select(t.definitions.c.key, sa.func.max(t.definitions.c.version).label("v"))
+                .where(t.definitions.c.key.in_(list(keys)))
+                .group_by(t.definitions.c.key)
+                .subquery()
+            )
+            rows = conn.execute(
+                sa.select(t.definitions).join(
+                    newest,
+                    sa.and_(
+                        t.definitions.c.key == newest.c.key,
+                        t.definitions.c.version == newest.c.v,
+                    ),
+                )
+            ).mappings()
+            return {r["key"]: dict(r) for r in rows}
+
+    def definition(self, definition_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(sa.select(t.definitions).where(t.definitions.c.id == definition_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def resources(self, deployment_id: str) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t.resources)
+                    .where(t.resources.c.deployment_id == deployment_id)
+                    .order_by(t.resources.c.name)
+                ).mappings()
+            ]
+
+    def message_start_definitions(self, message: str) -> list[dict[str, Any]]:
+        """Latest definitions whose message start events listen for ``message``."""
+        with self.transaction(write=False) as conn:
+            rows = conn.execute(sa.select(t.definitions)).mappings().all()
+        latest: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if r["key"] not in latest or r["version"] > latest[r["key"]]["version"]:
+                latest[r["key"]] = dict(r)
+        return [d for d in latest.values() if message in (d["message_starts"] or [])]
+
+    def insert_deployment(
+        self,
+        deployment: dict[str, Any],
+        resources: list[dict[str, Any]],
+        definitions: list[dict[str, Any]],
+    ) -> None:
+        try:
+            with self.transaction() as conn:
+                conn.execute(t.deployments.insert(), [deployment])
+                if resources:
+                    conn.execute(t.resources.insert(), resources)
+                if definitions:
+                    conn.execute(t.definitions.insert(), definitions)
+        except IntegrityError as exc:
+            # Another node deployed the same key version at the same moment.
+            raise ConcurrencyConflict("a concurrent deployment took the same version") from exc
+
+    # -- instances ----------------------------------------------------------------------
+
+    def instance(self, instance_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def instances(
+        self,
+        process_key: str | None = None,
+        state: str | None = None,
+        business_key: str | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        cols = [c for c in t.instances.c if c.name != "data"]
+        query = sa.select(*cols).order_by(t.instances.c.created_at, t.instances.c.id)
+        if process_key is not None:
+            query = query.where(t.instances.c.process_key == process_key)
+        if state is not None:
+            query = query.where(t.instances.c.state == state)
+        if business_key is not None:
+            query = query.where(t.instances.c.business_key == business_key)
+        if ids is not None:
+            query = query.where(t.instances.c.id.in_(list(ids)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t.history)
+                    .where(t.history.c.instance_id == instance_id)
+                    .order_by(t.history.c.seq)
+                ).mappings()
+            ]
+
+    def subscribers(self, kind: str, name: str) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t.subscriptions).where(
+                        t.subscriptions.c.kind == kind, t.subscriptions.c.name == name
+                    )
+                ).mappings()
+            ]
+
+    def apply(self, write: InstanceWrite) -> None:
+        """Apply one engine call's changes in a single transaction (see module docstring)."""
+        try:
+            with self.transaction() as conn:
+                self._apply(conn, write)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(
+                f"instance {write.instance['id']} was written concurrently"
+            ) from exc
+
+    def _apply(self, conn: Connection, w: InstanceWrite) -> None:
+        inst = w.instance
+        iid = inst["id"]
+        if w.jobs_held:
+            held = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.jobs)
+                .where(t.jobs.c.id.in_(w.jobs_held), t.jobs.c.locked_by == w.lock_owner)
+            ).scalar_one()
+            if held != len(set(w.jobs_held)):
+                raise ConcurrencyConflict(f"job lock lost for instance {iid}")
+        if w.expected_rev is None:
+            conn.execute(t.instances.insert(), [inst])
+        else:
+            values = {k: v for k, v in inst.items() if k != "id"}
+            result = conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == iid, t.instances.c.rev == w.expected_rev)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
+        if w.history_insert:
+            conn.execute(t.history.insert(), w.history_insert)
+        for row in w.history_update:
+            conn.execute(
+                t.history.update()
+                .where(t.history.c.id == row["id"])
+                .values(**{k: v for k, v in row.items() if k != "id"})
+            )
+        if w.subscriptions is not None:
+            conn.execute(t.subscriptions.delete().where(t.subscriptions.c.instance_id == iid))
+            if w.subscriptions:
+                conn.execute(t.subscriptions.insert(), w.subscriptions)
+        if w.jobs_delete:
+            conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(w.jobs_delete)))
+        for row in w.jobs_update:
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == row["id"])
+                .values(**{k: v for k, v in row.items() if k != "id"})
+            )
+        if w.jobs_insert:
+            conn.execute(t.jobs.insert(), w.jobs_insert)
+        if w.incidents_resolve:
+            conn.execute(
+                t.incidents.update()
+                .where(t.incidents.c.id.in_(w.incidents_resolve))
+                .values(resolved_at=inst["updated_at"])
+            )
+        if w.incidents_insert:
+            conn.execute(t.incidents.insert(), w.incidents_insert)
+        if w.external_delete:
+            conn.execute(
+                t.external_tasks.delete().where(t.external_tasks.c.id.in_(w.external_delete))
+            )
+        for row in w.external_update:
+            conn.execute(
+                t.external_tasks.update()
+                .where(t.external_tasks.c.id == row["id"])
+                .values(**{k: v for k, v in row.items() if k != "id"})
+            )
+        if w.external_insert:
+            conn.execute(t.external_tasks.insert(), w.external_insert)
+        if w.outbox_insert:
+            conn.execute(t.outbox.insert(), w.outbox_insert)
+        if self.dialect == "postgresql" and (
+            w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert
+        ):
+            # Delivered on commit: wakes executors, pools and bridges on other nodes.
+            conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def acquire_jobs(
+        self,
+        owner: str,
+        now: datetime,
+        lock_until: datetime,
+        limit: int,
+        job_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Lock up to ``limit`` due jobs for ``owner``, at most one per instance, skipping
+        instances that already have a locked job (exclusive jobs, as in Camunda).
+
+        On PostgreSQL the instance rows are locked ``FOR UPDATE SKIP LOCKED`` while choosing,
+        so two acquirers never take jobs of one instance; on SQLite ``BEGIN IMMEDIATE``
+        serialises acquirers.
+        """
+        j = t.jobs
+        sibling = sa.alias(t.jobs, "sibling")
+        busy = (
+            sa.select(sibling.c.id)
+            .where(
+                sibling.c.instance_id == j.c.instance_id,
+                sibling.c.id != j.c.id,
+                sibling.c.locked_by.is_not(None),
+                sibling.c.lock_expires_at > now,
+            )
+            .exists()
+        )
+        due = (
+            sa.select(j.c.id, j.c.instance_id)
+            .where(
+                j.c.retries_left > 0,
+                sa.or_(j.c.locked_by.is_(None), j.c.lock_expires_at <= now),
+                ~busy,
+            )
+            .order_by(j.c.due_at, j.c.id)
+        )
+        due = due.where(j.c.id == job_id) if job_id is not None else due.where(j.c.due_at <= now)
+        with self.transaction() as conn:
+            candidates = conn.execute(due.limit(limit * 4)).all()
+            chosen: dict[str, str] = {}
+            for jid, iid in candidates:
+                if iid not in chosen:
+                    chosen[iid] = jid
+                if len(chosen) >= limit:
+                    break
+            if not chosen:
+                return []
+            if self.dialect == "postgresql":
+                locked = (
+                    conn.execute(
+                        sa.select(t.instances.c.id)
+                        .where(t.instances.c.id.in_(list(chosen)))
+                        .with_for_update(skip_locked=True)
+                    )
+                    .scalars()
+                    .all()
+                )
+                # Under the instance locks, re-check that no sibling job got locked meanwhile.
+                still_busy = set(
+                    conn.execute(
+                        sa.select(j.c.instance_id).where(
+                            j.c.instance_id.in_(list(locked)),
+                            j.c.locked_by.is_not(None),
+                            j.c.lock_expires_at > now,
+                        )
+                    ).scalars()
+                )
+                chosen = {i: chosen[i] for i in locked if i not in still_busy}
+            rows = []
+            for jid in chosen.values():
+                result = conn.execute(
+                    j.update()
+                    .where(
+                        j.c.id == jid,
+                        sa.or_(j.c.locked_by.is_(None), j.c.lock_expires_at <= now),
+                    )
+                    .values(locked_by=owner, lock_expires_at=lock_until, rev=j.c.rev + 1)
+                )
+                if result.rowcount == 1:
+                    rows.append(jid)
+            if not rows:
+                return []
+            return [dict(r) for r in conn.execute(sa.select(j).where(j.c.id.in_(rows))).mappings()]
+
+    def release_job(self, job_id: str, owner: str) -> None:
+        """Give a job back without counting an attempt (the instance was busy elsewhere)."""
+        with self.transaction() as conn:
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
+                .values(locked_by=None, lock_expires_at=None, rev=t.jobs.c.rev + 1)
+            )
+
+    def extend_job_lock(self, job_id: str, owner: str, lock_until: datetime) -> bool:
+        with self.transaction() as conn:
+            result = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
+                .values(lock_expires_at=lock_until)
+            )
+            return bool(result.rowcount == 1)
+
+    def delete_job(self, job_id: str, owner: str | None = None) -> bool:
+        with self.transaction() as conn:
+            query = t.jobs.delete().where(t.jobs.c.id == job_id)
+            if owner is not None:
+                query = query.where(t.jobs.c.locked_by == owner)
+            return bool(conn.execute(query).rowcount == 1)
+
+    def record_job_failure(
+        self,
+        job_update: dict[str, Any],
+        owner: str,
+        incident: dict[str, Any] | None,
+        instance_id: str,
+        now: datetime,
+    ) -> bool:
+        """Count a failed attempt that never reached a commit (the run itself raised).
+
+        Returns False when the lock was lost meanwhile (then nothing is written)."""
+        with self.transaction() as conn:
+            values = {k: v for k, v in job_update.items() if k != "id"}
+            result = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_update["id"], t.jobs.c.locked_by == owner)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return False
+            if incident is not None:
+                conn.execute(t.incidents.insert(), [incident])
+                # The rev bump makes any run that loaded the old state conflict and re-read.
+                conn.execute(
+                    t.instances.update()
+                    .where(t.instances.c.id == instance_id, t.instances.c.state == "active")
+                    .values(state="incident", rev=t.instances.c.rev + 1, updated_at=now)
+                )
+            return True
+
+    def retry_job(self, job_id: str, retries: int, now: datetime) -> dict[str, Any]:
+        """Operator retry: give the job ``retries`` attempts, due now, and resolve its incidents."""
+        with self.transaction() as conn:
+            job = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+            if job is None:
+                raise KeyError(job_id)
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id)
+                .values(
+                    retries_left=retries,
+                    due_at=now,
+                    locked_by=None,
+                    lock_expires_at=None,
+                    rev=t.jobs.c.rev + 1,
+                )
+            )
+            conn.execute(
+                t.incidents.update()
+                .where(t.incidents.c.job_id == job_id, t.incidents.c.resolved_at.is_(None))
+                .values(resolved_at=now)
+            )
+            self._refresh_incident_state(conn, job["instance_id"], now)
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+            return dict(job)
+
+    def resolve_incident(self, incident_id: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            row = (
+                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise KeyError(incident_id)
+            conn.execute(
+                t.incidents.update().where(t.incidents.c.id == incident_id).values(resolved_at=now)
+            )
+            self._refresh_incident_state(conn, row["instance_id"], now)
+
+    @staticmethod
+    def _refresh_incident_state(conn: Connection, instance_id: str, now: datetime) -> None:
+        open_count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.incidents)
+            .where(t.incidents.c.instance_id == instance_id, t.incidents.c.resolved_at.is_(None))
+        ).scalar_one()
+        if open_count == 0:
+            conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == instance_id, t.instances.c.state == "incident")
+                .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
+            )
+
+    def next_due_job(self) -> datetime | None:
+        with self.transaction(write=False) as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(t.jobs.c.due_at)).where(t.jobs.c.retries_left > 0)
+            ).scalar()
+        if value is None:
+            return None
+        return t.UTCDateTime().process_result_value(value, self.engine.dialect)
+
+    # -- jobs and incidents (reads) -----------------------------------------------------
+
+    def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
+        if instance_id is not None:
+            query = query.where(t.jobs.c.instance_id == instance_id)
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+            return dict(row) if row else None
+
+    def incidents(
+        self, instance_id: str | None = None, open_only: bool = True
+    ) -> list[dict[str, Any]]:
+        query = sa.select(t.incidents).order_by(t.incidents.c.created_at, t.incidents.c.id)
+        if instance_id is not None:
+            query = query.where(t.incidents.c.instance_id == instance_id)
+        if open_only:
+            query = query.where(t.incidents.c.resolved_at.is_(None))
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def external_tasks_of(self, instance_id: str) -> list[dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            return [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(t.external_tasks).where(t.external_tasks.c.instance_id == instance_id)
+                ).mappings()
+            ]
+
+
+def row_time(row: Mapping[str, Any], key: str) -> datetime | None:
+    value = row.get(key)
+    return value if isinstance(value, datetime) else None
+
+
+__all__ = ["DBAPIError", "InstanceWrite", "Store"]

@@ -1,0 +1,126 @@
+"""BPMN is untrusted input: every bad source is a clear DeploymentError and nothing is stored."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import DeploymentError, ProcessEngine
+from tests.bpmnbuild import process
+from tests.test_core import table_counts
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE definitions [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d">
+<bpmn:process id="p" isExecutable="true"><bpmn:startEvent id="s" name="&xxe;" /></bpmn:process>
+</bpmn:definitions>"""
+
+REMOTE_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE definitions SYSTEM "http://127.0.0.1:9/evil.dtd">
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" />"""
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">\n'
+    + b"".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n'.encode()
+        for i in range(1, 10)
+    )
+    + b"]>\n<lolz>&lol9;</lolz>"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"<bpmn:definitions", "not well-formed"),
+        (b"<html><body>hello</body></html>", "not a BPMN 2.0 document"),
+        (XXE, "DOCTYPE"),
+        (REMOTE_DTD, "DOCTYPE"),
+        (BILLION_LAUGHS, "DOCTYPE"),
+        (
+            b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            b'id="d"><bpmn:process id="p" isExecutable="false" /></bpmn:definitions>',
+            "no executable process",
+        ),
+        (
+            process("p", '<bpmn:serviceTask id="Start" spillway:handler="a" />'),
+            "element id 'Start' is reserved",
+        ),
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "truncated",
+        "html",
+        "xxe",
+        "remote-dtd",
+        "billion-laughs",
+        "not-executable",
+        "reserved-id",
+    ],
+)
+def test_bad_sources_are_refused_and_store_nothing(
+    eng: ProcessEngine, content: bytes, message: str
+) -> None:
+    eng.register_handler("a", lambda ctx: None)
+    before = table_counts(eng)
+    started = time.perf_counter()
+    with pytest.raises(DeploymentError, match=message) as err:
+        eng.deploy(content)
+    assert time.perf_counter() - started < 1.0  # refused outright, never expanded
+    assert "<bytes>" in str(err.value)
+    assert table_counts(eng) == before
+
+
+def test_missing_file_and_empty_folder(eng: ProcessEngine, tmp_path: Path) -> None:
+    with pytest.raises(DeploymentError, match="no such file"):
+        eng.deploy(tmp_path / "nope.bpmn")
+    with pytest.raises(DeploymentError, match="holds no .bpmn"):
+        eng.deploy(tmp_path)
+    with pytest.raises(DeploymentError, match="list of sources is empty"):
+        eng.deploy([])
+
+
+def test_file_error_names_the_file(eng: ProcessEngine, tmp_path: Path) -> None:
+    good = tmp_path / "good.bpmn"
+    bad = tmp_path / "bad.bpmn"
+    good.write_bytes(process("good"))
+    bad.write_bytes(b"<not-closed>")
+    before = table_counts(eng)
+    with pytest.raises(DeploymentError, match="bad.bpmn"):
+        eng.deploy([good, bad])
+    assert table_counts(eng) == before  # the good file was not deployed either
+
+
+def test_parser_refusal_names_file_and_element(eng: ProcessEngine) -> None:
+    bpmn = process(
+        "p",
+        '<bpmn:exclusiveGateway id="Gw" />',
+        '<bpmn:endEvent id="E1" />',
+        '<bpmn:endEvent id="E2" />',
+        end="",
+        flows=[("StartEvent_1", "Gw"), ("Gw", "E1"), ("Gw", "E2")],
+    )
+    with pytest.raises(DeploymentError, match="<bytes>: Flow_1: .*without condition"):
+        eng.deploy(bpmn)
+
+
+def test_service_task_without_implementation(eng: ProcessEngine) -> None:
+    with pytest.raises(DeploymentError, match="task 'A' has no implementation"):
+        eng.deploy(process("p", '<bpmn:serviceTask id="A" />'))
+
+
+def test_bad_retry_cycle_is_a_deployment_error(eng: ProcessEngine) -> None:
+    eng.register_handler("a", lambda ctx: None)
+    bpmn = process(
+        "p",
+        '<bpmn:serviceTask id="A" spillway:handler="a"><bpmn:extensionElements>'
+        "<camunda:failedJobRetryTimeCycle>every now and then</camunda:failedJobRetryTimeCycle>"
+        "</bpmn:extensionElements></bpmn:serviceTask>",
+    )
+    with pytest.raises(DeploymentError, match="task 'A': bad retry configuration"):
+        eng.deploy(bpmn)
