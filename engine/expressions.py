@@ -217,21 +217,13 @@ class _Parser:
             raise self.error(token, f"expected '{op}', found {self.describe(token)}")
 
     def expr(self) -> Node:
-        """Ternary level. The only recursive entry point (parentheses, brackets, arguments,
-        ternary branches), so counting here bounds the parser's stack use."""
+        """A whole (sub)expression. Parentheses, brackets, arguments and ternary branches all
+        come back here, so counting here bounds the nesting; binary operators are parsed with
+        a shunting-yard loop and postfix/prefix operators with loops, so each nesting level
+        costs at most three stack frames."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _too_deep(self.source)
-        node = self.binary()
-        if self.accept("?"):
-            then = self.expr()
-            self.expect(":")
-            node = Node("ternary", None, (node, then, self.expr()))
-        self.depth -= 1
-        return node
-
-    def binary(self) -> Node:
-        # Shunting-yard rather than one function per level: constant stack use per nesting.
         operands = [self.operand()]
         pending: list[str] = []
         while (token := self.tokens[self.index]).kind == "op" and token.value in _PREC:
@@ -242,7 +234,13 @@ class _Parser:
             operands.append(self.operand())
         while pending:
             self.reduce(operands, pending.pop())
-        return operands[0]
+        node = operands[0]
+        if self.accept("?"):
+            then = self.expr()
+            self.expect(":")
+            node = Node("ternary", None, (node, then, self.expr()))
+        self.depth -= 1
+        return node
 
     @staticmethod
     def reduce(operands: list[Node], op: str) -> None:
@@ -254,11 +252,24 @@ class _Parser:
             operands.append(Node("chain", (op,), (left, right)))
 
     def operand(self) -> Node:
+        """Prefix operators, a primary, then any ``.name``, ``.name(args)`` and ``[key]``."""
         prefix: list[str] = []
-        while (token := self.tokens[self.index]).kind == "op" and token.value in _PREFIX:
+        while (token := self.next()).kind == "op" and token.value in _PREFIX:
             prefix.append(token.value)
-            self.index += 1
-        node = self.primary()
+        if token.kind == "value":
+            node = Node("const", token.value)
+        elif token.kind == "name":
+            self.check_name(token)
+            if self.accept("("):
+                raise self.error(token, f"function calls are not supported ('{token.value}')")
+            node = Node("name", token.value)
+        elif token.kind == "op" and token.value == "(":
+            node = self.expr()
+            self.expect(")")
+        elif token.kind == "op" and token.value == "[":
+            node = Node("list", None, self.arguments("]"))
+        else:
+            raise self.error(token, f"expected an operand, found {self.describe(token)}")
         while True:
             if self.accept("."):
                 name = self.next()
@@ -277,24 +288,6 @@ class _Parser:
         for op in reversed(prefix):
             node = Node("unary", op, (node,))
         return node
-
-    def primary(self) -> Node:
-        token = self.next()
-        if token.kind == "value":
-            return Node("const", token.value)
-        if token.kind == "name":
-            self.check_name(token)
-            following = self.tokens[self.index]
-            if following.kind == "op" and following.value == "(":
-                raise self.error(token, f"function calls are not supported ('{token.value}')")
-            return Node("name", token.value)
-        if token.kind == "op" and token.value == "(":
-            node = self.expr()
-            self.expect(")")
-            return node
-        if token.kind == "op" and token.value == "[":
-            return Node("list", None, self.arguments("]"))
-        raise self.error(token, f"expected an operand, found {self.describe(token)}")
 
     def arguments(self, close: str) -> tuple[Node, ...]:
         if self.accept(close):
@@ -363,8 +356,10 @@ def _type_name(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return _to_str(value) or "null"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {_to_str(value)}"
     text = repr(value)
     return f"{_type_name(value)} {text if len(text) <= 60 else text[:60] + '...'}"
 
