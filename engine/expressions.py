@@ -335,7 +335,8 @@ def _analyse(source: str, root: Node) -> frozenset[str]:
 # --- values and coercions ----------------------------------------------------------------------
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Unambiguous on purpose: string variables come from process data, so no backtracking blow-up.
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TYPE_NAMES: Final = {bool: "boolean", int: "integer", float: "float", str: "string"}
 _JAVA_WHITESPACE: Final = "".join(map(chr, range(33)))  # what Java's String.trim() removes
 _ORDER: Final = {"<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge}
@@ -360,7 +361,10 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"boolean {_to_str(value)}"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # ints beyond Python's int-to-str digit limit
+        text = "(too large to show)"
     return f"{_type_name(value)} {text if len(text) <= 60 else text[:60] + '...'}"
 
 
@@ -370,7 +374,7 @@ def _is_number(value: Any) -> bool:
 
 def _to_number(value: Any, what: str) -> int | float:
     """JUEL's coercion to a number: null and '' are 0, numeric strings parse, bools fail."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and value == ""):
         return 0
     if _is_number(value):
         return value  # type: ignore[no-any-return]
@@ -434,8 +438,8 @@ def _equals(a: Any, b: Any) -> bool:
         x = _bool_text(a)
         return x is not None and x == _bool_text(b)
     if _is_number(a) or _is_number(b):
-        if a == "" or b == "":
-            return False
+        if any(isinstance(value, str) and value == "" for value in (a, b)):
+            return False  # unlike JUEL, '' is not 0 here: ${x == ''} never means zero
         try:
             return _to_number(a, "==") == _to_number(b, "==")
         except _Fail:
@@ -522,7 +526,7 @@ _STR_METHODS: Final[dict[str, _Method]] = {
     "toLowerCase": (0, 0, lambda s: s.lower()),
     "trim": (0, 0, lambda s: s.strip(_JAVA_WHITESPACE)),
     "equals": (1, 1, lambda s, x: isinstance(x, str) and s == x),
-    "equalsIgnoreCase": (1, 1, lambda s, x: s.casefold() == _to_str(x).casefold()),
+    "equalsIgnoreCase": (1, 1, lambda s, x: s.lower() == _to_str(x).lower()),
     "substring": (1, 2, _substring),
     "indexOf": (1, 1, lambda s, x: s.find(_to_str(x))),
 }
@@ -611,7 +615,7 @@ class _Evaluator:
         for op, operand in zip(ops, operands[1:], strict=True):
             right = self.node(operand)
             if op in ("==", "!="):
-                value = _equals(value, right) is (op == "==")
+                value = _equals(value, right) if op == "==" else not _equals(value, right)
             elif op in _ORDER:
                 value = _compare(op, value, right)
             else:
