@@ -214,7 +214,7 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
             if (
                 args.exit_when_idle
                 and not eng.store.next_due_job()
-                and executor._free() == args.workers
+                and executor.free_workers() == args.workers
             ):
                 break
     finally:

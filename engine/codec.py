@@ -25,13 +25,11 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
 )
 from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_SERIALIZER_VERSION
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
-from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
-from SpiffWorkflow.camunda.specs.multiinstance_task import (
-    ParallelMultiInstanceTask,
-    SequentialMultiInstanceTask,
+from SpiffWorkflow.camunda.specs.event_definitions import (
+    MessageEventDefinition as CamundaMessageEventDefinition,
 )
-from SpiffWorkflow.camunda.specs.user_task import UserTask
 
 from engine.specs import ServiceTask
 
@@ -62,12 +60,8 @@ def _config() -> dict[Any, Any]:
     # Camunda's task classes (forms, DMN, multi-instance) with the base message definition,
     # which our parser uses; our service task serializes like any plain task.
     config = dict(CAMUNDA_CONFIG)
-    for cls in (UserTask, ParallelMultiInstanceTask, SequentialMultiInstanceTask, BusinessRuleTask):
-        config[cls] = CAMUNDA_CONFIG[cls]
-    for cls, conv in DEFAULT_CONFIG.items():
-        if cls.__name__ == "MessageEventDefinition":
-            config = {k: v for k, v in config.items() if k.__name__ != "MessageEventDefinition"}
-            config[cls] = conv
+    config.pop(CamundaMessageEventDefinition)
+    config[MessageEventDefinition] = DEFAULT_CONFIG[MessageEventDefinition]
     config[ServiceTask] = BpmnTaskSpecConverter
     config.pop(BpmnWorkflow, None)
     return config

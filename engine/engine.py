@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from behaviors import AsyncBeforeBehavior, AsyncOnErrorBehavior, ExternalBehavior, SyncBehavior
@@ -25,7 +24,6 @@ from engine.deployment import ProcessModel, check_bindings, compile_sources
 from engine.errors import (
     ConcurrencyConflict,
     CorrelationError,
-    DeploymentError,
     EngineError,
     NotFound,
 )
@@ -42,6 +40,7 @@ from engine.variables import check_variables
 log = logging.getLogger("spillway.engine")
 
 H = TypeVar("H", bound=Handler)
+T = TypeVar("T")
 
 #: How often a command re-runs after losing an optimistic-locking race.
 CONFLICT_RETRIES = 8
@@ -144,16 +143,15 @@ class ProcessEngine:
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
         convert.check_models(models)
         digest = convert.deployment_digest(sources)
-        for attempt in range(CONFLICT_RETRIES):
+
+        def attempt() -> Deployment:
             existing = self.store.deployment_by_digest(digest)
             if existing is not None:
                 defs = self.store.definitions_of_deployment(existing["id"])
                 return self._deployment(existing, defs, models, existing_flag=True)
-            try:
-                return self._insert_deployment(sources, models, digest, name)
-            except ConcurrencyConflict:
-                self._backoff(attempt)
-        raise ConcurrencyConflict("deployment kept conflicting with concurrent deployments")
+            return self._insert_deployment(sources, models, digest, name)
+
+        return self._retry_on_conflict(attempt)
 
     def _insert_deployment(
         self,
@@ -254,6 +252,16 @@ class ProcessEngine:
     def _backoff(self, attempt: int) -> None:
         time.sleep(random.uniform(0, CONFLICT_BACKOFF * (2**attempt)))
 
+    def _retry_on_conflict(self, command: Callable[[], T]) -> T:
+        """Re-run a command that lost an optimistic-locking race, on fresh state; the last
+        attempt's ConcurrencyConflict reaches the caller."""
+        for attempt in range(CONFLICT_RETRIES - 1):
+            try:
+                return command()
+            except ConcurrencyConflict:
+                self._backoff(attempt)
+        return command()
+
     def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
         write = run.finish(self.codec, has_open_incident)
         self.store.apply(write)
@@ -262,8 +270,11 @@ class ProcessEngine:
 
     def _notify(self, write: InstanceWrite) -> None:
         if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:
-            for listener in list(self._listeners):
-                listener(write.instance["id"])
+            self._wake(write.instance["id"])
+
+    def _wake(self, instance_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(instance_id)
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """Called with the instance id after a commit that created or changed jobs or
@@ -311,18 +322,14 @@ class ProcessEngine:
         return run, has_incident
 
     def _command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
-        for attempt in range(CONFLICT_RETRIES):
+        def attempt() -> ProcessInstance:
             run, has_incident = self._load(instance_id)
             if run.row is not None and run.row["state"] in ("completed", "terminated"):
                 raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
             action(run)
-            try:
-                return self._commit(run, has_incident)
-            except ConcurrencyConflict:
-                if attempt == CONFLICT_RETRIES - 1:
-                    raise
-                self._backoff(attempt)
-        raise ConcurrencyConflict(f"instance {instance_id}: too many concurrent changes")
+            return self._commit(run, has_incident)
+
+        return self._retry_on_conflict(attempt)
 
     def complete_task(
         self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
@@ -441,12 +448,8 @@ class ProcessEngine:
             raise NotFound(f"no job or incident with id '{job_or_incident_id}'") from None
         row = self.store.job(job_id)
         assert row is not None
-        self._notify_job(row["instance_id"])
+        self._wake(row["instance_id"])
         return convert.job(row)
-
-    def _notify_job(self, instance_id: str) -> None:
-        for listener in list(self._listeners):
-            listener(instance_id)
 
     def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:
         """Background executor threads for this engine: ``ex.start()``, ``ex.stop()``."""
@@ -494,8 +497,4 @@ class ProcessEngine:
         self.close()
 
 
-def as_seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-__all__ = ["DeploymentError", "ProcessEngine"]
+__all__ = ["ProcessEngine"]

@@ -113,14 +113,15 @@ class JobExecutor:
     def _on_commit(self, _instance_id: str) -> None:
         self._wake.set()
 
-    def _free(self) -> int:
+    def free_workers(self) -> int:
+        """Worker threads not running a job now."""
         with self._lock:
             self._in_flight = {f for f in self._in_flight if not f.done()}
             return self.workers - len(self._in_flight)
 
     def run_once(self) -> bool:
         """Acquire and submit one batch; True if it found work."""
-        free = self._free()
+        free = self.free_workers()
         if free <= 0:
             return True
         rows = self.runner.acquire(self.owner, free)
@@ -150,7 +151,7 @@ class JobExecutor:
                 found = False
             if found:
                 idle_wait = self.min_idle_wait
-                if self._free() > 0:
+                if self.free_workers() > 0:
                     continue
                 self._wake.wait(self.max_idle_wait)
                 continue

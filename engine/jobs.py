@@ -14,7 +14,7 @@ import socket
 import traceback
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -148,7 +148,3 @@ class JobRunner:
                 "resolved_at": None,
             }
         return engine.store.record_job_failure(update, owner, incident, job["instance_id"], now)
-
-
-def due(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)

@@ -17,7 +17,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 from uuid import UUID
@@ -48,15 +48,18 @@ PARKED_JOB = "job"
 PARKED_EXTERNAL = "external"
 
 _OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
-_ACTIVITY_TYPES = {
-    "BpmnStartTask": None,
-    "SimpleBpmnTask": None,
-    "_EndJoin": None,
-    "BoundaryEventSplit": None,
-    "BoundaryEventJoin": None,
-    "StartEventSplit": None,
-    "StartEventJoin": None,
-}
+#: SpiffWorkflow's own control tasks: not BPMN activities, so no history and no waits.
+_INTERNAL_SPECS = frozenset(
+    {
+        "BpmnStartTask",
+        "SimpleBpmnTask",
+        "_EndJoin",
+        "BoundaryEventSplit",
+        "BoundaryEventJoin",
+        "StartEventSplit",
+        "StartEventJoin",
+    }
+)
 
 
 class Behavior(Protocol):
@@ -191,7 +194,7 @@ def is_waiting_event(task: Any) -> bool:
 def is_visible(task: Any) -> bool:
     return (
         getattr(task.task_spec, "bpmn_id", None) is not None
-        and type(task.task_spec).__name__ not in _ACTIVITY_TYPES
+        and type(task.task_spec).__name__ not in _INTERNAL_SPECS
     )
 
 
@@ -343,9 +346,10 @@ class Run:
         business_key: str | None,
     ) -> Run:
         wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
-        wf.task_tree.data.update(copy.deepcopy(dict(variables)))
-        for task in wf.get_tasks(state=TaskState.READY):
-            task.data.update(copy.deepcopy(dict(variables)))
+        initial = copy.deepcopy(dict(variables))
+        # The start task was made READY (with a copy of the root's data) during construction.
+        for task in (wf.task_tree, *wf.get_tasks(state=TaskState.READY)):
+            task.data.update(initial)
         return cls(
             services,
             model,
@@ -646,11 +650,13 @@ class Run:
 
     # -- results ------------------------------------------------------------------------
 
-    def waiting_at(self) -> list[str]:
+    def open_tasks(self) -> list[Any]:
+        """Visible tasks where a token is (READY, STARTED or WAITING): one tree walk."""
+        return [t for t in self.wf.get_tasks(state=_OPEN_STATES) if is_visible(t)]
+
+    def waiting_at(self, open_tasks: list[Any] | None = None) -> list[str]:
         ids = set()
-        for task in self.wf.get_tasks(state=_OPEN_STATES):
-            if not is_visible(task):
-                continue
+        for task in self.open_tasks() if open_tasks is None else open_tasks:
             spec = task.task_spec
             if (
                 (task.state == TaskState.READY and spec.manual)
@@ -664,7 +670,7 @@ class Run:
                 ids.add(spec.bpmn_id)
         return sorted(ids)
 
-    def variables(self) -> dict[str, Any]:
+    def variables(self, open_tasks: list[Any]) -> dict[str, Any]:
         """Process-level variables: the end data when completed, else the merged data of the
         tasks where tokens are (in tree order, so later branches win on clashes)."""
         if self.wf.completed:
@@ -674,8 +680,7 @@ class Run:
             data.pop("data_objects", None)
             return data
         merged: dict[str, Any] = {}
-        frontier = [t for t in self.wf.get_tasks(state=_OPEN_STATES) if is_visible(t)]
-        for task in frontier or [self.wf.task_tree]:
+        for task in open_tasks or [self.wf.task_tree]:
             merged.update(task.data)
         return merged
 
@@ -684,7 +689,7 @@ class Run:
             return "completed"
         return "incident" if has_open_incident else "active"
 
-    def _close_history(self) -> None:
+    def _close_history(self, open_tasks: list[Any]) -> None:
         """Close open rows of tasks that finished or were cancelled, open rows for new
         wait states."""
         for task_id in list(self.history.open):
@@ -700,8 +705,8 @@ class Run:
                 self.history.close(task_id, self.now, "cancelled")
             elif task.state == TaskState.ERROR:
                 self.history.close(task_id, self.now, "failed")
-        for task in self.wf.get_tasks(state=_OPEN_STATES):
-            if not is_visible(task) or str(task.id) in self.history.open:
+        for task in open_tasks:
+            if str(task.id) in self.history.open:
                 continue
             spec = task.task_spec
             waits = (
@@ -712,11 +717,11 @@ class Run:
             if waits:
                 self.history.add(task, self._step_started.get(task.id, self.now), None, None)
 
-    def subscriptions(self) -> list[dict[str, Any]]:
+    def subscriptions(self, open_tasks: list[Any]) -> list[dict[str, Any]]:
         rows = []
-        for task in self.wf.get_tasks(state=TaskState.WAITING):
+        for task in open_tasks:
             definition = getattr(task.task_spec, "event_definition", None)
-            if isinstance(definition, MessageEventDefinition):
+            if task.state == TaskState.WAITING and isinstance(definition, MessageEventDefinition):
                 rows.append(
                     {
                         "instance_id": self.instance_id,
@@ -731,16 +736,17 @@ class Run:
 
     def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
         """Fill in the instance row and history; the write is ready to apply."""
-        self._close_history()
+        open_tasks = self.open_tasks()
+        self._close_history(open_tasks)
         now = self.now
         state = self.state(has_open_incident)
-        variables = self.variables()
+        variables = self.variables(open_tasks)
         try:
             check_variables(variables, f"instance {self.instance_id}")
         except InvalidVariables as exc:
             raise InvalidVariables(f"process data cannot be stored: {exc}") from exc
         previous_subs = int(((self.row or {}).get("open_activities") or {}).get("subs", 0))
-        subs = self.subscriptions()
+        subs = self.subscriptions(open_tasks)
         instance = {
             "id": self.instance_id,
             "definition_id": self.definition["id"],
@@ -748,7 +754,7 @@ class Run:
             "version": self.definition["version"],
             "business_key": self.business_key,
             "state": state,
-            "waiting_at": self.waiting_at(),
+            "waiting_at": self.waiting_at(open_tasks),
             "variables": variables,
             "open_activities": {
                 "open": self.history.open,
@@ -787,7 +793,3 @@ class Run:
             created_at=row.get("created_at") or (self.row or {}).get("created_at"),
             ended_at=row["ended_at"],
         )
-
-
-def due_in(now: datetime, delay: timedelta) -> datetime:
-    return now + delay

@@ -10,7 +10,7 @@ if another transaction moved the instance on meanwhile, nothing is written and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from engine import schema as t
@@ -123,10 +123,6 @@ class Store:
                         yield conn
                 finally:
                     conn.info["write"] = False
-        except (ConcurrencyConflict, StoreError):
-            raise
-        except IntegrityError:
-            raise
         except OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
         finally:
@@ -172,17 +168,17 @@ class Store:
                 ).mappings()
             ]
 
-    def latest_definitions(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The newest version of each key that has one."""
-        if not keys:
+    def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+        """The newest version of each of ``keys`` (of every key when None)."""
+        if keys is not None and not keys:
             return {}
+        newest_query = sa.select(
+            t.definitions.c.key, sa.func.max(t.definitions.c.version).label("v")
+        ).group_by(t.definitions.c.key)
+        if keys is not None:
+            newest_query = newest_query.where(t.definitions.c.key.in_(list(keys)))
+        newest = newest_query.subquery()
         with self.transaction(write=False) as conn:
-            newest = (
-                sa.select(t.definitions.c.key, sa.func.max(t.definitions.c.version).label("v"))
-                .where(t.definitions.c.key.in_(list(keys)))
-                .group_by(t.definitions.c.key)
-                .subquery()
-            )
             rows = conn.execute(
                 sa.select(t.definitions).join(
                     newest,
@@ -216,13 +212,8 @@ class Store:
 
     def message_start_definitions(self, message: str) -> list[dict[str, Any]]:
         """Latest definitions whose message start events listen for ``message``."""
-        with self.transaction(write=False) as conn:
-            rows = conn.execute(sa.select(t.definitions)).mappings().all()
-        latest: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            if r["key"] not in latest or r["version"] > latest[r["key"]]["version"]:
-                latest[r["key"]] = dict(r)
-        return [d for d in latest.values() if message in (d["message_starts"] or [])]
+        latest = self.latest_definitions(None).values()
+        return [d for d in latest if message in (d["message_starts"] or [])]
 
     def insert_deployment(
         self,
@@ -626,11 +617,3 @@ class Store:
                     sa.select(t.external_tasks).where(t.external_tasks.c.instance_id == instance_id)
                 ).mappings()
             ]
-
-
-def row_time(row: Mapping[str, Any], key: str) -> datetime | None:
-    value = row.get(key)
-    return value if isinstance(value, datetime) else None
-
-
-__all__ = ["DBAPIError", "InstanceWrite", "Store"]
