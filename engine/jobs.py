@@ -79,7 +79,8 @@ class JobRunner:
         engine = self.engine
         run, has_incident = engine._load(job["instance_id"], JobContext(job, owner))
         if run.row is not None and run.row["state"] in ("completed", "terminated"):
-            engine.store.delete_job(job["id"], owner)
+            if not engine.store.delete_job(job["id"], owner):
+                raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
         run.write.jobs_held = [job["id"]]
         run.write.lock_owner = owner

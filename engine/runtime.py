@@ -684,10 +684,12 @@ class Run:
             merged.update(task.data)
         return merged
 
-    def state(self, has_open_incident: bool) -> str:
+    def state(self, had_open_incident: bool) -> str:
+        """``had_open_incident``: the instance had one before this run; incidents this run
+        opens count too."""
         if self.wf.completed:
             return "completed"
-        return "incident" if has_open_incident else "active"
+        return "incident" if had_open_incident or self.write.incidents_insert else "active"
 
     def _close_history(self, open_tasks: list[Any]) -> None:
         """Close open rows of tasks that finished or were cancelled, open rows for new

@@ -294,8 +294,9 @@ class Store:
             with self.transaction() as conn:
                 self._apply(conn, write)
         except IntegrityError as exc:
-            raise ConcurrencyConflict(
-                f"instance {write.instance['id']} was written concurrently"
+            # Races are caught by the rev and lock checks above; this is a broken write.
+            raise StoreError(
+                f"instance {write.instance['id']}: write refused by the database: {exc.orig}"
             ) from exc
 
     def _apply(self, conn: Connection, w: InstanceWrite) -> None:
