@@ -242,7 +242,7 @@ class ProcessEngine:
         return model
 
     def _latest_definition(self, process_key: str) -> Mapping[str, Any]:
-        definition = self.store.latest_definitions([process_key]).get(process_key)
+        definition = self.store.latest_definition(process_key)
         if definition is None:
             raise NotFound(f"no process deployed with key '{process_key}'")
         return definition

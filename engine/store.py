@@ -62,6 +62,28 @@ class InstanceWrite:
     outbox_insert: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Statements of the per-call hot path, built once: constructing a SQLAlchemy statement costs more
+# than running it on SQLite. Bound parameters are prefixed ``b_`` to stay clear of column names.
+_LATEST_DEFINITION = (
+    sa.select(t.definitions)
+    .where(t.definitions.c.key == sa.bindparam("b_key"))
+    .order_by(t.definitions.c.version.desc())
+    .limit(1)
+)
+_DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam("b_id"))
+_INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
+_INSERT_INSTANCE = t.instances.insert()
+_UPDATE_INSTANCE = t.instances.update().where(
+    t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
+)
+_INSERT_HISTORY = t.history.insert()
+_CLOSE_HISTORY = t.history.update().where(t.history.c.id == sa.bindparam("b_id"))
+_DELETE_SUBSCRIPTIONS = t.subscriptions.delete().where(
+    t.subscriptions.c.instance_id == sa.bindparam("b_id")
+)
+_INSERT_SUBSCRIPTION = t.subscriptions.insert()
+
+
 def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -107,7 +129,10 @@ class Store:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+            # Every read method is one statement, atomic on its own in autocommit mode, so
+            # reads skip BEGIN/COMMIT (two round trips on the hot path of every call).
+            if conn.info.get("write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
@@ -117,7 +142,11 @@ class Store:
             lock.acquire()
         try:
             with self.engine.connect() as conn:
-                conn.info["write"] = write
+                if not write:
+                    # Reads are single statements: autobegin, and closing ends the transaction.
+                    yield conn
+                    return
+                conn.info["write"] = True
                 try:
                     with conn.begin():
                         yield conn
@@ -168,6 +197,12 @@ class Store:
                 ).mappings()
             ]
 
+    def latest_definition(self, key: str) -> dict[str, Any] | None:
+        """The newest version of one key: an index scan on (key, version), run on every start."""
+        with self.transaction(write=False) as conn:
+            row = conn.execute(_LATEST_DEFINITION, {"b_key": key}).mappings().first()
+            return dict(row) if row else None
+
     def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """The newest version of each of ``keys`` (of every key when None)."""
         if keys is not None and not keys:
@@ -192,11 +227,7 @@ class Store:
 
     def definition(self, definition_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
-            row = (
-                conn.execute(sa.select(t.definitions).where(t.definitions.c.id == definition_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_DEFINITION, {"b_id": definition_id}).mappings().first()
             return dict(row) if row else None
 
     def resources(self, deployment_id: str) -> list[dict[str, Any]]:
@@ -236,11 +267,7 @@ class Store:
 
     def instance(self, instance_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
-            row = (
-                conn.execute(sa.select(t.instances).where(t.instances.c.id == instance_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(_INSTANCE, {"b_id": instance_id}).mappings().first()
             return dict(row) if row else None
 
     def instances(
@@ -311,28 +338,26 @@ class Store:
             if held != len(set(w.jobs_held)):
                 raise ConcurrencyConflict(f"job lock lost for instance {iid}")
         if w.expected_rev is None:
-            conn.execute(t.instances.insert(), [inst])
+            conn.execute(_INSERT_INSTANCE, [inst])
         else:
             values = {k: v for k, v in inst.items() if k != "id"}
-            result = conn.execute(
-                t.instances.update()
-                .where(t.instances.c.id == iid, t.instances.c.rev == w.expected_rev)
-                .values(**values)
-            )
-            if result.rowcount != 1:
+            values.update(b_id=iid, b_rev=w.expected_rev)
+            if conn.execute(_UPDATE_INSTANCE, values).rowcount != 1:
                 raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
         if w.history_insert:
-            conn.execute(t.history.insert(), w.history_insert)
-        for row in w.history_update:
+            conn.execute(_INSERT_HISTORY, w.history_insert)
+        if w.history_update:
             conn.execute(
-                t.history.update()
-                .where(t.history.c.id == row["id"])
-                .values(**{k: v for k, v in row.items() if k != "id"})
+                _CLOSE_HISTORY,
+                [
+                    {"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
+                    for r in w.history_update
+                ],
             )
         if w.subscriptions is not None:
-            conn.execute(t.subscriptions.delete().where(t.subscriptions.c.instance_id == iid))
+            conn.execute(_DELETE_SUBSCRIPTIONS, {"b_id": iid})
             if w.subscriptions:
-                conn.execute(t.subscriptions.insert(), w.subscriptions)
+                conn.execute(_INSERT_SUBSCRIPTION, w.subscriptions)
         if w.jobs_delete:
             conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(w.jobs_delete)))
         for row in w.jobs_update:

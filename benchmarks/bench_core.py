@@ -1,0 +1,146 @@
+"""Engine core throughput, each figure beside plain SpiffWorkflow in memory in the same run.
+
+    python benchmarks/bench_core.py [--instances 2000] [--long 200] [--pg URL]
+
+1. A one-service-task process, start to completed, persisted (SQLite file; PostgreSQL with
+   --pg): instances/s and p50/p99 latency of ``start()``. Baseline: the same BPMN run by
+   SpiffWorkflow alone in memory (parse once, instantiate, run, complete the task).
+2. ``--long`` instances of a 50-sequential-service-task process: tasks/s, same baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
+from SpiffWorkflow.util.task import TaskState
+
+from engine import ProcessEngine
+from tests.bpmnbuild import process, service
+
+
+def one_task() -> bytes:
+    return process("one", service("Work", "work"))
+
+
+def fifty_tasks() -> bytes:
+    return process("fifty", *(service(f"T{i:02}", "work") for i in range(50)))
+
+
+def spiff_baseline(bpmn: bytes, key: str, runs: int) -> list[float]:
+    """Seconds per instance for SpiffWorkflow alone, in memory, no persistence."""
+    parser = BpmnParser()
+    parser.add_bpmn_str(bpmn)
+    spec, subs = parser.get_spec(key), parser.get_subprocess_specs(key)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        wf = BpmnWorkflow(spec, subs)
+        wf.do_engine_steps()
+        while not wf.completed:
+            for task in wf.get_tasks(state=TaskState.STARTED):
+                task.data.update({"done": True})
+                task.complete()
+            wf.do_engine_steps()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def engine_runs(url: str, bpmn: bytes, key: str, runs: int) -> list[float]:
+    eng = ProcessEngine(url)
+    eng.register_handler("work", lambda ctx: {"done": True})
+    eng.deploy(bpmn)
+    for _ in range(min(20, runs)):  # warm the spec cache and the connection pool
+        eng.start(key)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        inst = eng.start(key)
+        times.append(time.perf_counter() - t0)
+        assert inst.state == "completed"
+    eng.close()
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(name: str, times: list[float], tasks_per_instance: int = 1) -> dict[str, float]:
+    total = sum(times)
+    row = {
+        "inst_s": len(times) / total,
+        "tasks_s": len(times) * tasks_per_instance / total,
+        "p50_ms": statistics.median(times) * 1000,
+        "p99_ms": pct(times, 0.99) * 1000,
+    }
+    print(
+        f"  {name:<34} {row['inst_s']:>9.0f} inst/s {row['tasks_s']:>9.0f} tasks/s"
+        f"   p50 {row['p50_ms']:6.2f} ms   p99 {row['p99_ms']:6.2f} ms"
+    )
+    return row
+
+
+def fresh_pg(url: str) -> str:
+    eng = ProcessEngine(url)
+    with eng.store.transaction() as conn:
+        conn.exec_driver_sql(
+            "TRUNCATE sw_deployments, sw_resources, sw_definitions, sw_instances, sw_history, "
+            "sw_subscriptions, sw_jobs, sw_incidents, sw_external_tasks, sw_outbox"
+        )
+    eng.close()
+    return url
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--instances", type=int, default=2000)
+    ap.add_argument("--long", type=int, default=200)
+    ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG"))
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    tmp = Path(tempfile.mkdtemp())
+    backends: list[tuple[str, Callable[[], str]]] = [
+        ("SQLite file", lambda: f"sqlite:///{tmp / f'bench-{time.monotonic_ns()}.db'}")
+    ]
+    if args.pg:
+        backends.append(("PostgreSQL", lambda: fresh_pg(args.pg)))
+
+    print(f"\n1. one service task, start to completed ({args.instances} instances)")
+    base = report(
+        "SpiffWorkflow in memory (baseline)", spiff_baseline(one_task(), "one", args.instances)
+    )
+    for name, url in backends:
+        row = report(
+            f"Spillway, persisted, {name}", engine_runs(url(), one_task(), "one", args.instances)
+        )
+        print(f"  {'':<34} persisted/in-memory p50 ratio {row['p50_ms'] / base['p50_ms']:.2f}")
+
+    print(f"\n2. 50 sequential service tasks ({args.long} instances)")
+    base = report(
+        "SpiffWorkflow in memory (baseline)", spiff_baseline(fifty_tasks(), "fifty", args.long), 50
+    )
+    for name, url in backends:
+        report(
+            f"Spillway, persisted, {name}",
+            engine_runs(url(), fifty_tasks(), "fifty", args.long),
+            50,
+        )
+
+
+if __name__ == "__main__":
+    main()
