@@ -1,5 +1,7 @@
-"""``spillway demo``: deploy the examples in ``processes/`` and run the order process through
-its paths (straight through, approval, declined card, a gateway timeout retried by a job)."""
+"""``spillway demo``: deploy the examples in ``processes/`` and run them: the order process
+through its paths (straight through, approval, declined card, a gateway timeout retried by a
+job), an invoice approved and paid (user task, message correlation) and one rejected, and an
+onboarding whose laptop order runs as an async-before job."""
 
 from __future__ import annotations
 
@@ -65,6 +67,8 @@ def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
         time.sleep(wait + 0.05)
         print(f"  ran {eng.run_jobs()} job(s)")
 
+    _invoices_and_onboarding(eng)
+
     rows = []
     for inst in started:
         fresh = eng.get_instance(inst.id)
@@ -88,3 +92,22 @@ def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
     tail = f"open jobs {len(eng.jobs())}, incidents {len(eng.incidents())}"
     print(f"\n{len(rows)} orders: {summary}; {tail}")
     print(f"database: {eng.store.url.render_as_string(hide_password=True)}")
+
+
+def _invoices_and_onboarding(eng: ProcessEngine) -> None:
+    lines = [{"qty": 2, "price": 19.5}, {"qty": 1, "price": 61.0}]
+    for number, approved in (("INV-1", True), ("INV-2", False)):
+        inst = eng.start("invoice", {"invoice_no": number, "lines": lines}, business_key=number)
+        inst = eng.complete_task(inst.id, "ApproveInvoice", {"approved": approved})
+        if approved:
+            inst = eng.correlate_message(
+                "PaymentConfirmed", {"paid_at": "2030-01-02"}, correlation={"invoice_no": number}
+            )
+        total = inst.variables["total"]
+        print(f"  invoice {number} total={total} approved={approved} -> {inst.state}")
+
+    inst = eng.start("onboarding", {"name": "Ada Lovelace", "manager": "grace"}, business_key="E1")
+    print(f"  onboarding E1 -> waiting at {', '.join(inst.waiting_at)} (laptop order is a job)")
+    eng.run_jobs()
+    inst = eng.complete_task(inst.id, "WelcomeCall")
+    print(f"  onboarding E1 login={inst.variables['login']} -> {inst.state}")

@@ -681,6 +681,10 @@ class Run:
             return data
         merged: dict[str, Any] = {}
         for task in open_tasks or [self.wf.task_tree]:
+            # A token waiting at a join has no data of its own until the join fires: the data
+            # is still on the task that brought it there.
+            if task.parent is not None:
+                merged.update(task.parent.data)
             merged.update(task.data)
         return merged
 

@@ -93,3 +93,5 @@ def test_demo_runs_every_example_path(tmp_path: Path) -> None:
     assert "8 orders: 8 completed; open jobs 0, incidents 0" in result.stdout
     assert "ApproveOrder" in result.stdout and "NotifyDeclined" in result.stdout
     assert "Charge > Charge" in result.stdout  # a retried charge
+    assert "invoice INV-1 total=100.0 approved=True -> completed" in result.stdout
+    assert "onboarding E1 login=ada.lovelace -> completed" in result.stdout
