@@ -320,13 +320,18 @@ def test_execute_job_refuses_unknown_and_exhausted_jobs(eng: ProcessEngine) -> N
         eng.retry("nope")
 
 
-def test_a_stale_write_commits_none_of_its_rows(eng: ProcessEngine) -> None:
+def parked_instance(eng: ProcessEngine) -> tuple[dict[str, object], dict[str, int]]:
+    """An instance parked at a failed task with its retry job: its row and the table counts."""
     eng.register_handler("flaky", Flaky(1))
     eng.deploy(process("p", service("B", "flaky")))
     inst = eng.start("p")
     row = eng.store.instance(inst.id)
     assert row is not None
-    before = table_counts(eng)
+    return row, table_counts(eng)
+
+
+def test_a_stale_write_commits_none_of_its_rows(eng: ProcessEngine) -> None:
+    row, before = parked_instance(eng)
     write = InstanceWrite(
         instance=dict(row, rev=row["rev"] + 1, state="completed"),
         expected_rev=row["rev"] - 1,  # someone else got there first
@@ -337,7 +342,7 @@ def test_a_stale_write_commits_none_of_its_rows(eng: ProcessEngine) -> None:
     with pytest.raises(ConcurrencyConflict):
         eng.store.apply(write)
     assert table_counts(eng) == before
-    assert eng.store.instance(inst.id) == row
+    assert eng.store.instance(str(row["id"])) == row
 
 
 def test_executor_threads_never_run_two_jobs_of_one_instance(db_url: str) -> None:
@@ -397,12 +402,7 @@ def test_executor_threads_never_run_two_jobs_of_one_instance(db_url: str) -> Non
 
 
 def test_a_write_the_database_refuses_commits_none_of_its_rows(eng: ProcessEngine) -> None:
-    eng.register_handler("flaky", Flaky(1))
-    eng.deploy(process("p", service("B", "flaky")))
-    inst = eng.start("p")
-    row = eng.store.instance(inst.id)
-    assert row is not None
-    before = table_counts(eng)
+    row, before = parked_instance(eng)
     existing_job = eng.store.jobs()[0]
     write = InstanceWrite(
         instance=dict(row, rev=row["rev"] + 1, state="completed"),
@@ -412,4 +412,4 @@ def test_a_write_the_database_refuses_commits_none_of_its_rows(eng: ProcessEngin
     with pytest.raises(StoreError, match="refused by the database"):
         eng.store.apply(write)
     assert table_counts(eng) == before
-    assert eng.store.instance(inst.id) == row
+    assert eng.store.instance(str(row["id"])) == row
