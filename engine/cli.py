@@ -161,7 +161,7 @@ def cmd_jobs(eng: ProcessEngine, args: argparse.Namespace) -> None:
     rows = [
         [
             j.id,
-            j.instance_id,
+            j.instance_id or f"(definition {j.definition_id})",
             j.activity_id,
             j.kind,
             str(j.retries_left),
@@ -182,7 +182,7 @@ def cmd_incidents(eng: ProcessEngine, args: argparse.Namespace) -> None:
     rows = [
         [
             i.id,
-            i.instance_id,
+            i.instance_id or "-",
             i.activity_id,
             i.created_at.isoformat(timespec="seconds"),
             "open" if i.resolved_at is None else "resolved",

@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
     WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.serializer.helpers.encoder import create_encoder
+from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SPIFF_SERIALIZER_VERSION
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
@@ -32,6 +33,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import (
 )
 
 from engine.specs import ServiceTask
+from engine.timer_events import Timer
 
 FORMAT_VERSION = 1
 
@@ -56,6 +58,18 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         return workflow
 
 
+class _TimerConverter(EventDefinitionConverter):  # type: ignore[misc]
+    # Timers appear in stored state only inside caught events (an event-based gateway's).
+    def to_dict(self, event_definition: Timer) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(event_definition)
+        dct.update(
+            expression=event_definition.expression,
+            kind=event_definition.kind,
+            event_id=event_definition.event_id,
+        )
+        return dct
+
+
 def _config() -> dict[Any, Any]:
     # Camunda's task classes (forms, DMN, multi-instance) with the base message definition,
     # which our parser uses; our service task serializes like any plain task.
@@ -63,6 +77,7 @@ def _config() -> dict[Any, Any]:
     config.pop(CamundaMessageEventDefinition)
     config[MessageEventDefinition] = DEFAULT_CONFIG[MessageEventDefinition]
     config[ServiceTask] = BpmnTaskSpecConverter
+    config[Timer] = _TimerConverter
     config.pop(BpmnWorkflow, None)
     return config
 

@@ -57,6 +57,7 @@ def job(row: Mapping[str, Any]) -> Job:
         lock_expires_at=row["lock_expires_at"],
         stacktrace=row["stacktrace"],
         created_at=row["created_at"],
+        definition_id=row.get("definition_id"),
     )
 
 

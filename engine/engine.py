@@ -17,19 +17,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from behaviors import AsyncBeforeBehavior, AsyncOnErrorBehavior, ExternalBehavior, SyncBehavior
-from engine import bpmnxml, convert
+from engine import bpmnxml, convert, timer_events
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
 from engine.deployment import ProcessModel, check_bindings, compile_sources
 from engine.errors import (
     ConcurrencyConflict,
     CorrelationError,
+    DeploymentError,
     EngineError,
     NotFound,
 )
 from engine.executor import JobExecutor
 from engine.jobs import JobRunner, new_owner
 from engine.models import Deployment, HistoryEntry, Incident, Job, ProcessInstance
+from engine.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
 from engine.retry import RetryPolicy
 from engine.runtime import Behavior, Handler, JobContext, Run
 from engine.scripting import SafeScriptEngine
@@ -79,6 +81,7 @@ class ProcessEngine:
             "external": ExternalBehavior(),
         }
         self._listeners: list[Callable[[str], None]] = []
+        self._outbox_routes: dict[str, OutboxRoute] = {}
         self.jobs_runner = JobRunner(self)
 
     # -- handlers -----------------------------------------------------------------------
@@ -104,6 +107,28 @@ class ProcessEngine:
 
     def handler_for(self, name: str) -> Handler | None:
         return self._handlers.get(name)
+
+    def outbox_route(self, topic: str) -> OutboxRoute | None:
+        return self._outbox_routes.get(topic)
+
+    def publish_topics(
+        self,
+        topics: Sequence[str],
+        *,
+        worker_id: str = DEFAULT_BRIDGE_WORKER,
+        lock_duration: float = DEFAULT_PUBLISH_LOCK,
+        variables: Sequence[str] | None = None,
+    ) -> None:
+        """External tasks of ``topics`` created from now on are published by a message-broker
+        bridge (``engine.bridge``): each gets an outbox row in the transaction that creates
+        it and starts locked for ``worker_id`` for ``lock_duration`` seconds. Every engine
+        node that creates such tasks must be configured alike."""
+        if isinstance(topics, str):
+            raise EngineError(f"publish_topics expects a list of topics, got {topics!r}")
+        only = tuple(variables) if variables is not None else None
+        route = OutboxRoute(worker_id, float(lock_duration), only)
+        for topic in topics:
+            self._outbox_routes[topic] = route
 
     @property
     def script_engine(self) -> SafeScriptEngine:
@@ -192,7 +217,16 @@ class ProcessEngine:
         resources = [
             {"deployment_id": dep_id, "name": s.name, "content": s.content} for s in sources
         ]
-        self.store.insert_deployment(deployment, resources, new_rows)
+        start_jobs = [
+            job
+            for row in new_rows
+            for job in self._timer_start_jobs(
+                row, next(m for m in models if m.key == row["key"]), now
+            )
+        ]
+        self.store.insert_deployment(deployment, resources, new_rows, start_jobs)
+        if start_jobs:
+            self._wake("")
         for row in new_rows:
             model = next(m for m in models if m.key == row["key"])
             with self._models_lock:
@@ -201,6 +235,45 @@ class ProcessEngine:
             "deployed %s: %s", dep_id, ", ".join(f"{d['key']} v{d['version']}" for d in definitions)
         )
         return self._deployment(deployment, definitions, models)
+
+    def _timer_start_jobs(
+        self, definition: Mapping[str, Any], model: ProcessModel, now: Any
+    ) -> list[dict[str, Any]]:
+        """One job per timer start event of a new definition, due at its first firing."""
+        jobs = []
+        for timer in timer_events.start_timers(model.spec):
+            try:
+                text = timer.text({})
+                due = timer.definition(text).first_due(now)
+            except EngineError as exc:
+                raise DeploymentError(
+                    f"{model.resource}: {exc}", problems=[f"{model.resource}: {exc}"]
+                ) from exc
+            if due is None:
+                continue
+            spec = model.find_task_spec(timer.event_id)
+            policy = self.retry_policy_for(model, spec) if spec is not None else self.retry_policy
+            jobs.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "instance_id": None,
+                    "definition_id": definition["id"],
+                    "activity_id": timer.event_id,
+                    "task_id": None,
+                    "kind": "timer-start",
+                    "due_at": due,
+                    "retries_left": policy.retries + 1,
+                    "attempts": 0,
+                    "last_error": None,
+                    "stacktrace": None,
+                    "locked_by": None,
+                    "lock_expires_at": None,
+                    "payload": {"sync": False, "event": timer.event_id, "text": text, "fired": 0},
+                    "rev": 1,
+                    "created_at": now,
+                }
+            )
+        return jobs
 
     def _deployment(
         self,

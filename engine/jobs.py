@@ -20,6 +20,7 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 
+from engine import timer_events
 from engine.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime import PARKED, PARKED_JOB, Failure, JobContext, Run
 
@@ -77,6 +78,9 @@ class JobRunner:
 
     def _run(self, job: dict[str, Any], owner: str) -> None:
         engine = self.engine
+        if job["kind"] == "timer-start":
+            self._start_by_timer(job, owner)
+            return
         run, has_incident = engine._load(job["instance_id"], JobContext(job, owner))
         if run.row is not None and run.row["state"] in ("completed", "terminated"):
             if not engine.store.delete_job(job["id"], owner):
@@ -87,6 +91,8 @@ class JobRunner:
         kind = job["kind"]
         if kind == "async-continuation":
             self._continue(run, job)
+        elif kind == "timer":
+            self._fire_timer(run, job)
         else:
             raise EngineError(f"job {job['id']}: unknown kind '{kind}'")
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
@@ -114,6 +120,62 @@ class JobRunner:
         else:
             run.reach(task, in_job=True, attempt=failures + 1)
         run.advance()
+
+    def _fire_timer(self, run: Run, job: Mapping[str, Any]) -> None:
+        payload = job["payload"] or {}
+        task = run.task(job["task_id"])
+        timer = None
+        if task is not None and task.state == TaskState.WAITING:
+            found = [t for t in timer_events.timers_of(task) if t.event_id == payload["event"]]
+            timer = found[0] if found and not found[0].has_fired(task) else None
+        if task is None or timer is None:
+            log.info("job %s: timer '%s' no longer waits", job["id"], job["activity_id"])
+            return
+        fired = int(payload.get("fired", 0)) + 1
+        following = None
+        if timer_events.repeats_in_place(task, timer):
+            following = timer.definition(payload["text"]).next_due(job["due_at"], fired)
+        run.fire_timer(task, timer, following, fired)
+        run.advance()
+
+    @staticmethod
+    def _rescheduled(job: Mapping[str, Any], due_at: Any, fired: int) -> dict[str, Any]:
+        """The next firing of a repeating timer: the same job, due again, attempts reset."""
+        return {
+            "id": job["id"],
+            "due_at": due_at,
+            "payload": {**(job["payload"] or {}), "fired": fired},
+            "attempts": 0,
+            "last_error": None,
+            "stacktrace": None,
+            "locked_by": None,
+            "lock_expires_at": None,
+            "rev": int(job["rev"]) + 1,
+        }
+
+    def _start_by_timer(self, job: dict[str, Any], owner: str) -> None:
+        """A timer start event fired: start an instance through it, and schedule the next
+        firing of a cycle, in one transaction."""
+        engine = self.engine
+        payload = job["payload"] or {}
+        definition = engine.store.definition(job["definition_id"] or "")
+        if definition is None:
+            raise NotFound(f"definition {job['definition_id']} is gone")
+        model = engine._model(definition)
+        found = [t for t in timer_events.start_timers(model.spec) if t.event_id == payload["event"]]
+        if not found:
+            raise NotFound(f"process '{model.key}' has no timer start event '{payload['event']}'")
+        fired = int(payload.get("fired", 0)) + 1
+        following = found[0].definition(payload["text"]).next_due(job["due_at"], fired)
+        run = Run.new(engine, model, definition, {}, None)
+        run.write.jobs_held = [job["id"]]
+        run.write.lock_owner = owner
+        run.begin_by_timer(payload["event"])
+        if following is not None:
+            run.write.jobs_update.append(self._rescheduled(job, following, fired))
+        else:
+            run.write.jobs_delete.append(job["id"])
+        engine._commit(run)
 
     def _count_failure(self, job: dict[str, Any], owner: str, failure: Failure) -> bool:
         engine = self.engine

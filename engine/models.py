@@ -61,8 +61,11 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class Job:
+    """A due piece of work. ``instance_id`` is None for a definition's job (a timer start
+    event), which names its ``definition_id`` instead."""
+
     id: str
-    instance_id: str
+    instance_id: str | None
     activity_id: str
     kind: str
     retries_left: int
@@ -73,12 +76,13 @@ class Job:
     lock_expires_at: datetime | None
     stacktrace: str | None = None
     created_at: datetime | None = None
+    definition_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Incident:
     id: str
-    instance_id: str
+    instance_id: str | None
     activity_id: str
     job_id: str | None
     message: str

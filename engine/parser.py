@@ -36,6 +36,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.parser.task_spec import BusinessRuleTaskParser
 from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 
+from engine import timer_events
 from engine.specs import ServiceTask
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -138,6 +139,8 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
         _flag(node, CAMUNDA_NS, "asyncAfter") or _flag(node, SPILLWAY_NS, "asyncAfter")
     )
     cfg["async_on_error"] = _flag(node, SPILLWAY_NS, "asyncOnError")
+    # Start events of event subprocesses: BPMN's default is interrupting.
+    cfg["interrupting"] = (node.get("isInterrupting") or "true").strip().lower() != "false"
 
     cycles = [
         c.text.strip()
@@ -172,6 +175,10 @@ class _ConfigMixin:
 
     def parse_extensions(self, node: etree._Element | None = None) -> dict[str, Any]:
         return read_activity_config(self.node if node is None else node)
+
+    def parse_timer_event(self, event: etree._Element) -> Any:
+        # Our timers fire by job, never by polling the wall clock (engine.timer_events).
+        return timer_events.parse_definition(self, event)
 
 
 class ServiceTaskParser(_ConfigMixin, TaskParser):  # type: ignore[misc]

@@ -23,15 +23,22 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, SimpleBpmnTask, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from engine import timer_events
 from engine.deployment import ProcessModel
 from engine.errors import BpmnError, EngineError, HandlerError, InvalidVariables, NotFound
 from engine.models import ProcessInstance, TaskContext
+from engine.outbox import OutboxRoute, route_task
 from engine.retry import RetryPolicy
 from engine.specs import ServiceTask, activity_config
 from engine.store import InstanceWrite
@@ -43,6 +50,8 @@ Handler = Callable[[TaskContext], Mapping[str, Any] | None]
 
 #: internal_data key on a parked service task saying why it is parked.
 PARKED = "spillway"
+#: internal_data key on an event subprocess task once its start event fired.
+TRIGGERED = "spillway_triggered"
 #: ``internal_data[PARKED]`` values.
 PARKED_JOB = "job"
 PARKED_EXTERNAL = "external"
@@ -91,6 +100,7 @@ class Services(Protocol):
     def handler_for(self, name: str) -> Handler | None: ...
     def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior: ...
     def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy: ...
+    def outbox_route(self, topic: str) -> OutboxRoute | None: ...
     @property
     def script_engine(self) -> Any: ...
 
@@ -189,6 +199,26 @@ def is_waiting_event(task: Any) -> bool:
     to error/escalation boundaries that only listen to their own activity."""
     definition = getattr(task.task_spec, "event_definition", None)
     return type(definition).__name__ not in _PASSIVE_EVENTS
+
+
+def is_event_subprocess(task: Any) -> bool:
+    # SpiffWorkflow starts event subprocesses (of every trigger kind) from its hidden start
+    # task, where an ordinary flow has the start event.
+    return (
+        isinstance(task.task_spec, SubWorkflowTask)
+        and task.parent is not None
+        and isinstance(task.parent.task_spec, BpmnStartTask)
+    )
+
+
+def message_definitions(task: Any) -> list[MessageEventDefinition]:
+    """The messages a task catches: its own, or those of an event-based gateway."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    if isinstance(definition, MessageEventDefinition):
+        return [definition]
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for d in definition.event_definitions if isinstance(d, MessageEventDefinition)]
+    return []
 
 
 def is_visible(task: Any) -> bool:
@@ -329,6 +359,9 @@ class Run:
         self.history = _History(
             instance_id, dict(runtime.get("open", {})), int(runtime.get("seq", 0))
         )
+        #: Jobs waiting on a task of this instance: task id (a continuation) or
+        #: "task id/event id" (a timer) -> job id. Reconciled at every finish().
+        self.job_keys: dict[str, str] = dict(runtime.get("jobs", {}))
         self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
         self._parked: list[Any] = []
         self._step_started: dict[UUID, datetime] = {}
@@ -367,6 +400,7 @@ class Run:
         start = self.async_start_event()
         if start is None:
             self.advance()
+            self._fire_start_timer(None)
             return
         row = {
             "id": uuid.uuid4().hex,
@@ -395,6 +429,26 @@ class Run:
             if is_none_start and activity_config(ts).get("async_before"):
                 return ts
         return None
+
+    def begin_by_timer(self, event_id: str) -> None:
+        """Start through the timer start event ``event_id`` (its timer-start job fired)."""
+        self.advance()
+        if not self._fire_start_timer(event_id):
+            raise NotFound(f"process '{self.model.key}' has no timer start event '{event_id}'")
+
+    def _fire_start_timer(self, event_id: str | None) -> bool:
+        """Fire a timer start event of the process that still waits: the one named, or, for
+        ``start()`` of a process whose only start events are timers, the first (as Camunda
+        starts such a process at once when asked to)."""
+        for task in self.wf.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+            if not isinstance(task.task_spec, StartEvent):
+                continue
+            for timer in timer_events.timers_of(task):
+                if event_id is None or timer.event_id == event_id:
+                    self.fire_timer(task, timer)
+                    self.advance()
+                    return True
+        return False
 
     def begin_by_message(self, name: str, variables: Mapping[str, Any]) -> None:
         self.advance()
@@ -428,12 +482,40 @@ class Run:
             except SpiffWorkflowException as exc:
                 raise self._workflow_error(exc) from exc
             if not self._parked:
+                if self._end_idle_event_subprocesses():
+                    continue
                 return
             parked, self._parked = self._parked, []
             for task in parked:
                 if task.state != TaskState.STARTED:
                     continue  # cancelled meanwhile, e.g. by an interrupting event
                 self.reach(task, in_job=False, attempt=1)
+
+    def _end_idle_event_subprocesses(self) -> bool:
+        """When a scope's own flow has ended, its event subprocesses that never started stop
+        listening (BPMN), so the scope can complete; SpiffWorkflow would wait for them."""
+        idle = [
+            t
+            for t in self.wf.get_tasks(state=TaskState.STARTED)
+            if is_event_subprocess(t) and TRIGGERED not in t.internal_data
+        ]
+        ended = False
+        for esp in idle:
+            scope = esp.workflow
+            busy = any(
+                t is not esp
+                and not is_event_subprocess(t)
+                and not isinstance(t.task_spec, _EndJoin | SimpleBpmnTask)
+                for t in scope.get_tasks(state=TaskState.DEFINITE_MASK, skip_subprocesses=True)
+            )
+            if busy:
+                continue
+            esp.cancel()
+            for join in scope.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+                if isinstance(join.task_spec, _EndJoin):
+                    join.task_spec._update(join)
+            ended = True
+        return ended
 
     def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
         behavior = self.services.behavior_for(self.model, task.task_spec)
@@ -593,7 +675,85 @@ class Run:
                 "completed_at": None,
             }
         )
+        route = self.services.outbox_route(topic)
+        if route is not None:
+            # A published topic: the message goes out through the outbox, in this transaction.
+            task_row = self.write.external_insert[-1]
+            self.write.outbox_insert.append(route_task(task_row, act.task.data, route, self.now))
         self.history.add(act.task, act.started_at, None, None)
+
+    def task(self, task_id: str | None) -> Any | None:
+        if not task_id:
+            return None
+        try:
+            return self.wf.get_task_from_id(UUID(task_id))
+        except (KeyError, ValueError, SpiffWorkflowException):
+            return None
+
+    def _reconcile_jobs(self) -> None:
+        """Cancel the jobs of tasks that stopped waiting for them (an interrupting event took
+        the path, the activity ended, another gateway branch won), and give every timer that
+        started waiting in this run its job."""
+        held = self.job.row["id"] if self.job is not None else None
+        inserted = {row["id"]: row for row in self.write.jobs_insert}
+        for row in self.write.jobs_insert:
+            if row["task_id"] and row["kind"] == "async-continuation":
+                self.job_keys[row["task_id"]] = row["id"]
+        waiting = {
+            w.key: w
+            for w in timer_events.waiting_timers(self.wf.get_tasks(state=TaskState.WAITING))
+        }
+        for key, job_id in list(self.job_keys.items()):
+            if "/" in key:
+                alive = key in waiting
+            else:
+                task = self.task(key)
+                alive = (
+                    task is not None
+                    and task.state == TaskState.STARTED
+                    and task.internal_data.get(PARKED) == PARKED_JOB
+                )
+            if alive:
+                continue
+            del self.job_keys[key]
+            if job_id in inserted:
+                self.write.jobs_insert.remove(inserted[job_id])
+            elif job_id != held:
+                self.write.jobs_cancel.append(job_id)
+        for key, w in waiting.items():
+            if key not in self.job_keys:
+                self._add_timer_job(key, w)
+
+    def _add_timer_job(self, key: str, w: timer_events.Waiting) -> None:
+        text = w.timer.text(w.task.data)
+        carried = timer_events.carried_cycle(w.task, w.timer)
+        due, fired = carried if carried else (w.timer.definition(text).first_due(self.now), 0)
+        if due is None:  # a cycle with no firing left (R0, or its end has passed)
+            w.task.internal_data[timer_events.EXHAUSTED] = [
+                *w.task.internal_data.get(timer_events.EXHAUSTED, ()),
+                w.timer.event_id,
+            ]
+            return
+        policy = self.services.retry_policy_for(self.model, w.task.task_spec)
+        row = {
+            "id": uuid.uuid4().hex,
+            "instance_id": self.instance_id,
+            "activity_id": w.timer.event_id,
+            "task_id": str(w.task.id),
+            "kind": "timer",
+            "due_at": due,
+            "retries_left": policy.retries + 1,
+            "attempts": 0,
+            "last_error": None,
+            "stacktrace": None,
+            "locked_by": None,
+            "lock_expires_at": None,
+            "payload": {"sync": False, "event": w.timer.event_id, "text": text, "fired": fired},
+            "rev": 1,
+            "created_at": self.now,
+        }
+        self.write.jobs_insert.append(row)
+        self.job_keys[key] = str(row["id"])
 
     # -- the public commands ------------------------------------------------------------
 
@@ -612,6 +772,7 @@ class Run:
             for t in candidates
             if t.state == TaskState.WAITING
             and isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+            and not isinstance(t.task_spec, BoundaryEvent)
         ]
         if manual:
             task = manual[0]
@@ -619,7 +780,7 @@ class Run:
             task.complete()
         elif receive:
             task = receive[0]
-            self._deliver(task, task.task_spec.event_definition.name, variables)
+            self._deliver(task, task.task_spec.event_definition, variables)
         else:
             raise NotFound(
                 f"instance {self.instance_id} has no user, manual or receive task waiting at "
@@ -628,25 +789,55 @@ class Run:
         self.history.record(task, self.now, self.now, "completed")
         self.advance()
 
-    def message_catchers(self, name: str) -> list[Any]:
+    def message_catchers(self, name: str) -> list[tuple[Any, MessageEventDefinition]]:
         return [
-            t
+            (t, d)
             for t in self.wf.get_tasks(state=TaskState.WAITING)
-            if isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
-            and t.task_spec.event_definition.name == name
+            for d in message_definitions(t)
+            if d.name == name
         ]
 
     def correlate(self, name: str, variables: Mapping[str, Any]) -> None:
         catchers = self.message_catchers(name)
         if not catchers:
             raise NotFound(f"instance {self.instance_id} does not wait for message '{name}'")
-        self._deliver(catchers[0], name, variables)
+        self._deliver(*catchers[0], variables)
         self.advance()
 
-    def _deliver(self, task: Any, name: str, variables: Mapping[str, Any]) -> None:
-        event = BpmnEvent(task.task_spec.event_definition, copy.deepcopy(dict(variables)))
+    def _deliver(
+        self, task: Any, definition: MessageEventDefinition, variables: Mapping[str, Any]
+    ) -> None:
+        event = BpmnEvent(definition, copy.deepcopy(dict(variables)))
         task.task_spec.catch(task, event)
         task.task_spec._update(task)
+        self.triggered(task)
+
+    def fire_timer(
+        self, task: Any, timer: Any, following: datetime | None = None, fired: int = 1
+    ) -> None:
+        timer_events.fire(task, timer, following, fired)
+        self.triggered(task)
+
+    def event_subprocess_of(self, task: Any) -> Any | None:
+        """The event subprocess whose start event ``task`` is, if it is one."""
+        if not isinstance(task.task_spec, StartEvent):
+            return None
+        parent = self.task(str(task.workflow.parent_task_id or ""))
+        return parent if parent is not None and is_event_subprocess(parent) else None
+
+    def triggered(self, task: Any) -> None:
+        """An event fired on ``task``. When it starts an interrupting event subprocess, the
+        rest of the subprocess's scope is cancelled (SpiffWorkflow runs every event subprocess
+        as non-interrupting)."""
+        esp = self.event_subprocess_of(task)
+        if esp is None:
+            return
+        esp.internal_data[TRIGGERED] = True
+        self._step_started[esp.id] = self.now
+        if activity_config(task.task_spec).get("interrupting", True):
+            for sibling in list(esp.parent.children):
+                if sibling is not esp:
+                    sibling.cancel()
 
     # -- results ------------------------------------------------------------------------
 
@@ -663,6 +854,7 @@ class Run:
                 or (
                     task.state == TaskState.WAITING
                     and isinstance(spec, CatchingEvent)
+                    and not isinstance(spec, BoundaryEvent | StartEvent)
                     and is_waiting_event(task)
                 )
                 or (task.state == TaskState.STARTED and isinstance(spec, ServiceTask))
@@ -715,10 +907,19 @@ class Run:
             if str(task.id) in self.history.open:
                 continue
             spec = task.task_spec
+            # Boundary events and the start events of event subprocesses are not where a token
+            # waits: they enter history when they fire, the event subprocess when triggered.
             waits = (
                 (task.state == TaskState.READY and spec.manual)
-                or (task.state == TaskState.WAITING and is_waiting_event(task))
-                or task.state == TaskState.STARTED
+                or (
+                    task.state == TaskState.WAITING
+                    and is_waiting_event(task)
+                    and not isinstance(spec, BoundaryEvent | StartEvent)
+                )
+                or (
+                    task.state == TaskState.STARTED
+                    and (not is_event_subprocess(task) or TRIGGERED in task.internal_data)
+                )
             )
             if waits:
                 self.history.add(task, self._step_started.get(task.id, self.now), None, None)
@@ -726,8 +927,9 @@ class Run:
     def subscriptions(self, open_tasks: list[Any]) -> list[dict[str, Any]]:
         rows = []
         for task in open_tasks:
-            definition = getattr(task.task_spec, "event_definition", None)
-            if task.state == TaskState.WAITING and isinstance(definition, MessageEventDefinition):
+            if task.state != TaskState.WAITING:
+                continue
+            for definition in message_definitions(task):
                 rows.append(
                     {
                         "instance_id": self.instance_id,
@@ -743,6 +945,7 @@ class Run:
     def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
         """Fill in the instance row and history; the write is ready to apply."""
         open_tasks = self.open_tasks()
+        self._reconcile_jobs()
         self._close_history(open_tasks)
         now = self.now
         state = self.state(has_open_incident)
@@ -766,6 +969,7 @@ class Run:
                 "open": self.history.open,
                 "seq": self.history.seq,
                 "subs": len(subs),
+                "jobs": self.job_keys,
             },
             "data": codec.dump(self.wf),
             "format": 1,

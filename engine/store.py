@@ -51,6 +51,8 @@ class InstanceWrite:
     jobs_insert: list[dict[str, Any]] = field(default_factory=list)
     jobs_update: list[dict[str, Any]] = field(default_factory=list)
     jobs_delete: list[str] = field(default_factory=list)
+    #: Jobs whose task was cancelled or moved on: deleted, and their open incidents resolved.
+    jobs_cancel: list[str] = field(default_factory=list)
     #: Job ids that must still be held by ``lock_owner`` for the write to apply.
     jobs_held: list[str] = field(default_factory=list)
     lock_owner: str | None = None
@@ -251,7 +253,10 @@ class Store:
         deployment: dict[str, Any],
         resources: list[dict[str, Any]],
         definitions: list[dict[str, Any]],
+        start_jobs: Sequence[dict[str, Any]] = (),
     ) -> None:
+        """Insert a deployment; a new version's timer start jobs replace the older versions'
+        (as in Camunda, only the latest version of a process starts by timer)."""
         try:
             with self.transaction() as conn:
                 conn.execute(t.deployments.insert(), [deployment])
@@ -259,6 +264,19 @@ class Store:
                     conn.execute(t.resources.insert(), resources)
                 if definitions:
                     conn.execute(t.definitions.insert(), definitions)
+                    older = sa.select(t.definitions.c.id).where(
+                        t.definitions.c.key.in_([d["key"] for d in definitions]),
+                        t.definitions.c.id.not_in([d["id"] for d in definitions]),
+                    )
+                    conn.execute(
+                        t.jobs.delete().where(
+                            t.jobs.c.kind == "timer-start", t.jobs.c.definition_id.in_(older)
+                        )
+                    )
+                if start_jobs:
+                    conn.execute(t.jobs.insert(), list(start_jobs))
+                    if self.dialect == "postgresql":
+                        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
         except IntegrityError as exc:
             # Another node deployed the same key version at the same moment.
             raise ConcurrencyConflict("a concurrent deployment took the same version") from exc
@@ -337,6 +355,8 @@ class Store:
             ).scalar_one()
             if held != len(set(w.jobs_held)):
                 raise ConcurrencyConflict(f"job lock lost for instance {iid}")
+        if w.jobs_cancel:
+            self._cancel_jobs(conn, w)
         if w.expected_rev is None:
             conn.execute(_INSERT_INSTANCE, [inst])
         else:
@@ -396,6 +416,25 @@ class Store:
             # Delivered on commit: wakes executors, pools and bridges on other nodes.
             conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
+    @staticmethod
+    def _cancel_jobs(conn: Connection, w: InstanceWrite) -> None:
+        inst = w.instance
+        conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(w.jobs_cancel)))
+        resolved = conn.execute(
+            t.incidents.update()
+            .where(t.incidents.c.job_id.in_(w.jobs_cancel), t.incidents.c.resolved_at.is_(None))
+            .values(resolved_at=inst["updated_at"])
+        ).rowcount
+        if resolved and inst.get("state") == "incident" and not w.incidents_insert:
+            still_open = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.incidents)
+                .where(t.incidents.c.instance_id == inst["id"], t.incidents.c.resolved_at.is_(None))
+            ).scalar_one()
+            if not still_open:
+                # In place, so the caller's snapshot of the instance agrees.
+                inst["state"] = "active"
+
     # -- jobs ---------------------------------------------------------------------------
 
     def acquire_jobs(
@@ -437,15 +476,18 @@ class Store:
         due = due.where(j.c.id == job_id) if job_id is not None else due.where(j.c.due_at <= now)
         with self.transaction() as conn:
             candidates = conn.execute(due.limit(limit * 4)).all()
-            chosen: dict[str, str] = {}
+            chosen: dict[str, str] = {}  # instance id -> job id
+            definition_jobs: list[str] = []  # timer start events: no instance to serialise on
             for jid, iid in candidates:
-                if iid not in chosen:
+                if iid is None:
+                    definition_jobs.append(jid)
+                elif iid not in chosen:
                     chosen[iid] = jid
-                if len(chosen) >= limit:
+                if len(chosen) + len(definition_jobs) >= limit:
                     break
-            if not chosen:
+            if not chosen and not definition_jobs:
                 return []
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql" and chosen:
                 locked = (
                     conn.execute(
                         sa.select(t.instances.c.id)
@@ -467,7 +509,7 @@ class Store:
                 )
                 chosen = {i: chosen[i] for i in locked if i not in still_busy}
             rows = []
-            for jid in chosen.values():
+            for jid in [*chosen.values(), *definition_jobs]:
                 result = conn.execute(
                     j.update()
                     .where(

@@ -1,8 +1,14 @@
 """The pytest plugin (registered through the ``pytest11`` entry point on install).
 
 Fixtures: ``clock`` (a ManualClock) and ``process_engine`` (a fresh engine on in-memory SQLite
-driven by that clock). ``--spillway-db URL`` or the ``SPILLWAY_TEST_DB`` environment variable
-point ``process_engine`` at a file or a PostgreSQL database instead.
+driven by that clock, and the engine ``assert_that`` uses during the test). ``--spillway-db URL``
+or the ``SPILLWAY_TEST_DB`` environment variable point ``process_engine`` at a file or a
+PostgreSQL database instead; that database is emptied before each test (so never point it at
+one whose data matters).
+
+The engine is the production one over a real SQL store: every call commits the instance and
+the next call loads it back, so a variable or state that does not survive the database fails
+the test, not production.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine import schema
 from engine.engine import ProcessEngine
+from engine.testing.assertions import use_engine
 from engine.testing.clock import ManualClock
 
 
@@ -33,7 +41,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def process_engine(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[ProcessEngine]:
-    """A fresh engine on in-memory SQLite (or ``--spillway-db``) using the ``clock`` fixture."""
+    """A fresh engine on in-memory SQLite (or ``--spillway-db``) using the ``clock`` fixture;
+    ``assert_that`` uses it for the duration of the test."""
     url = (
         request.config.getoption("--spillway-db")
         or os.environ.get("SPILLWAY_TEST_DB")
@@ -41,6 +50,16 @@ def process_engine(request: pytest.FixtureRequest, clock: ManualClock) -> Iterat
     )
     engine = ProcessEngine(url, clock=clock)
     try:
-        yield engine
+        if url != "sqlite://":
+            _empty(engine)
+        with use_engine(engine):
+            yield engine
     finally:
         engine.close()
+
+
+def _empty(engine: ProcessEngine) -> None:
+    """Delete every row a previous test left in a shared test database (schema kept)."""
+    with engine.store.transaction() as conn:
+        for table in reversed(schema.metadata.sorted_tables):
+            conn.execute(table.delete())

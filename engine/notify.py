@@ -1,0 +1,75 @@
+"""Wake-ups from other nodes: PostgreSQL ``LISTEN`` on the channel the store ``NOTIFY``s.
+
+``Store.apply`` sends ``NOTIFY spillway_jobs`` with every commit that creates or changes jobs,
+external tasks or outbox rows; a ``NotifyListener`` turns each notification into a call of
+``on_notify`` in a daemon thread, reconnecting with capped backoff when the connection drops.
+Polling stays the safety net: a notification missed while reconnecting is only a later wake-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine.store import NOTIFY_CHANNEL, Store
+
+log = logging.getLogger("spillway.notify")
+
+RECONNECT_INITIAL = 0.5  # seconds
+RECONNECT_MAX = 10.0  # seconds
+
+
+class NotifyListener:
+    """Calls ``on_notify()`` whenever any node commits work (PostgreSQL only; a no-op else)."""
+
+    def __init__(self, store: Store, on_notify: Callable[[], None], name: str = "listener") -> None:
+        self.store = store
+        self.on_notify = on_notify
+        self.name = name
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: Any = None
+
+    def start(self) -> NotifyListener:
+        if self._thread is None and self.store.dialect == "postgresql":
+            self._thread = threading.Thread(
+                target=self._loop, name=f"spillway-listen-{self.name}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection
+                conn.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        import psycopg
+
+        url = self.store.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        backoff = RECONNECT_INITIAL
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    self._conn = conn
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    backoff = RECONNECT_INITIAL
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.on_notify()
+            except Exception as exc:  # noqa: BLE001 - reconnect; polling still runs meanwhile
+                if self._stopping.is_set():
+                    return
+                log.warning("%s: LISTEN failed (%s); retrying in %.1f s", self.name, exc, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX)
+            finally:
+                self._conn = None
