@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from engine import bridge_cli
 from engine.engine import ProcessEngine
 from engine.errors import EngineError
 from engine.models import ProcessInstance
@@ -206,7 +207,9 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    executor = eng.job_executor(workers=args.workers, max_idle_wait=args.max_idle_wait)
+    executor = eng.job_executor(
+        workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
+    )
     executor.start()
     print(f"worker {executor.owner}: {args.workers} threads; Ctrl-C to stop", flush=True)
     try:
@@ -220,6 +223,10 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
     finally:
         executor.stop(timeout=args.stop_timeout)
     print(f"worker {executor.owner}: stopped after {executor.executed} jobs", flush=True)
+
+
+def cmd_bridge(eng: ProcessEngine, args: argparse.Namespace) -> None:
+    bridge_cli.run(eng, args)
 
 
 def cmd_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
@@ -288,8 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=int(os.environ.get("SPILLWAY_WORKERS", "4")))
     p.add_argument("--max-idle-wait", type=float, default=1.0)
     p.add_argument("--stop-timeout", type=float, default=30.0)
+    p.add_argument(
+        "--lock-duration",
+        type=float,
+        default=300.0,
+        help="seconds a job stays locked; a crashed worker's jobs run again after it",
+    )
     p.add_argument("--exit-when-idle", action="store_true", help="stop once no job is left")
     p.set_defaults(fn=cmd_worker)
+
+    p = sub.add_parser("bridge", help="publish external tasks to RabbitMQ, apply the results")
+    bridge_cli.add_arguments(p)
+    p.set_defaults(fn=cmd_bridge)
 
     p = sub.add_parser("demo", help="deploy the examples in processes/ and run them")
     p.add_argument("--orders", type=int, default=8)

@@ -73,6 +73,7 @@ class ProcessEngine:
         self._handlers: dict[str, Handler] = {}
         self._models: dict[str, ProcessModel] = {}
         self._models_lock = threading.Lock()
+        self._definitions: dict[str, Mapping[str, Any]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
         self._behaviors: dict[str, Behavior] = {
             "sync": SyncBehavior(),
@@ -314,6 +315,15 @@ class ProcessEngine:
                 self._models[definition_id] = model
         return model
 
+    def _definition(self, definition_id: str) -> Mapping[str, Any] | None:
+        # Definition rows never change once written: read each once per engine.
+        definition = self._definitions.get(definition_id)
+        if definition is None:
+            definition = self.store.definition(definition_id)
+            if definition is not None:
+                self._definitions[definition_id] = definition
+        return definition
+
     def _latest_definition(self, process_key: str) -> Mapping[str, Any]:
         definition = self.store.latest_definition(process_key)
         if definition is None:
@@ -376,7 +386,7 @@ class ProcessEngine:
         row = self.store.instance(instance_id)
         if row is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
-        definition = self.store.definition(row["definition_id"])
+        definition = self._definition(row["definition_id"])
         if definition is None:
             raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
         model = self._model(definition)

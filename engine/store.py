@@ -10,7 +10,7 @@ if another transaction moved the instance on meanwhile, nothing is written and
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +61,8 @@ class InstanceWrite:
     external_insert: list[dict[str, Any]] = field(default_factory=list)
     external_update: list[dict[str, Any]] = field(default_factory=list)
     external_delete: list[str] = field(default_factory=list)
+    #: (external task id, worker id) pairs: each task must still exist, locked by that worker.
+    external_held: list[tuple[str, str]] = field(default_factory=list)
     outbox_insert: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -84,6 +86,64 @@ _DELETE_SUBSCRIPTIONS = t.subscriptions.delete().where(
     t.subscriptions.c.instance_id == sa.bindparam("b_id")
 )
 _INSERT_SUBSCRIPTION = t.subscriptions.insert()
+_COUNT_HELD_JOBS = (
+    sa.select(sa.func.count())
+    .select_from(t.jobs)
+    .where(
+        t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+        t.jobs.c.locked_by == sa.bindparam("b_owner"),
+    )
+)
+_DELETE_JOBS = t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+_UPDATE_JOB = t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id"))
+_DELETE_HELD_JOB = t.jobs.delete().where(
+    t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.locked_by == sa.bindparam("b_owner")
+)
+_INSERT_JOB = t.jobs.insert()
+
+_j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
+_FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
+_INSTANCE_BUSY = (
+    sa.select(_sibling.c.id)
+    .where(
+        _sibling.c.instance_id == _j.c.instance_id,
+        _sibling.c.id != _j.c.id,
+        _sibling.c.locked_by.is_not(None),
+        _sibling.c.lock_expires_at > sa.bindparam("b_now"),
+    )
+    .exists()
+)
+_RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
+    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
+)
+_DUE_JOBS = (
+    _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
+    .order_by(_j.c.due_at, _j.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_JOB_IF_FREE = _RUNNABLE.where(_j.c.id == sa.bindparam("b_id"))
+_LOCK_INSTANCES = (
+    sa.select(t.instances.c.id)
+    .where(t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .with_for_update(skip_locked=True)
+)
+_BUSY_INSTANCES = sa.select(_j.c.instance_id).where(
+    _j.c.instance_id.in_(sa.bindparam("b_ids", expanding=True)),
+    _j.c.locked_by.is_not(None),
+    _j.c.lock_expires_at > sa.bindparam("b_now"),
+)
+_LOCK_JOBS = (
+    _j.update()
+    .where(_j.c.id.in_(sa.bindparam("b_ids", expanding=True)), _FREE)
+    .values(
+        locked_by=sa.bindparam("b_owner"), lock_expires_at=sa.bindparam("b_until"), rev=_j.c.rev + 1
+    )
+)
+_JOBS_LOCKED_BY = sa.select(_j).where(
+    _j.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+    _j.c.locked_by == sa.bindparam("b_owner"),
+    _j.c.lock_expires_at == sa.bindparam("b_until"),
+)
 
 
 def _is_memory_sqlite(url: sa.URL) -> bool:
@@ -347,14 +407,25 @@ class Store:
     def _apply(self, conn: Connection, w: InstanceWrite) -> None:
         inst = w.instance
         iid = inst["id"]
+        jobs_delete = list(w.jobs_delete)
         if w.jobs_held:
-            held = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.jobs)
-                .where(t.jobs.c.id.in_(w.jobs_held), t.jobs.c.locked_by == w.lock_owner)
-            ).scalar_one()
-            if held != len(set(w.jobs_held)):
-                raise ConcurrencyConflict(f"job lock lost for instance {iid}")
+            # A held job the write deletes is checked by that delete (one statement less
+            # on the hot path of every job).
+            done = [j for j in set(w.jobs_held) if j in jobs_delete]
+            for jid in done:
+                params = {"b_id": jid, "b_owner": w.lock_owner}
+                if conn.execute(_DELETE_HELD_JOB, params).rowcount != 1:
+                    raise ConcurrencyConflict(f"job lock lost for instance {iid}")
+                jobs_delete.remove(jid)
+            rest = [j for j in set(w.jobs_held) if j not in done]
+            if rest:
+                held = conn.execute(
+                    _COUNT_HELD_JOBS, {"b_ids": rest, "b_owner": w.lock_owner}
+                ).scalar_one()
+                if held != len(rest):
+                    raise ConcurrencyConflict(f"job lock lost for instance {iid}")
+        if w.external_held:
+            self._check_external_held(conn, w.external_held, iid)
         if w.jobs_cancel:
             self._cancel_jobs(conn, w)
         if w.expected_rev is None:
@@ -378,16 +449,14 @@ class Store:
             conn.execute(_DELETE_SUBSCRIPTIONS, {"b_id": iid})
             if w.subscriptions:
                 conn.execute(_INSERT_SUBSCRIPTION, w.subscriptions)
-        if w.jobs_delete:
-            conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(w.jobs_delete)))
+        if jobs_delete:
+            conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
         for row in w.jobs_update:
             conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == row["id"])
-                .values(**{k: v for k, v in row.items() if k != "id"})
+                _UPDATE_JOB, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
             )
         if w.jobs_insert:
-            conn.execute(t.jobs.insert(), w.jobs_insert)
+            conn.execute(_INSERT_JOB, w.jobs_insert)
         if w.incidents_resolve:
             conn.execute(
                 t.incidents.update()
@@ -452,33 +521,14 @@ class Store:
         so two acquirers never take jobs of one instance; on SQLite ``BEGIN IMMEDIATE``
         serialises acquirers.
         """
-        j = t.jobs
-        sibling = sa.alias(t.jobs, "sibling")
-        busy = (
-            sa.select(sibling.c.id)
-            .where(
-                sibling.c.instance_id == j.c.instance_id,
-                sibling.c.id != j.c.id,
-                sibling.c.locked_by.is_not(None),
-                sibling.c.lock_expires_at > now,
-            )
-            .exists()
-        )
-        due = (
-            sa.select(j.c.id, j.c.instance_id)
-            .where(
-                j.c.retries_left > 0,
-                sa.or_(j.c.locked_by.is_(None), j.c.lock_expires_at <= now),
-                ~busy,
-            )
-            .order_by(j.c.due_at, j.c.id)
-        )
-        due = due.where(j.c.id == job_id) if job_id is not None else due.where(j.c.due_at <= now)
         with self.transaction() as conn:
-            candidates = conn.execute(due.limit(limit * 4)).all()
+            if job_id is not None:
+                query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
+            else:
+                query, params = _DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
             chosen: dict[str, str] = {}  # instance id -> job id
             definition_jobs: list[str] = []  # timer start events: no instance to serialise on
-            for jid, iid in candidates:
+            for jid, iid in conn.execute(query, params).all():
                 if iid is None:
                     definition_jobs.append(jid)
                 elif iid not in chosen:
@@ -488,41 +538,22 @@ class Store:
             if not chosen and not definition_jobs:
                 return []
             if self.dialect == "postgresql" and chosen:
-                locked = (
-                    conn.execute(
-                        sa.select(t.instances.c.id)
-                        .where(t.instances.c.id.in_(list(chosen)))
-                        .with_for_update(skip_locked=True)
-                    )
-                    .scalars()
-                    .all()
-                )
+                locked = conn.execute(_LOCK_INSTANCES, {"b_ids": list(chosen)}).scalars().all()
                 # Under the instance locks, re-check that no sibling job got locked meanwhile.
                 still_busy = set(
-                    conn.execute(
-                        sa.select(j.c.instance_id).where(
-                            j.c.instance_id.in_(list(locked)),
-                            j.c.locked_by.is_not(None),
-                            j.c.lock_expires_at > now,
-                        )
-                    ).scalars()
+                    conn.execute(_BUSY_INSTANCES, {"b_ids": list(locked), "b_now": now}).scalars()
                 )
                 chosen = {i: chosen[i] for i in locked if i not in still_busy}
-            rows = []
-            for jid in [*chosen.values(), *definition_jobs]:
-                result = conn.execute(
-                    j.update()
-                    .where(
-                        j.c.id == jid,
-                        sa.or_(j.c.locked_by.is_(None), j.c.lock_expires_at <= now),
-                    )
-                    .values(locked_by=owner, lock_expires_at=lock_until, rev=j.c.rev + 1)
-                )
-                if result.rowcount == 1:
-                    rows.append(jid)
-            if not rows:
+            ids = [*chosen.values(), *definition_jobs]
+            if not ids:
                 return []
-            return [dict(r) for r in conn.execute(sa.select(j).where(j.c.id.in_(rows))).mappings()]
+            conn.execute(
+                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
+            )
+            rows = conn.execute(
+                _JOBS_LOCKED_BY, {"b_ids": ids, "b_owner": owner, "b_until": lock_until}
+            ).mappings()
+            return [dict(r) for r in rows]
 
     def release_job(self, job_id: str, owner: str) -> None:
         """Give a job back without counting an attempt (the instance was busy elsewhere)."""
@@ -685,3 +716,197 @@ class Store:
                     sa.select(t.external_tasks).where(t.external_tasks.c.instance_id == instance_id)
                 ).mappings()
             ]
+
+    # -- external tasks -----------------------------------------------------------------
+
+    def _check_external_held(
+        self, conn: Connection, held: Sequence[tuple[str, str]], instance_id: str
+    ) -> None:
+        """Every task must still exist, locked by the worker that reports on it. On PostgreSQL
+        the rows stay locked until the commit, so no fetch can take one in between."""
+        x = t.external_tasks
+        query = sa.select(x.c.id, x.c.lock_owner).where(x.c.id.in_({tid for tid, _ in held}))
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        owners: dict[str, str | None] = {row[0]: row[1] for row in conn.execute(query)}
+        for tid, worker in held:
+            if tid not in owners or owners[tid] != worker:
+                raise ConcurrencyConflict(
+                    f"external task {tid} of instance {instance_id}: lock of {worker} lost"
+                )
+
+    def lock_external_tasks(
+        self, worker_id: str, topics: Mapping[str, datetime], now: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """Lock up to ``limit`` fetchable tasks of ``topics`` (topic -> lock expiry) for
+        ``worker_id``: open, due, and unlocked or with an expired lock. Tasks of one instance
+        come together (they were created at the same moment), so a worker completing a batch
+        moves each instance on in one write.
+
+        PostgreSQL chooses ``FOR UPDATE SKIP LOCKED``, so concurrent fetchers on several nodes
+        take disjoint tasks without waiting; on SQLite ``BEGIN IMMEDIATE`` serialises them.
+        """
+        x = t.external_tasks
+        query = (
+            sa.select(x.c.id, x.c.topic)
+            .where(
+                x.c.topic.in_(list(topics)),
+                x.c.state == "open",
+                x.c.due_at <= now,
+                sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
+            )
+            .order_by(x.c.priority.desc(), x.c.due_at, x.c.instance_id, x.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.transaction() as conn:
+            chosen = conn.execute(query).all()
+            if not chosen:
+                return []
+            by_topic: dict[str, list[str]] = {}
+            for tid, topic in chosen:
+                by_topic.setdefault(topic, []).append(tid)
+            for topic, ids in by_topic.items():
+                conn.execute(
+                    x.update()
+                    .where(x.c.id.in_(ids))
+                    .values(lock_owner=worker_id, lock_expires_at=topics[topic], rev=x.c.rev + 1)
+                )
+            order = {tid: i for i, (tid, _) in enumerate(chosen)}
+            rows = conn.execute(sa.select(x).where(x.c.id.in_(list(order)))).mappings()
+            return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
+
+    def external_task(self, task_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(sa.select(t.external_tasks).where(t.external_tasks.c.id == task_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def external_tasks_by_id(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self.transaction(write=False) as conn:
+            rows = conn.execute(
+                sa.select(t.external_tasks).where(t.external_tasks.c.id.in_(list(task_ids)))
+            ).mappings()
+            return {r["id"]: dict(r) for r in rows}
+
+    def external_tasks(
+        self, topic: str | None = None, instance_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        x = t.external_tasks
+        query = sa.select(x).order_by(x.c.created_at, x.c.instance_id, x.c.id)
+        if topic is not None:
+            query = query.where(x.c.topic == topic)
+        if instance_id is not None:
+            query = query.where(x.c.instance_id == instance_id)
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def count_fetchable_external(self, topics: Sequence[str], now: datetime) -> int:
+        x = t.external_tasks
+        with self.transaction(write=False) as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(x)
+                    .where(
+                        x.c.topic.in_(list(topics)),
+                        x.c.state == "open",
+                        x.c.due_at <= now,
+                        sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
+                    )
+                ).scalar_one()
+            )
+
+    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored state, definition and variables of several instances (for task variables)."""
+        i = t.instances
+        with self.transaction(write=False) as conn:
+            rows = conn.execute(
+                sa.select(i.c.id, i.c.definition_id, i.c.data, i.c.variables).where(
+                    i.c.id.in_(list(instance_ids))
+                )
+            ).mappings()
+            return {r["id"]: dict(r) for r in rows}
+
+    def history_row(self, row_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = conn.execute(sa.select(t.history).where(t.history.c.id == row_id)).mappings()
+            found = row.first()
+            return dict(found) if found else None
+
+    def extend_external_lock(self, task_id: str, worker_id: str, lock_until: datetime) -> bool:
+        """False unless the task is open and locked by ``worker_id``."""
+        x = t.external_tasks
+        with self.transaction() as conn:
+            result = conn.execute(
+                x.update()
+                .where(x.c.id == task_id, x.c.lock_owner == worker_id, x.c.state == "open")
+                .values(lock_expires_at=lock_until, rev=x.c.rev + 1)
+            )
+            return bool(result.rowcount == 1)
+
+    def unlock_external_task(self, task_id: str) -> bool:
+        x = t.external_tasks
+        with self.transaction() as conn:
+            result = conn.execute(
+                x.update()
+                .where(x.c.id == task_id)
+                .values(lock_owner=None, lock_expires_at=None, rev=x.c.rev + 1)
+            )
+            if result.rowcount == 1 and self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+            return bool(result.rowcount == 1)
+
+    def reschedule_external_task(
+        self, task_id: str, worker_id: str, values: Mapping[str, Any]
+    ) -> bool:
+        """A failure with retries left: unlocked, one more attempt counted, due again at
+        ``values["due_at"]``. False unless the task is open and locked by ``worker_id``."""
+        x = t.external_tasks
+        with self.transaction() as conn:
+            result = conn.execute(
+                x.update()
+                .where(x.c.id == task_id, x.c.lock_owner == worker_id, x.c.state == "open")
+                .values(
+                    **values,
+                    attempts=x.c.attempts + 1,
+                    lock_owner=None,
+                    lock_expires_at=None,
+                    rev=x.c.rev + 1,
+                )
+            )
+            return bool(result.rowcount == 1)
+
+    def retry_external_task(self, task_id: str, retries: int, now: datetime) -> dict[str, Any]:
+        """Operator retry: the task is open and fetchable now with ``retries``; its open
+        incidents are resolved (and the instance leaves "incident" if none is left)."""
+        x = t.external_tasks
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(x).where(x.c.id == task_id)).mappings().first()
+            if row is None:
+                raise KeyError(task_id)
+            values = {
+                "state": "open",
+                "retries": retries,
+                "due_at": now,
+                "lock_owner": None,
+                "lock_expires_at": None,
+            }
+            conn.execute(x.update().where(x.c.id == task_id).values(**values, rev=x.c.rev + 1))
+            conn.execute(
+                t.incidents.update()
+                .where(
+                    t.incidents.c.job_id == task_id,
+                    t.incidents.c.kind == "failed-external-task",
+                    t.incidents.c.resolved_at.is_(None),
+                )
+                .values(resolved_at=now)
+            )
+            self._refresh_incident_state(conn, row["instance_id"], now)
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+            return {**dict(row), **values}
