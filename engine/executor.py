@@ -3,9 +3,9 @@
 One acquisition thread locks due jobs in batches no larger than the free worker threads, so no
 locked job waits in a queue. Waiting wakes at once when this process commits a job (an engine
 listener), when another node does (PostgreSQL ``LISTEN``), when the next known job falls due,
-or after an idle wait that doubles up to a cap and resets on work. ``stop()`` is idempotent:
-it stops acquiring, lets running jobs finish (up to ``timeout``), and releases nothing it has
-not started because it never holds more than it runs.
+or after an idle wait that doubles up to a cap and resets on work. At most one batch waits
+behind the running jobs. ``stop()`` is idempotent: it stops acquiring, gives back the jobs it
+had not started yet, and lets running jobs finish (up to ``timeout``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class JobExecutor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._in_flight: set[Future[bool]] = set()
+        self._queued: dict[Future[bool], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
@@ -86,6 +87,11 @@ class JobExecutor:
         self.engine.remove_listener(self._on_commit)
         if self._thread is not None:
             self._thread.join(timeout)
+        with self._lock:
+            queued = [(f, row) for f, row in self._queued.items() if f.cancel()]
+        for _future, row in queued:  # never started: another node may take them at once
+            with contextlib.suppress(Exception):
+                self.engine.store.release_job(row["id"], self.owner)
         if self._pool is not None:
             self._pool.shutdown(wait=timeout is None)
             if timeout is not None:
@@ -121,8 +127,11 @@ class JobExecutor:
 
     def run_once(self) -> bool:
         """Acquire and submit one batch; True if it found work."""
-        free = self.free_workers()
-        if free <= 0:
+        # Up to one batch queued behind the running jobs: an acquisition costs about as much
+        # as a job, so acquiring one job per free thread would halve throughput. The queued
+        # jobs' locks last far longer than the queue does.
+        free = self.free_workers() + self.workers
+        if free <= self.workers:
             return True
         rows = self.runner.acquire(self.owner, free)
         assert self._pool is not None
@@ -130,8 +139,14 @@ class JobExecutor:
             future = self._pool.submit(self._execute, row)
             with self._lock:
                 self._in_flight.add(future)
-            future.add_done_callback(lambda _f: self._wake.set())
+                self._queued[future] = row
+            future.add_done_callback(self._done)
         return bool(rows)
+
+    def _done(self, future: Future[bool]) -> None:
+        with self._lock:
+            self._queued.pop(future, None)
+        self._wake.set()
 
     def _execute(self, row: dict[str, Any]) -> bool:
         try:
@@ -166,7 +181,8 @@ class JobExecutor:
         if next_due is None:
             return idle_wait
         seconds = (next_due - self.engine.now()).total_seconds()
-        return max(0.0, min(idle_wait, seconds)) if seconds > 0 else 0.0
+        # Due now yet not acquired (its instance is busy with another job): do not spin.
+        return float(max(self.min_idle_wait, min(idle_wait, seconds)))
 
     def _listen_loop(self) -> None:
         """PostgreSQL LISTEN: wake when any node commits a job."""

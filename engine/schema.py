@@ -141,6 +141,8 @@ jobs = sa.Table(
     sa.Column("rev", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_sw_jobs_due", "retries_left", "due_at"),
+    # Acquisition scans due jobs in due order and stops at its batch size.
+    sa.Index("ix_sw_jobs_due_at", "due_at", "id"),
 )
 
 incidents = sa.Table(

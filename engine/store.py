@@ -100,6 +100,20 @@ _DELETE_HELD_JOB = t.jobs.delete().where(
     t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.locked_by == sa.bindparam("b_owner")
 )
 _INSERT_JOB = t.jobs.insert()
+# When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
+_NEXT_DUE = sa.select(
+    sa.func.min(
+        sa.case(
+            (
+                sa.and_(
+                    t.jobs.c.locked_by.is_not(None), t.jobs.c.lock_expires_at > t.jobs.c.due_at
+                ),
+                t.jobs.c.lock_expires_at,
+            ),
+            else_=t.jobs.c.due_at,
+        )
+    )
+).where(t.jobs.c.retries_left > 0)
 
 _j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
 _FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
@@ -157,6 +171,9 @@ class Store:
         self.url = sa.make_url(url or DEFAULT_URL)
         self.dialect = self.url.get_backend_name()
         self._lock: threading.RLock | None = None
+        # SQLite has one writer at a time: threads of this process queue here instead of in
+        # SQLite's busy handler, which sleeps in growing steps (other processes still do).
+        self._write_lock: threading.RLock | None = None
         self.engine = self._create_engine()
 
     # -- connection handling ------------------------------------------------------------
@@ -168,6 +185,8 @@ class Store:
                 # One shared connection; the lock serialises threads on it.
                 kwargs["poolclass"] = StaticPool
                 self._lock = threading.RLock()
+            else:
+                self._write_lock = threading.RLock()
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
             return engine
@@ -200,6 +219,8 @@ class Store:
     def transaction(self, write: bool = True) -> Iterator[Connection]:
         """One database transaction; commits on success, rolls back on any exception."""
         lock = self._lock
+        if lock is None and write:
+            lock = self._write_lock
         if lock is not None:
             lock.acquire()
         try:
@@ -667,9 +688,7 @@ class Store:
 
     def next_due_job(self) -> datetime | None:
         with self.transaction(write=False) as conn:
-            value = conn.execute(
-                sa.select(sa.func.min(t.jobs.c.due_at)).where(t.jobs.c.retries_left > 0)
-            ).scalar()
+            value = conn.execute(_NEXT_DUE).scalar()
         if value is None:
             return None
         return t.UTCDateTime().process_result_value(value, self.engine.dialect)
