@@ -88,7 +88,9 @@ class JobExecutor:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            queued = [(f, row) for f, row in self._queued.items() if f.cancel()]
+            waiting = list(self._queued.items())
+        # cancel() runs the done callback, which takes the lock: call it outside.
+        queued = [(f, row) for f, row in waiting if f.cancel()]
         for _future, row in queued:  # never started: another node may take them at once
             with contextlib.suppress(Exception):
                 self.engine.store.release_job(row["id"], self.owner)

@@ -413,3 +413,33 @@ def test_a_write_the_database_refuses_commits_none_of_its_rows(eng: ProcessEngin
         eng.store.apply(write)
     assert table_counts(eng) == before
     assert eng.store.instance(str(row["id"])) == row
+
+
+def test_stopping_executor_gives_back_jobs_it_had_not_started(db_url: str) -> None:
+    eng = ProcessEngine(db_url)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(ctx: TaskContext) -> None:
+        started.set()
+        release.wait(10)
+
+    eng.register_handler("slow", slow)
+    eng.deploy(process("p", service("A", "slow", extra='camunda:asyncBefore="true"')))
+    for _ in range(3):
+        eng.start("p")
+    ex = eng.job_executor(workers=1, max_idle_wait=0.05).start()
+    assert started.wait(10)
+    time.sleep(0.1)  # the acquisition thread queues a second job behind the running one
+    locked = [j for j in eng.jobs() if j.locked_by == ex.owner]
+    assert len(locked) == 2
+    stopper = threading.Thread(target=ex.stop, kwargs={"timeout": 10})
+    stopper.start()
+    time.sleep(0.1)
+    release.set()
+    stopper.join(10)
+    jobs = eng.jobs()
+    assert len(jobs) == 2  # the running job finished; the queued one was never run
+    assert all(j.locked_by is None for j in jobs)
+    assert len(eng.instances(state="completed")) == 1
+    eng.close()
