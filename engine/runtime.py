@@ -27,6 +27,7 @@ from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, SimpleBpmnTask, _End
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
@@ -38,7 +39,7 @@ from engine import timer_events
 from engine.deployment import ProcessModel
 from engine.errors import BpmnError, EngineError, HandlerError, InvalidVariables, NotFound
 from engine.models import ProcessInstance, TaskContext
-from engine.outbox import OutboxRoute, route_task
+from engine.outbox import OutboxRoute, drop_task, route_task
 from engine.retry import RetryPolicy
 from engine.specs import ServiceTask, activity_config
 from engine.store import InstanceWrite
@@ -362,6 +363,8 @@ class Run:
         #: Jobs waiting on a task of this instance: task id (a continuation) or
         #: "task id/event id" (a timer) -> job id. Reconciled at every finish().
         self.job_keys: dict[str, str] = dict(runtime.get("jobs", {}))
+        #: Open external tasks of this instance: task id -> external task id (reconciled too).
+        self.external_keys: dict[str, str] = dict(runtime.get("external", {}))
         self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
         self._parked: list[Any] = []
         self._step_started: dict[UUID, datetime] = {}
@@ -652,9 +655,13 @@ class Run:
         )
 
     def add_external_task(self, act: Activation, topic: str) -> None:
+        # The task's id is its history row's: once the row is gone, history tells a duplicate
+        # completion (the activity ended) from an unknown id.
+        external_id = self.history.add(act.task, act.started_at, None, None)
+        self.external_keys[str(act.task.id)] = external_id
         self.write.external_insert.append(
             {
-                "id": uuid.uuid4().hex,
+                "id": external_id,
                 "instance_id": self.instance_id,
                 "activity_id": act.activity_id,
                 "task_id": str(act.task.id),
@@ -679,8 +686,26 @@ class Run:
         if route is not None:
             # A published topic: the message goes out through the outbox, in this transaction.
             task_row = self.write.external_insert[-1]
-            self.write.outbox_insert.append(route_task(task_row, act.task.data, route, self.now))
-        self.history.add(act.task, act.started_at, None, None)
+            route_task(self.write.outbox_insert, task_row, act.task.data, route, self.now)
+
+    def _reconcile_external(self) -> None:
+        """Delete the external task rows of tasks that stopped waiting for a worker: completed
+        through ``eng.external_tasks``, or cancelled (an interrupting event took the path)."""
+        inserted = {row["id"]: row for row in self.write.external_insert}
+        for key, external_id in list(self.external_keys.items()):
+            task = self.task(key)
+            if (
+                task is not None
+                and task.state == TaskState.STARTED
+                and task.internal_data.get(PARKED) == PARKED_EXTERNAL
+            ):
+                continue
+            del self.external_keys[key]
+            if external_id in inserted:
+                self.write.external_insert.remove(inserted[external_id])
+                drop_task(self.write.outbox_insert, external_id)
+            elif external_id not in self.write.external_delete:
+                self.write.external_delete.append(external_id)
 
     def task(self, task_id: str | None) -> Any | None:
         if not task_id:
@@ -872,6 +897,11 @@ class Run:
             data.pop("data_objects", None)
             return data
         merged: dict[str, Any] = {}
+        # A branch that already reached its end event keeps what it wrote visible, as process
+        # variables are in Camunda (its data is on that end event until the process ends).
+        for task in self.wf.get_tasks(state=TaskState.COMPLETED, skip_subprocesses=True):
+            if isinstance(task.task_spec, EndEvent):
+                merged.update(task.data)
         for task in open_tasks or [self.wf.task_tree]:
             # A token waiting at a join has no data of its own until the join fires: the data
             # is still on the task that brought it there.
@@ -946,6 +976,7 @@ class Run:
         """Fill in the instance row and history; the write is ready to apply."""
         open_tasks = self.open_tasks()
         self._reconcile_jobs()
+        self._reconcile_external()
         self._close_history(open_tasks)
         now = self.now
         state = self.state(has_open_incident)
@@ -970,6 +1001,7 @@ class Run:
                 "seq": self.history.seq,
                 "subs": len(subs),
                 "jobs": self.job_keys,
+                "external": self.external_keys,
             },
             "data": codec.dump(self.wf),
             "format": 1,

@@ -15,7 +15,7 @@ def examples(eng: ProcessEngine) -> ProcessEngine:
     for module in (order_handlers, invoice_handlers, onboarding_handlers):
         module.register(eng)
     dep = eng.deploy(EXAMPLES)
-    assert set(dep.process_keys) == {"order", "invoice", "onboarding"}
+    assert {"order", "invoice", "onboarding"} <= set(dep.process_keys)
     return eng
 
 

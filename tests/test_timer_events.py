@@ -529,3 +529,32 @@ def test_executor_of_another_node_fires_the_timer(
     finally:
         ex.stop()
     assert a.get_instance(inst.id).waiting_at == ["Escalate"]
+
+
+def test_a_finished_side_path_keeps_its_variables_visible(
+    eng: ProcessEngine, clock: ManualClock
+) -> None:
+    eng.register_handler("remind", lambda ctx: {"reminded": True})
+    eng.deploy(
+        process(
+            "p",
+            user("Review"),
+            boundary("Nudge", "Review", "timeDuration", "PT1H", interrupting=False),
+            service("Remind", "remind"),
+            '<bpmn:endEvent id="Reminded" />',
+            flows=[
+                ("StartEvent_1", "Review"),
+                ("Review", "EndEvent_1"),
+                ("Nudge", "Remind"),
+                ("Remind", "Reminded"),
+            ],
+        )
+    )
+    inst = eng.start("p")
+    clock.advance(HOUR)
+    eng.run_jobs()
+    waiting = eng.get_instance(inst.id)
+    assert waiting.waiting_at == ["Review"] and waiting.variables["reminded"] is True
+    eng.complete_task(inst.id, "Review", {"ok": True})
+    done = eng.get_instance(inst.id)
+    assert done.state == "completed" and done.variables["ok"] is True
