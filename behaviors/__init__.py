@@ -8,6 +8,13 @@ BPMN attributes and the engine defaults (see ``engine.engine.ProcessEngine.behav
 from behaviors.async_before import AsyncBeforeBehavior
 from behaviors.async_on_error import AsyncOnErrorBehavior
 from behaviors.external import ExternalBehavior
+from behaviors.pooled import PooledBehavior
 from behaviors.sync import SyncBehavior
 
-__all__ = ["AsyncBeforeBehavior", "AsyncOnErrorBehavior", "ExternalBehavior", "SyncBehavior"]
+__all__ = [
+    "AsyncBeforeBehavior",
+    "AsyncOnErrorBehavior",
+    "ExternalBehavior",
+    "PooledBehavior",
+    "SyncBehavior",
+]

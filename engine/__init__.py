@@ -18,6 +18,7 @@ from engine.errors import (
 )
 from engine.models import (
     Deployment,
+    ExternalTask,
     HistoryEntry,
     Incident,
     Job,
@@ -34,6 +35,7 @@ __all__ = [
     "DeploymentError",
     "EngineError",
     "ExpressionError",
+    "ExternalTask",
     "HandlerError",
     "HistoryEntry",
     "Incident",

@@ -49,7 +49,7 @@ def encode(message: Mapping[str, Any]) -> bytes:
 
 
 def task_body(payload: Mapping[str, Any], reply_exchange: str, reply_routing_key: str) -> bytes:
-    """The wire form of an outbox payload (``engine.outbox.task_message``) with its reply address."""
+    """The wire form of an outbox payload (``outbox.task_message``) with its reply address."""
     return encode(
         {**payload, "reply_exchange": reply_exchange, "reply_routing_key": reply_routing_key}
     )

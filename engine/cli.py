@@ -21,7 +21,8 @@ from typing import Any
 from engine import bridge_cli
 from engine.engine import ProcessEngine
 from engine.errors import EngineError
-from engine.models import ProcessInstance
+from engine.models import ExternalTask, ProcessInstance
+from engine.pool import load_pools
 
 
 class UsageError(EngineError):
@@ -195,8 +196,11 @@ def cmd_incidents(eng: ProcessEngine, args: argparse.Namespace) -> None:
 
 
 def cmd_retry(eng: ProcessEngine, args: argparse.Namespace) -> None:
-    job = eng.retry(args.id, retries=args.retries)
-    print(f"job {job.id} due now with {job.retries_left} retries")
+    done = eng.retry(args.id, retries=args.retries)
+    if isinstance(done, ExternalTask):
+        print(f"external task {done.id} fetchable now with {done.retries} retries")
+    else:
+        print(f"job {done.id} due now with {done.retries_left} retries")
 
 
 def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
@@ -207,10 +211,14 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    pools = load_pools(eng, args.pools) if args.pools else []
     executor = eng.job_executor(
         workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
     )
     executor.start()
+    for pool in pools:
+        pool.start()
+        print(f"worker pool {pool.worker_id}: topic '{pool.topic}'", flush=True)
     print(f"worker {executor.owner}: {args.workers} threads; Ctrl-C to stop", flush=True)
     try:
         while not stop.wait(0.5):
@@ -218,9 +226,12 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
                 args.exit_when_idle
                 and not eng.store.next_due_job()
                 and executor.free_workers() == args.workers
+                and not any(p.busy() or p.pending() for p in pools)
             ):
                 break
     finally:
+        for pool in pools:
+            pool.stop(timeout=args.stop_timeout)
         executor.stop(timeout=args.stop_timeout)
     print(f"worker {executor.owner}: stopped after {executor.executed} jobs", flush=True)
 
@@ -302,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a job stays locked; a crashed worker's jobs run again after it",
     )
     p.add_argument("--exit-when-idle", action="store_true", help="stop once no job is left")
+    p.add_argument(
+        "--pools",
+        default=os.environ.get("SPILLWAY_POOLS"),
+        metavar="FILE",
+        help="TOML file of worker pools to run too, [pools.<topic>] tables (env SPILLWAY_POOLS)",
+    )
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("bridge", help="publish external tasks to RabbitMQ, apply the results")

@@ -14,9 +14,10 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine import bpmnxml
+from engine import bpmnxml, normalize, refusals
 from engine.bpmnxml import Source
 from engine.errors import DeploymentError
 from engine.parser import (
@@ -40,6 +41,17 @@ class ProcessModel:
     #: Process-level ``spillway:asyncOnError`` (None: the engine default applies).
     async_on_error: bool | None = None
     message_starts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # SpiffWorkflow hooks a multi-instance task's merge of child results up when it creates
+        # the children (or deserializes an embedded spec). Our specs are parsed and shared, so
+        # hook it up once here: a node that did not create the children itself (another
+        # process, a restart) would otherwise drop their results.
+        for ts in self.all_task_specs():
+            if isinstance(ts, LoopTask):
+                child = ts._wf_spec.task_specs.get(ts.task_spec)
+                if child is not None and not child.completed_event.is_connected(ts.merge_child):
+                    child.completed_event.connect(ts.merge_child)
 
     def all_task_specs(self) -> Iterator[Any]:
         yield from self.spec.task_specs.values()
@@ -117,6 +129,14 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """
     parser = SpillwayParser()
     parsed = _parse_roots(sources)
+    refused = [
+        r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
+    ]
+    if refused:
+        raise refusals.UnsupportedElements(refused)
+    for source, root in parsed:
+        if not source.is_dmn:
+            normalize.normalize(root, source.name)
     digests = {source.name: source.digest for source, _ in parsed}
     try:
         for source, root in parsed:

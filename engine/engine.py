@@ -16,7 +16,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from behaviors import AsyncBeforeBehavior, AsyncOnErrorBehavior, ExternalBehavior, SyncBehavior
+from behaviors import (
+    AsyncBeforeBehavior,
+    AsyncOnErrorBehavior,
+    ExternalBehavior,
+    PooledBehavior,
+    SyncBehavior,
+)
 from engine import bpmnxml, convert, timer_events
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
@@ -29,13 +35,16 @@ from engine.errors import (
     NotFound,
 )
 from engine.executor import JobExecutor
+from engine.external import ExternalTaskService
 from engine.jobs import JobRunner, new_owner
-from engine.models import Deployment, HistoryEntry, Incident, Job, ProcessInstance
+from engine.models import Deployment, ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
 from engine.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
+from engine.pool import WorkerPool
 from engine.retry import RetryPolicy
 from engine.runtime import Behavior, Handler, JobContext, Run
 from engine.scripting import SafeScriptEngine
 from engine.specs import activity_config
+from engine.stats import Counters
 from engine.store import InstanceWrite, Store
 from engine.variables import check_variables
 
@@ -80,10 +89,14 @@ class ProcessEngine:
             "async-on-error": AsyncOnErrorBehavior(),
             "async-before": AsyncBeforeBehavior(),
             "external": ExternalBehavior(),
+            "pooled": PooledBehavior(),
         }
         self._listeners: list[Callable[[str], None]] = []
         self._outbox_routes: dict[str, OutboxRoute] = {}
         self.jobs_runner = JobRunner(self)
+        #: Named counters, e.g. stats["conflicts_retried"] (see engine.stats).
+        self.stats = Counters()
+        self.external_tasks = ExternalTaskService(self)
 
     # -- handlers -----------------------------------------------------------------------
 
@@ -137,6 +150,8 @@ class ProcessEngine:
 
     def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior:
         cfg = activity_config(task_spec)
+        if cfg.get("pooled"):
+            return self._behaviors["pooled"]
         if cfg.get("external"):
             return self._behaviors["external"]
         if cfg.get("async_before"):
@@ -149,7 +164,8 @@ class ProcessEngine:
         return self._behaviors["async-on-error" if flag else "sync"]
 
     def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy:
-        key = (model.digest, task_spec.bpmn_id)
+        # By spec name: a multi-instance activity's outer and inner specs share the BPMN id.
+        key = (model.digest, task_spec.name)
         policy = self._policies.get(key)
         if policy is None:
             policy = convert.task_retry_policy(self.retry_policy, activity_config(task_spec))
@@ -342,6 +358,7 @@ class ProcessEngine:
             try:
                 return command()
             except ConcurrencyConflict:
+                self.stats.add("conflicts_retried")
                 self._backoff(attempt)
         return command()
 
@@ -514,14 +531,20 @@ class ProcessEngine:
                 count += 1
         return count
 
-    def retry(self, job_or_incident_id: str, retries: int = 1) -> Job:
-        """Resolve a job's incident and make it due now with ``retries`` attempts."""
+    def retry(self, job_or_incident_id: str, retries: int = 1) -> Job | ExternalTask:
+        """Resolve a job's incident and make it due now with ``retries`` attempts. For a failed
+        external task (its incident, or its id) the task is fetchable now with ``retries``
+        and is returned instead of a job."""
         if retries < 1:
             raise EngineError(f"retry needs retries >= 1, got {retries}")
         now = self.clock.now()
         job_id = job_or_incident_id
         incident = self.store.incident(job_or_incident_id)
+        if incident is None and self.store.external_task(job_or_incident_id) is not None:
+            return self.external_tasks.retry(job_or_incident_id, retries)
         if incident is not None:
+            if incident["kind"] == "failed-external-task" and incident["job_id"] is not None:
+                return self.external_tasks.retry(incident["job_id"], retries)
             if incident["job_id"] is None:
                 raise EngineError(f"incident {job_or_incident_id} has no job to retry")
             job_id = incident["job_id"]
@@ -537,6 +560,12 @@ class ProcessEngine:
     def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:
         """Background executor threads for this engine: ``ex.start()``, ``ex.stop()``."""
         return JobExecutor(self, workers=workers, **options)
+
+    def worker_pool(self, topic: str, handler: Handler | None = None, **options: Any) -> WorkerPool:
+        """Threads running ``handler`` (default: the handler registered under ``topic``) for
+        the external tasks of ``topic``: ``pool.start()``, ``pool.stop()``. Options: core_size,
+        max_size, keep_alive, acquire_wait, max_per_acquisition, lock_duration (engine.pool)."""
+        return WorkerPool(self, topic, handler, **options)
 
     # -- reads --------------------------------------------------------------------------
 

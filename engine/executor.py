@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from engine.jobs import DEFAULT_LOCK_DURATION, JobRunner, new_owner
-from engine.store import NOTIFY_CHANNEL
+from engine.notify import NotifyListener
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -58,8 +58,7 @@ class JobExecutor:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
-        self._listener_thread: threading.Thread | None = None
-        self._listener_conn: Any = None
+        self._listener: NotifyListener | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -70,11 +69,8 @@ class JobExecutor:
         self.engine.add_listener(self._on_commit)
         self._thread = threading.Thread(target=self._loop, name="spillway-acquire", daemon=True)
         self._thread.start()
-        if self.listen and self.engine.store.dialect == "postgresql":
-            self._listener_thread = threading.Thread(
-                target=self._listen_loop, name="spillway-listen", daemon=True
-            )
-            self._listener_thread.start()
+        if self.listen:
+            self._listener = NotifyListener(self.engine.store, self._wake.set, self.owner).start()
         log.info("job executor %s started with %d workers", self.owner, self.workers)
         return self
 
@@ -104,10 +100,8 @@ class JobExecutor:
                         break
                     with contextlib.suppress(Exception):  # logged by the job runner
                         future.result(remaining)
-        conn = self._listener_conn
-        if conn is not None:
-            with contextlib.suppress(Exception):  # closing a dead connection
-                conn.close()
+        if self._listener is not None:
+            self._listener.stop()
         log.info("job executor %s stopped after %d jobs", self.owner, self.executed)
 
     def __enter__(self) -> JobExecutor:
@@ -185,26 +179,3 @@ class JobExecutor:
         seconds = (next_due - self.engine.now()).total_seconds()
         # Due now yet not acquired (its instance is busy with another job): do not spin.
         return float(max(self.min_idle_wait, min(idle_wait, seconds)))
-
-    def _listen_loop(self) -> None:
-        """PostgreSQL LISTEN: wake when any node commits a job."""
-        import psycopg
-
-        url = self.engine.store.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    self._listener_conn = conn
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    backoff = 0.5
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self._wake.set()
-            except Exception as exc:  # noqa: BLE001 - reconnect; polling still runs meanwhile
-                if self._stopping.is_set():
-                    return
-                log.warning("job executor %s: LISTEN failed (%s); retrying", self.owner, exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)

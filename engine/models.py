@@ -91,6 +91,12 @@ class Incident:
     resolved_at: datetime | None = None
     kind: str = "failed-job"
 
+    @property
+    def external_task_id(self) -> str | None:
+        """The failed external task to retry, for ``kind == "failed-external-task"`` (whose
+        ``job_id`` column names it, as Camunda's incident ``configuration`` does)."""
+        return self.job_id if self.kind == "failed-external-task" else None
+
 
 @dataclass(frozen=True)
 class TaskContext:
@@ -106,3 +112,36 @@ class TaskContext:
     process_key: str = ""
     topic: str | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExternalTask:
+    """An external task as a worker or operator sees it (``eng.external_tasks``).
+
+    ``variables`` are the parked task's own data (what a synchronous handler of the same task
+    would see: process variables plus multi-instance item variables), narrowed to the names a
+    worker asked for. ``retries`` is None until a worker reported a failure; ``worker_id`` is
+    the holder of the lock (which may have expired: check ``lock_expires_at``).
+    """
+
+    id: str
+    topic: str
+    instance_id: str
+    activity_id: str
+    variables: dict[str, Any]
+    retries: int | None
+    lock_expires_at: datetime | None
+    business_key: str | None
+    worker_id: str | None = None
+    error_message: str | None = None
+    error_details: str | None = None
+    created_at: datetime | None = None
+    process_key: str = ""
+    #: "open" (fetchable when due and unlocked) or "failed" (retries spent: an incident is open).
+    state: str = "open"
+    #: Failures reported so far; a pooled handler's ``TaskContext.attempt`` is this + 1.
+    attempts: int = 0
+    #: When the task becomes fetchable (later than ``created_at`` after a failure with a timeout).
+    due_at: datetime | None = None
+    priority: int = 0
+    definition_id: str | None = None

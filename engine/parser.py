@@ -86,7 +86,7 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
 
     Keys: ``handler`` and ``handler_source`` (which attribute named it), ``delegate_expression``
     (a complex one, evaluated at run time), ``external`` and ``topic``, ``async_before``,
-    ``async_after``, ``async_on_error`` (None: inherit), ``retry_cycle``, ``retries``,
+    ``async_after``, ``async_on_error`` (None: inherit), ``pooled``, ``retry_cycle``, ``retries``,
     ``properties``, ``expression`` and ``result_variable``.
     """
     cfg: dict[str, Any] = {"properties": {}}
@@ -139,6 +139,8 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
         _flag(node, CAMUNDA_NS, "asyncAfter") or _flag(node, SPILLWAY_NS, "asyncAfter")
     )
     cfg["async_on_error"] = _flag(node, SPILLWAY_NS, "asyncOnError")
+    # spillway:pooled: an external task of topic = handler name, run by that worker pool.
+    cfg["pooled"] = bool(_flag(node, SPILLWAY_NS, "pooled"))
     # Start events of event subprocesses: BPMN's default is interrupting.
     cfg["interrupting"] = (node.get("isInterrupting") or "true").strip().lower() != "false"
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.errors import NotFound
-from engine.models import HistoryEntry, Incident, Job, ProcessInstance
+from engine.models import ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -294,6 +294,7 @@ class ProcessInstanceAssert:
             self.engine.history(self.instance_id),
             self.engine.jobs(self.instance_id),
             self.engine.incidents(self.instance_id),
+            self.engine.external_tasks.list(instance_id=self.instance_id),
         )
 
 
@@ -302,8 +303,10 @@ def describe_instance(
     history: Sequence[HistoryEntry],
     jobs: Sequence[Job],
     incidents: Sequence[Incident],
+    external_tasks: Sequence[ExternalTask] = (),
 ) -> str:
-    """A readable, multi-line account of one instance."""
+    """A readable, multi-line account of one instance (external tasks only when it has
+    some)."""
     key = f", business key '{inst.business_key}'" if inst.business_key else ""
     lines = [
         f"instance {inst.id} of '{inst.process_key}' v{inst.version}{key}: state '{inst.state}'",
@@ -316,6 +319,8 @@ def describe_instance(
         title += f", last {len(shown)} of {len(history)}"
     lines += _section(title, shown, _history_line)
     lines += _section("open jobs", jobs, _job_line)
+    if external_tasks:
+        lines += _section("external tasks", external_tasks, external_task_line)
     lines += _section("open incidents", incidents, _incident_line)
     return "\n".join(lines)
 
@@ -332,6 +337,8 @@ def _variable(item: tuple[str, Any]) -> str:
 
 def _history_line(h: HistoryEntry) -> str:
     outcome = h.outcome or "running"
+    if h.ended_at is not None and _time(h.ended_at) != _time(h.started_at):
+        outcome += f" at {_time(h.ended_at)}"
     error = f": {_clip(h.error)}" if h.error else ""
     return f"{_time(h.started_at)}  {h.activity_id} ({h.activity_type})  {outcome}{error}"
 
@@ -347,6 +354,22 @@ def _job_line(j: Job) -> str:
         parts.append(f"locked by {j.locked_by} until {_time(j.lock_expires_at)}")
     if j.last_error:
         parts.append(f"last error: {_clip(j.last_error)}")
+    return ", ".join(parts)
+
+
+def external_task_line(task: ExternalTask) -> str:
+    """One external task as failure messages show it."""
+    parts = [f"topic '{task.topic}' at {task.activity_id} (instance {task.instance_id})"]
+    if task.state != "open":
+        parts.append(task.state)
+    if task.worker_id and task.lock_expires_at is not None:
+        parts.append(f"locked by {task.worker_id} until {_time(task.lock_expires_at)}")
+    if task.due_at is not None and task.created_at is not None and task.due_at > task.created_at:
+        parts.append(f"due {_time(task.due_at)}")
+    if task.retries is not None:
+        parts.append(f"retries left {task.retries}")
+    if task.error_message:
+        parts.append(f"last error: {_clip(task.error_message)}")
     return ", ".join(parts)
 
 

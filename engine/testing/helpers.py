@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.models import Job, ProcessInstance, TaskContext
+from engine.models import ExternalTask, Job, ProcessInstance, TaskContext
+from engine.testing.assertions import external_task_line
 from engine.testing.clock import ManualClock
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ def advance_and_run(clock: ManualClock, engine: ProcessEngine, by: float | timed
             break
         clock.set(min(upcoming))
         ran += engine.run_jobs()
-    clock.set(target)
+    if clock.now() < target:  # a handler may have moved the clock itself
+        clock.set(target)
     return ran + engine.run_jobs()
 
 
@@ -124,38 +126,38 @@ def complete_external_task(
     instance: ProcessInstance | str | None = None,
     worker_id: str = TEST_WORKER,
 ) -> ProcessInstance:
-    """Fetch one external task of ``topic`` (of ``instance`` if given), complete it with
-    ``variables`` as a worker would, and return its instance as the database now holds it.
+    """Fetch and lock one external task of ``topic`` (of ``instance`` if given), complete it
+    with ``variables`` as a worker would, and return its instance as the database now holds it.
 
-    Raises AssertionError, listing the open external tasks, when none of the topic is there.
+    Only a task a worker could fetch now is taken (due, not locked by another worker, or its
+    lock expired); when there is none this raises AssertionError listing the external tasks.
     """
     __tracebackhide__ = True
-    eng = engine
     instance_id = instance.id if isinstance(instance, ProcessInstance) else instance
-    task = _lock_one(eng, topic, instance_id, worker_id)
-    eng.external_tasks.complete(task.id, worker_id, variables=dict(variables or {}))
-    return eng.get_instance(task.instance_id)
+    task = _fetch_one(engine, topic, instance_id, worker_id)
+    engine.external_tasks.complete(task.id, worker_id, variables=dict(variables or {}))
+    return engine.get_instance(task.instance_id)
 
 
-def _lock_one(eng: ProcessEngine, topic: str, instance_id: str | None, worker_id: str) -> Any:
+def _fetch_one(
+    engine: ProcessEngine, topic: str, instance_id: str | None, worker_id: str
+) -> ExternalTask:
     __tracebackhide__ = True
-    open_tasks = eng.external_tasks.list(topic=topic, instance_id=instance_id)
-    if open_tasks:
-        # Fetch them all, keep one, hand the others back unchanged.
-        locked = eng.external_tasks.fetch_and_lock(
-            worker_id, topics=[topic], max_tasks=len(eng.external_tasks.list(topic=topic))
-        )
-        mine = [t for t in locked if instance_id is None or t.instance_id == instance_id]
-        for other in mine[1:] + [t for t in locked if t not in mine]:
-            eng.external_tasks.unlock(other.id)
-        if mine:
-            return mine[0]
+    service = engine.external_tasks
+    # fetch_and_lock has no instance filter: lock every fetchable task of the topic, keep
+    # this instance's first, hand the others back.
+    wanted = 1 if instance_id is None else max(1, len(service.list(topic=topic)))
+    locked = service.fetch_and_lock(worker_id, topics=[topic], max_tasks=wanted)
+    mine = [t for t in locked if instance_id is None or t.instance_id == instance_id][:1]
+    for task in locked:
+        if not mine or task.id != mine[0].id:
+            service.unlock(task.id)
+    if mine:
+        return mine[0]
     where = f" of instance {instance_id}" if instance_id else ""
-    listing = [
-        f"  {t.topic} at {t.activity_id} (instance {t.instance_id})"
-        for t in eng.external_tasks.list(instance_id=instance_id)
-    ]
+    present = service.list(instance_id=instance_id)
     raise AssertionError(
-        f"no external task of topic '{topic}'{where} can be fetched; open external tasks:"
-        + ("\n" + "\n".join(listing) if listing else " none")
+        f"no external task of topic '{topic}'{where} can be fetched now; external tasks"
+        f"{where}:"
+        + ("\n" + "\n".join(f"  {external_task_line(t)}" for t in present) if present else " none")
     )

@@ -1,0 +1,214 @@
+"""What Spillway refuses at deploy time, and why, in words a modeler understands.
+
+A BPMN file is checked before SpiffWorkflow parses it. Every element of an executable process
+that the engine could not run as drawn is reported with the file, the element id and the reason,
+all in one ``DeploymentError`` (``UnsupportedElements``, whose ``refusals`` keep the structure
+for tools such as ``spillway conformance``). Nothing is dropped silently: an element is either
+run, or documented as having no effect at run time (see ``docs/modeling.md``), or refused here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from lxml import etree
+
+from engine.errors import DeploymentError
+from engine.normalize import ACTIVITIES, BPMN_NS, FLOW_NODES, is_bpmn, local_name
+
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+
+#: How the element checks report: the element and the reason.
+Refuse = Callable[[etree._Element, str], None]
+
+#: Script languages the engine runs (as Python, only with ``allow_scripts=True``).
+PYTHON_FORMATS = frozenset({"python", "py", "python3"})
+#: Expression languages of conditions the safe evaluator reads.
+_EXPRESSION_LANGUAGES = frozenset(
+    {
+        "",
+        "juel",
+        "jexl",
+        "python",
+        "http://www.w3.org/1999/xpath",  # BPMN's default, written by modelers without meaning it
+        "http://www.omg.org/spec/bpmn/20100524/model",
+    }
+)
+#: Where ``camunda:inputOutput`` is applied (see ``engine.mappings``).
+IO_ELEMENTS = frozenset(
+    {
+        "serviceTask",
+        "sendTask",
+        "businessRuleTask",
+        "userTask",
+        "manualTask",
+        "scriptTask",
+        "subProcess",
+        "callActivity",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One element Spillway cannot run."""
+
+    file: str
+    process_id: str
+    element_id: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.file}: element '{self.element_id}': {self.reason}"
+
+
+class UnsupportedElements(DeploymentError):
+    """The deployment holds elements Spillway cannot run; ``refusals`` lists each."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        self.refusals = list(refusals)
+        super().__init__(problems=[r.message for r in self.refusals])
+
+
+def _camunda(local: str) -> str:
+    return f"{{{CAMUNDA_NS}}}{local}"
+
+
+def _flag(node: etree._Element, name: str) -> bool:
+    return (node.get(name) or "").strip().lower() == "true"
+
+
+def executable_processes(root: etree._Element) -> Iterator[etree._Element]:
+    """Processes an engine runs: isExecutable true or missing (Camunda's default)."""
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        if (process.get("isExecutable") or "true").strip().lower() != "false":
+            yield process
+
+
+def _owner(node: etree._Element) -> etree._Element:
+    """The flow node (or process) an extension element belongs to."""
+    current = node.getparent()
+    while current is not None:
+        if is_bpmn(current) and (
+            local_name(current) in FLOW_NODES or local_name(current) in ("process", "sequenceFlow")
+        ):
+            return current
+        current = current.getparent()
+    return node
+
+
+def check(root: etree._Element, file: str) -> list[Refusal]:
+    """Every refusal in one document's executable processes."""
+    refusals: list[Refusal] = []
+    for process in executable_processes(root):
+        pid = str(process.get("id"))
+
+        def refuse(node: etree._Element, reason: str, pid: str = pid) -> None:
+            refusals.append(Refusal(file, pid, str(node.get("id") or local_name(node)), reason))
+
+        for node in process.iter():
+            if not isinstance(node.tag, str):
+                continue
+            if is_bpmn(node):
+                _check_bpmn(node, refuse)
+            elif node.tag.startswith(f"{{{CAMUNDA_NS}}}"):
+                _check_camunda(node, refuse)
+    return refusals
+
+
+def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
+    name = local_name(node)
+    if name == "complexGateway":
+        refuse(
+            node,
+            "complex gateways are not supported (their activation rule cannot be evaluated); "
+            "draw an inclusive or a parallel gateway instead",
+        )
+    elif name == "compensateEventDefinition":
+        refuse(
+            _owner(node),
+            "compensation is not supported: compensation events and handlers cannot run; "
+            "model the undo steps as ordinary activities (for example after an error boundary)",
+        )
+    elif name in ACTIVITIES and _flag(node, "isForCompensation"):
+        refuse(node, "compensation handlers are not supported (compensation cannot run)")
+    elif name == "scriptTask":
+        fmt = (node.get("scriptFormat") or "python").strip().lower()
+        if fmt not in PYTHON_FORMATS:
+            refuse(
+                node,
+                f"script task in {node.get('scriptFormat')}: Spillway runs only Python script "
+                "tasks (and only when the engine is created with allow_scripts=True); make it a "
+                "service task with a handler",
+            )
+    elif name == "conditionExpression" or name == "condition":
+        language = (node.get("language") or "").strip().lower()
+        if language not in _EXPRESSION_LANGUAGES:
+            refuse(
+                _owner(node),
+                f"a condition in {node.get('language')} cannot be evaluated; write it as an "
+                "expression such as ${amount > 100}",
+            )
+    elif name == "callActivity":
+        called = (node.get("calledElement") or "").strip()
+        if node.get(_camunda("caseRef")):
+            refuse(node, "calling a CMMN case is not supported")
+        elif "${" in called or "#{" in called:
+            refuse(
+                node,
+                f"calledElement '{called}' is an expression; the called process must be named "
+                "so it can be deployed with the caller",
+            )
+    elif name == "standardLoopCharacteristics":
+        has_rule = node.get("loopMaximum") or any(
+            is_bpmn(c, "loopCondition") and (c.text or "").strip() for c in node
+        )
+        if not has_rule:
+            refuse(
+                _owner(node),
+                "a standard loop needs a loop condition or a loop maximum, else it never ends",
+            )
+
+
+def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
+    name = etree.QName(node).localname
+    if name in ("executionListener", "taskListener"):
+        kind = "execution listener" if name == "executionListener" else "task listener"
+        refuse(
+            _owner(node),
+            f"a camunda:{name} cannot run: Spillway has no {kind}s; move the work into a "
+            "service task (or a handler) on the path",
+        )
+    elif name == "script":
+        fmt = (node.get("scriptFormat") or "").strip().lower()
+        if node.getparent() is not None and etree.QName(node.getparent()).localname in (
+            "executionListener",
+            "taskListener",
+        ):
+            return  # the listener itself is refused
+        if fmt not in PYTHON_FORMATS or node.get("resource"):
+            what = f"{node.get('scriptFormat')} script" if fmt else "script"
+            if node.get("resource"):
+                what += f" from resource '{node.get('resource')}'"
+            refuse(
+                _owner(node),
+                f"a {what} in a mapping cannot run: Spillway evaluates expressions such as "
+                "${a + b} and, when allowed, inline Python scripts",
+            )
+    elif name == "inputOutput":
+        owner = _owner(node)
+        parent = node.getparent()
+        in_connector = parent is not None and etree.QName(parent).localname == "connector"
+        if not in_connector and local_name(owner) not in IO_ELEMENTS:
+            refuse(
+                owner,
+                f"camunda:inputOutput on a {local_name(owner)} is not supported; it is applied "
+                "on service, send, business rule, script, user and manual tasks, subprocesses "
+                "and call activities",
+            )
+    elif name == "errorEventDefinition":
+        owner = _owner(node)
+        if (owner.get(_camunda("type")) or "").strip() != "external":
+            refuse(owner, "camunda:errorEventDefinition applies only to external tasks")
