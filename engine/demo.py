@@ -1,7 +1,8 @@
 """``spillway demo``: deploy the examples in ``processes/`` and run them: the order process
 through its paths (straight through, approval, declined card, a gateway timeout retried by a
 job), an invoice approved and paid (user task, message correlation) and one rejected, and an
-onboarding whose laptop order runs as an async-before job."""
+onboarding whose laptop order runs as an async-before job, and the seed's ExampleProcess: 50
+parallel external "copy" tasks drained by a worker pool."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
         print(f"  ran {eng.run_jobs()} job(s)")
 
     _invoices_and_onboarding(eng)
+    _copies(eng, handlers)
 
     rows = []
     for inst in started:
@@ -111,3 +113,21 @@ def _invoices_and_onboarding(eng: ProcessEngine) -> None:
     eng.run_jobs()
     inst = eng.complete_task(inst.id, "WelcomeCall")
     print(f"  onboarding E1 login={inst.variables['login']} -> {inst.state}")
+
+
+def _copies(eng: ProcessEngine, handlers: list[ModuleType]) -> None:
+    example = next(m for m in handlers if m.__name__.endswith("example_process_handlers"))
+    t0 = time.perf_counter()
+    inst = eng.start("ExampleProcess", {"files": example.files()}, business_key="COPY-1")
+    waiting = len(eng.external_tasks.list(instance_id=inst.id))
+    print(f"  ExampleProcess COPY-1 -> {waiting} external copy tasks; a worker pool takes them")
+    with eng.worker_pool(example.TOPIC, acquire_wait=0.2) as _pool:
+        deadline = time.monotonic() + 30
+        while eng.get_instance(inst.id).state != "completed" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    done = eng.get_instance(inst.id)
+    ms = (time.perf_counter() - t0) * 1000
+    print(
+        f"  ExampleProcess COPY-1 {len(done.variables.get('copies', []))} copies -> {done.state}"
+        f" ({ms:.0f} ms)"
+    )
