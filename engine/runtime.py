@@ -435,6 +435,14 @@ class Run:
 
     def begin_by_timer(self, event_id: str) -> None:
         """Start through the timer start event ``event_id`` (its timer-start job fired)."""
+        # Other start events of the process (a none start fires at once) must not take the
+        # token: the instance starts where its timer fired, as in Camunda.
+        for task in self.wf.get_tasks(skip_subprocesses=True):
+            other_start = isinstance(task.task_spec, StartEvent) and not any(
+                t.event_id == event_id for t in timer_events.timers_of(task)
+            )
+            if other_start and not task.has_state(TaskState.FINISHED_MASK):
+                task.cancel()
         self.advance()
         if not self._fire_start_timer(event_id):
             raise NotFound(f"process '{self.model.key}' has no timer start event '{event_id}'")

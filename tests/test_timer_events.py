@@ -558,3 +558,29 @@ def test_a_finished_side_path_keeps_its_variables_visible(
     eng.complete_task(inst.id, "Review", {"ok": True})
     done = eng.get_instance(inst.id)
     assert done.state == "completed" and done.variables["ok"] is True
+
+
+def test_timer_start_beside_a_none_start_takes_its_own_path(
+    eng: ProcessEngine, clock: ManualClock
+) -> None:
+    eng.deploy(
+        process(
+            "two",
+            '<bpmn:startEvent id="Manual" />',
+            f'<bpmn:startEvent id="Nightly">{timer("timeDuration", "PT1H")}</bpmn:startEvent>',
+            user("ByHand"),
+            user("ByTimer"),
+            start="",
+            flows=[
+                ("Manual", "ByHand"),
+                ("Nightly", "ByTimer"),
+                ("ByHand", "EndEvent_1"),
+                ("ByTimer", "EndEvent_1"),
+            ],
+        )
+    )
+    assert eng.start("two").waiting_at == ["ByHand"]
+    clock.advance(HOUR)
+    assert eng.run_jobs() == 1
+    [timed] = [i for i in eng.instances("two") if i.waiting_at == ["ByTimer"]]
+    assert passed(eng, timed.id) == ["Nightly"]
