@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from engine import bridge_cli
@@ -240,6 +241,18 @@ def cmd_bridge(eng: ProcessEngine, args: argparse.Namespace) -> None:
     bridge_cli.run(eng, args)
 
 
+def cmd_conformance(args: argparse.Namespace) -> None:
+    from engine import conformance
+
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise EngineError(f"{folder} is not a folder")
+    results = conformance.run(folder)
+    if not results:
+        raise EngineError(f"{folder} holds no .bpmn file")
+    print(conformance.render(results, args.format))
+
+
 def cmd_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
     from engine.demo import run_demo
 
@@ -321,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_worker)
 
+    p = sub.add_parser(
+        "conformance", help="deploy and run every BPMN file of a folder; print a report"
+    )
+    p.add_argument("dir")
+    p.add_argument("--format", choices=["text", "markdown"], default="text")
+    p.set_defaults(standalone=cmd_conformance)
+
     p = sub.add_parser("bridge", help="publish external tasks to RabbitMQ, apply the results")
     bridge_cli.add_arguments(p)
     p.set_defaults(fn=cmd_bridge)
@@ -339,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if getattr(args, "standalone", None):
+            args.standalone(args)
+            return 0
         eng = load_engine(args.db, args.app)
         try:
             args.fn(eng, args)

@@ -167,8 +167,10 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         try:
             spec = parser.get_spec(key)
             subprocess_specs = parser.get_subprocess_specs(key)
+            message_starts = [m for m in pp.start_messages() if m]
         except ValidationException as exc:
-            raise DeploymentError(f"{_location(exc)}{_spiff_message(exc)}") from exc
+            where = _location(exc) or f"{pp.filename}: process '{key}': "
+            raise DeploymentError(f"{where}{_spiff_message(exc)}") from exc
         except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DeploymentError(
                 f"{pp.filename}: process '{key}': cannot parse: {_spiff_message(exc)}"
@@ -183,7 +185,7 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
                 spec=spec,
                 subprocess_specs=subprocess_specs,
                 async_on_error=None if flag is None else flag.strip().lower() == "true",
-                message_starts=[m for m in pp.start_messages() if m],
+                message_starts=message_starts,
             )
         )
     return models

@@ -170,20 +170,19 @@ def normalize(root: etree._Element, source_name: str) -> None:
     for scope in list(_scopes(root)):
         _implicit_start_end(scope, ids)
     for scope_element in list(root.iter(*(_q(s) for s in (*_SCOPES, "adHocSubProcess")))):
-        scope = _Scope(scope_element)
-        for node in list(scope.nodes):
-            _split(scope, node, ids)
-            _gateway_defaults(scope, node)
+        flows = _Scope(scope_element)
+        for node in list(flows.nodes):
+            _split(flows, node, ids)
+            _gateway_defaults(flows, node)
 
 
 def _strip_data(root: etree._Element) -> None:
     doomed = [n for n in root.iter() if is_bpmn(n) and local_name(n) in _DATA_ELEMENTS]
     # The placeholder properties modelers add as targets of data input associations.
-    doomed += [
-        n
-        for n in root.iter(_q("property"))
-        if n.getparent() is not None and local_name(n.getparent()) in FLOW_NODES
-    ]
+    for n in root.iter(_q("property")):
+        owner = n.getparent()
+        if owner is not None and local_name(owner) in FLOW_NODES:
+            doomed.append(n)
     for node in doomed:
         parent = node.getparent()
         if parent is not None:

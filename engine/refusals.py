@@ -183,7 +183,8 @@ def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
         )
     elif name == "script":
         fmt = (node.get("scriptFormat") or "").strip().lower()
-        if node.getparent() is not None and etree.QName(node.getparent()).localname in (
+        parent = node.getparent()
+        if parent is not None and etree.QName(parent).localname in (
             "executionListener",
             "taskListener",
         ):

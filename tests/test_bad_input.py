@@ -96,7 +96,21 @@ def test_file_error_names_the_file(eng: ProcessEngine, tmp_path: Path) -> None:
     assert table_counts(eng) == before  # the good file was not deployed either
 
 
-def test_parser_refusal_names_file_and_element(eng: ProcessEngine) -> None:
+def test_refusal_names_file_element_and_reason(eng: ProcessEngine) -> None:
+    bpmn = process(
+        "p",
+        '<bpmn:complexGateway id="Gw" />',
+        '<bpmn:endEvent id="E1" />',
+        '<bpmn:endEvent id="E2" />',
+        end="",
+        flows=[("StartEvent_1", "Gw"), ("Gw", "E1"), ("Gw", "E2")],
+    )
+    with pytest.raises(DeploymentError, match="<bytes>: element 'Gw': complex gateways"):
+        eng.deploy(bpmn)
+
+
+def test_exclusive_flows_without_condition_are_taken_in_order(eng: ProcessEngine) -> None:
+    # Camunda takes the first flow without a condition (in document order); so do we.
     bpmn = process(
         "p",
         '<bpmn:exclusiveGateway id="Gw" />',
@@ -105,8 +119,11 @@ def test_parser_refusal_names_file_and_element(eng: ProcessEngine) -> None:
         end="",
         flows=[("StartEvent_1", "Gw"), ("Gw", "E1"), ("Gw", "E2")],
     )
-    with pytest.raises(DeploymentError, match="<bytes>: Flow_1: .*without condition"):
-        eng.deploy(bpmn)
+    eng.deploy(bpmn)
+    inst = eng.start("p")
+    assert inst.state == "completed"
+    assert "E1" in [h.activity_id for h in eng.history(inst.id)]
+    assert "E2" not in [h.activity_id for h in eng.history(inst.id)]
 
 
 def test_service_task_without_implementation(eng: ProcessEngine) -> None:
