@@ -35,19 +35,6 @@ _EXPRESSION_LANGUAGES = frozenset(
         "http://www.omg.org/spec/bpmn/20100524/model",
     }
 )
-#: Where ``camunda:inputOutput`` is applied (see ``engine.mappings``).
-IO_ELEMENTS = frozenset(
-    {
-        "serviceTask",
-        "sendTask",
-        "businessRuleTask",
-        "userTask",
-        "manualTask",
-        "scriptTask",
-        "subProcess",
-        "callActivity",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -199,17 +186,27 @@ def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
                 "${a + b} and, when allowed, inline Python scripts",
             )
     elif name == "inputOutput":
-        owner = _owner(node)
         parent = node.getparent()
-        in_connector = parent is not None and etree.QName(parent).localname == "connector"
-        if not in_connector and local_name(owner) not in IO_ELEMENTS:
+        if parent is None or etree.QName(parent).localname != "connector":
             refuse(
-                owner,
-                f"camunda:inputOutput on a {local_name(owner)} is not supported; it is applied "
-                "on service, send, business rule, script, user and manual tasks, subprocesses "
-                "and call activities",
+                _owner(node),
+                "camunda:inputOutput mappings are not applied by Spillway yet; read and return "
+                "the variables in the handler instead (see docs/conformance.md)",
+            )
+    elif name in ("in", "out"):
+        if (node.get("variables") or "").strip() != "all":
+            refuse(
+                _owner(node),
+                f'camunda:{name} mappings other than variables="all" are not applied yet; a '
+                "call activity passes all variables both ways",
             )
     elif name == "errorEventDefinition":
         owner = _owner(node)
-        if (owner.get(_camunda("type")) or "").strip() != "external":
+        if (owner.get(_camunda("type")) or "").strip() == "external":
+            refuse(
+                owner,
+                "camunda:errorEventDefinition is not evaluated yet; report the error with "
+                "handle_bpmn_error from the worker",
+            )
+        else:
             refuse(owner, "camunda:errorEventDefinition applies only to external tasks")
