@@ -83,8 +83,10 @@ def local_name(node: etree._Element) -> str:
 
 
 def is_bpmn(node: etree._Element, *names: str) -> bool:
-    return isinstance(node.tag, str) and node.tag.startswith(f"{{{BPMN_NS}}}") and (
-        not names or local_name(node) in names
+    return (
+        isinstance(node.tag, str)
+        and node.tag.startswith(f"{{{BPMN_NS}}}")
+        and (not names or local_name(node) in names)
     )
 
 
@@ -134,8 +136,9 @@ def _add(parent: etree._Element, local: str, ids: _Ids, base: str, **attrs: str)
 
 
 def _flow(parent: etree._Element, ids: _Ids, source: str, target: str) -> etree._Element:
-    return _add(parent, "sequenceFlow", ids, f"{source}__to__{target}", sourceRef=source,
-                targetRef=target)
+    return _add(
+        parent, "sequenceFlow", ids, f"{source}__to__{target}", sourceRef=source, targetRef=target
+    )
 
 
 def _condition(flow: etree._Element) -> etree._Element | None:
