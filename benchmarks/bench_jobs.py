@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_core import fresh_pg
 from engine import ProcessEngine, RetryPolicy, TaskContext
 from tests.bpmnbuild import process, service
 
@@ -229,13 +230,7 @@ def main() -> None:
 
 
 def reset(url: str) -> None:
-    eng = ProcessEngine(url)
-    with eng.store.transaction() as conn:
-        conn.exec_driver_sql(
-            "TRUNCATE sw_deployments, sw_resources, sw_definitions, sw_instances, sw_history, "
-            "sw_subscriptions, sw_jobs, sw_incidents, sw_external_tasks, sw_outbox"
-        )
-    eng.close()
+    fresh_pg(url)
 
 
 if __name__ == "__main__":

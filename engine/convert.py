@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from engine.bpmnxml import Source
@@ -110,3 +112,38 @@ def check_models(models: Iterable[ProcessModel]) -> None:
                 problems.append(f"{where}: bad retry configuration: {exc}")
     if problems:
         raise DeploymentError(problems=problems)
+
+
+def new_job(
+    kind: str,
+    *,
+    activity_id: str,
+    due_at: datetime,
+    retries: int,
+    created_at: datetime,
+    payload: dict[str, Any],
+    instance_id: str | None = None,
+    task_id: str | None = None,
+    definition_id: str | None = None,
+) -> dict[str, Any]:
+    """A new, unlocked ``sw_jobs`` row."""
+    row: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "instance_id": instance_id,
+        "activity_id": activity_id,
+        "task_id": task_id,
+        "kind": kind,
+        "due_at": due_at,
+        "retries_left": retries,
+        "attempts": 0,
+        "last_error": None,
+        "stacktrace": None,
+        "locked_by": None,
+        "lock_expires_at": None,
+        "payload": payload,
+        "rev": 1,
+        "created_at": created_at,
+    }
+    if definition_id is not None:
+        row["definition_id"] = definition_id
+    return row

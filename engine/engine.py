@@ -271,24 +271,15 @@ class ProcessEngine:
             spec = model.find_task_spec(timer.event_id)
             policy = self.retry_policy_for(model, spec) if spec is not None else self.retry_policy
             jobs.append(
-                {
-                    "id": uuid.uuid4().hex,
-                    "instance_id": None,
-                    "definition_id": definition["id"],
-                    "activity_id": timer.event_id,
-                    "task_id": None,
-                    "kind": "timer-start",
-                    "due_at": due,
-                    "retries_left": policy.retries + 1,
-                    "attempts": 0,
-                    "last_error": None,
-                    "stacktrace": None,
-                    "locked_by": None,
-                    "lock_expires_at": None,
-                    "payload": {"sync": False, "event": timer.event_id, "text": text, "fired": 0},
-                    "rev": 1,
-                    "created_at": now,
-                }
+                convert.new_job(
+                    "timer-start",
+                    definition_id=definition["id"],
+                    activity_id=timer.event_id,
+                    due_at=due,
+                    retries=policy.retries + 1,
+                    created_at=now,
+                    payload={"sync": False, "event": timer.event_id, "text": text, "fired": 0},
+                )
             )
         return jobs
 

@@ -35,7 +35,7 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine import timer_events
+from engine import convert, timer_events
 from engine.deployment import ProcessModel
 from engine.errors import BpmnError, EngineError, HandlerError, InvalidVariables, NotFound
 from engine.models import ProcessInstance, TaskContext
@@ -405,23 +405,15 @@ class Run:
             self.advance()
             self._fire_start_timer(None)
             return
-        row = {
-            "id": uuid.uuid4().hex,
-            "instance_id": self.instance_id,
-            "activity_id": start.bpmn_id,
-            "task_id": None,
-            "kind": "async-continuation",
-            "due_at": self.now,
-            "retries_left": self.services.retry_policy_for(self.model, start).retries + 1,
-            "attempts": 0,
-            "last_error": None,
-            "stacktrace": None,
-            "locked_by": None,
-            "lock_expires_at": None,
-            "payload": {"sync": False, "start": True},
-            "rev": 1,
-            "created_at": self.now,
-        }
+        row = convert.new_job(
+            "async-continuation",
+            instance_id=self.instance_id,
+            activity_id=start.bpmn_id,
+            due_at=self.now,
+            retries=self.services.retry_policy_for(self.model, start).retries + 1,
+            created_at=self.now,
+            payload={"sync": False, "start": True},
+        )
         self.write.jobs_insert.append(row)
 
     def async_start_event(self) -> Any | None:
@@ -556,23 +548,16 @@ class Run:
     def _job_row(
         self, act: Activation, kind: str, due_at: datetime, retries: int
     ) -> dict[str, Any]:
-        return {
-            "id": uuid.uuid4().hex,
-            "instance_id": self.instance_id,
-            "activity_id": act.activity_id,
-            "task_id": str(act.task.id),
-            "kind": kind,
-            "due_at": due_at,
-            "retries_left": retries,
-            "attempts": 0,
-            "last_error": None,
-            "stacktrace": None,
-            "locked_by": None,
-            "lock_expires_at": None,
-            "payload": {"sync": True},
-            "rev": 1,
-            "created_at": self.now,
-        }
+        return convert.new_job(
+            kind,
+            instance_id=self.instance_id,
+            activity_id=act.activity_id,
+            task_id=str(act.task.id),
+            due_at=due_at,
+            retries=retries,
+            created_at=self.now,
+            payload={"sync": True},
+        )
 
     def add_continuation(self, act: Activation) -> None:
         policy = self.services.retry_policy_for(self.model, act.task.task_spec)
@@ -768,23 +753,16 @@ class Run:
             ]
             return
         policy = self.services.retry_policy_for(self.model, w.task.task_spec)
-        row = {
-            "id": uuid.uuid4().hex,
-            "instance_id": self.instance_id,
-            "activity_id": w.timer.event_id,
-            "task_id": str(w.task.id),
-            "kind": "timer",
-            "due_at": due,
-            "retries_left": policy.retries + 1,
-            "attempts": 0,
-            "last_error": None,
-            "stacktrace": None,
-            "locked_by": None,
-            "lock_expires_at": None,
-            "payload": {"sync": False, "event": w.timer.event_id, "text": text, "fired": fired},
-            "rev": 1,
-            "created_at": self.now,
-        }
+        row = convert.new_job(
+            "timer",
+            instance_id=self.instance_id,
+            activity_id=w.timer.event_id,
+            task_id=str(w.task.id),
+            due_at=due,
+            retries=policy.retries + 1,
+            created_at=self.now,
+            payload={"sync": False, "event": w.timer.event_id, "text": text, "fired": fired},
+        )
         self.write.jobs_insert.append(row)
         self.job_keys[key] = str(row["id"])
 

@@ -195,5 +195,8 @@ def test_three_workers_one_killed_drain_everything(
             == INSTANCES
         )
         conn.exec_driver_sql("DROP TABLE attempt_log")
+    log_conn = getattr(crashapp._local, "conn", None)  # the in-process synchronous attempts'
+    if log_conn is not None:
+        log_conn.close()
     eng.close()
     admin.dispose()
