@@ -11,6 +11,7 @@ A bump of either gets a migration function in ``MIGRATIONS``.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -82,24 +83,34 @@ def _config() -> dict[Any, Any]:
     return config
 
 
-class InstanceCodec:
-    """Dumps and loads a workflow's runtime state; thread-safe (holds no per-call state)."""
+class _Converters(threading.local):
+    """One serializer registry per thread: its encoder-mode switch is per-call state."""
 
     def __init__(self) -> None:
-        self._registry = BpmnWorkflowSerializer.configure(_config())
+        self.registry = BpmnWorkflowSerializer.configure(_config())
         # A converter registers itself with the registry it is given.
-        self._workflow_converter = _SpeclessWorkflowConverter(BpmnWorkflow, self._registry)
-        self._encoder = create_encoder(self._registry, None)
+        self.workflow = _SpeclessWorkflowConverter(BpmnWorkflow, self.registry)
+        self.encoder = create_encoder(self.registry, None)
+
+
+class InstanceCodec:
+    """Dumps and loads a workflow's runtime state; thread-safe (converters per thread)."""
+
+    def __init__(self) -> None:
+        self._local = _Converters()
 
     def dump(self, workflow: Any) -> str:
-        dct = self._workflow_converter.to_dict(workflow)
-        dct["format"] = FORMAT_VERSION
-        dct["spiff"] = SPIFF_SERIALIZER_VERSION
-        self._registry._encoder_mode = True
+        local = self._local
+        # Encoder mode, as SpiffWorkflow's serialize_json: to_dict leaves nested values to
+        # the JSON encoder instead of converting them in a pass of their own.
+        local.registry._encoder_mode = True
         try:
-            return json.dumps(dct, cls=self._encoder, separators=(",", ":"))
+            dct = local.workflow.to_dict(workflow)
+            dct["format"] = FORMAT_VERSION
+            dct["spiff"] = SPIFF_SERIALIZER_VERSION
+            return json.dumps(dct, cls=local.encoder, separators=(",", ":"))
         finally:
-            self._registry._encoder_mode = False
+            local.registry._encoder_mode = False
 
     def load(self, text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
         dct = json.loads(text)
@@ -108,4 +119,4 @@ class InstanceCodec:
             MIGRATIONS[version](dct)
             version += 1
         dct.pop("spiff", None)
-        return self._workflow_converter.from_spec(dct, spec, subprocess_specs)
+        return self._local.workflow.from_spec(dct, spec, subprocess_specs)

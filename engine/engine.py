@@ -390,8 +390,15 @@ class ProcessEngine:
         run.begin()
         return self._commit(run)
 
-    def _load(self, instance_id: str, job: JobContext | None = None) -> tuple[Run, bool]:
-        row = self.store.instance(instance_id)
+    def _load(
+        self,
+        instance_id: str,
+        job: JobContext | None = None,
+        row: dict[str, Any] | None = None,
+    ) -> tuple[Run, bool]:
+        """The instance as a run; ``row`` is its row when the caller has just read it."""
+        if row is None:
+            row = self.store.instance(instance_id)
         if row is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
         definition = self._definition(row["definition_id"])

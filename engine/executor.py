@@ -27,6 +27,7 @@ log = logging.getLogger("spillway.executor")
 
 DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
 DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
+MIN_QUEUE = 8
 
 
 class JobExecutor:
@@ -45,6 +46,9 @@ class JobExecutor:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.engine = engine
         self.workers = workers
+        #: Jobs locked and waiting behind the running ones; at least a batch of 8, which
+        #: amortises the acquisition statements even with one thread.
+        self.queue_size = max(workers, MIN_QUEUE)
         self.owner = owner or new_owner()
         self.runner = JobRunner(engine, lock_duration)
         self.min_idle_wait = min_idle_wait
@@ -126,10 +130,10 @@ class JobExecutor:
         # Up to one batch queued behind the running jobs: an acquisition costs about as much
         # as a job, so acquiring one job per free thread would halve throughput. The queued
         # jobs' locks last far longer than the queue does.
-        free = self.free_workers() + self.workers
-        if free <= self.workers:
+        room = self.free_workers() + self.queue_size
+        if room <= self.queue_size:
             return True
-        rows = self.runner.acquire(self.owner, free)
+        rows = self.runner.acquire(self.owner, room)
         assert self._pool is not None
         for row in rows:
             future = self._pool.submit(self._execute, row)

@@ -23,6 +23,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine import timer_events
 from engine.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime import PARKED, PARKED_JOB, Failure, JobContext, Run
+from engine.store import PRELOADED
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("spillway.jobs")
 
 DEFAULT_LOCK_DURATION = 300.0  # seconds; a job running longer may be taken by another node
+#: How long (seconds) the instance row read at acquisition may stand in for a fresh read.
+PRELOAD_MAX_AGE = 1.0
+ACQUIRED_AT = "_acquired_at"
 
 
 def new_owner(prefix: str = "executor") -> str:
@@ -45,15 +49,25 @@ class JobRunner:
 
     def acquire(self, owner: str, limit: int, job_id: str | None = None) -> list[dict[str, Any]]:
         now = self.engine.now()
-        return self.engine.store.acquire_jobs(
+        jobs = self.engine.store.acquire_jobs(
             owner, now, now + timedelta(seconds=self.lock_duration), limit, job_id=job_id
         )
+        for job in jobs:
+            job[ACQUIRED_AT] = now
+        return jobs
 
     def execute(self, job: Mapping[str, Any], owner: str) -> bool:
         """Run one locked job. True when its outcome (success or a counted failure) was
         committed; False when it was given back or its lock was lost."""
         try:
-            self._run(dict(job), owner)
+            try:
+                self._run(dict(job), owner)
+            except ConcurrencyConflict:
+                if self._preloaded(job) is None:
+                    raise
+                # The copy read at acquisition went stale (a user call moved the instance
+                # on): run once more on fresh state before giving the job back.
+                self._run({**job, PRELOADED: None}, owner)
             return True
         except ConcurrencyConflict:
             log.info(
@@ -76,12 +90,25 @@ class JobRunner:
             )
             return self._count_failure(dict(job), owner, failure)
 
+    def _preloaded(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The instance row read with the job, while it is fresh enough to run on: a job
+        that waited (or whose lock expired) reads the instance again, so a handler is not
+        called for a task that has since moved on."""
+        row: dict[str, Any] | None = job.get(PRELOADED)
+        acquired_at = job.get(ACQUIRED_AT)
+        if row is None or acquired_at is None:
+            return None
+        age = (self.engine.now() - acquired_at).total_seconds()
+        return row if age <= PRELOAD_MAX_AGE else None
+
     def _run(self, job: dict[str, Any], owner: str) -> None:
         engine = self.engine
         if job["kind"] == "timer-start":
             self._start_by_timer(job, owner)
             return
-        run, has_incident = engine._load(job["instance_id"], JobContext(job, owner))
+        run, has_incident = engine._load(
+            job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
+        )
         if run.row is not None and run.row["state"] in ("completed", "terminated"):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")

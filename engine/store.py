@@ -10,6 +10,7 @@ if another transaction moved the instance on meanwhile, nothing is written and
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from engine import schema as t
@@ -35,6 +36,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "sw_schema_version"
 NOTIFY_CHANNEL = "spillway_jobs"
+#: Key of an acquired job row holding its instance row read in the same transaction.
+PRELOADED = "_instance"
 
 
 @dataclass
@@ -152,11 +155,11 @@ _DUE_JOBS = (
     .limit(sa.bindparam("b_limit"))
 )
 _JOB_IF_FREE = _RUNNABLE.where(_j.c.id == sa.bindparam("b_id"))
-_LOCK_INSTANCES = (
-    sa.select(t.instances.c.id)
-    .where(t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-    .with_for_update(skip_locked=True)
+_INSTANCES_BY_IDS = sa.select(t.instances).where(
+    t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
+# Locks the instances while choosing and reads them for the jobs in the same statement.
+_LOCK_INSTANCES = _INSTANCES_BY_IDS.with_for_update(skip_locked=True)
 _BUSY_INSTANCES = sa.select(_j.c.instance_id).where(
     _j.c.instance_id.in_(sa.bindparam("b_ids", expanding=True)),
     _j.c.locked_by.is_not(None),
@@ -168,12 +171,36 @@ _LOCK_JOBS = (
     .values(
         locked_by=sa.bindparam("b_owner"), lock_expires_at=sa.bindparam("b_until"), rev=_j.c.rev + 1
     )
+    .returning(*_j.c)
 )
-_JOBS_LOCKED_BY = sa.select(_j).where(
-    _j.c.id.in_(sa.bindparam("b_ids", expanding=True)),
-    _j.c.locked_by == sa.bindparam("b_owner"),
-    _j.c.lock_expires_at == sa.bindparam("b_until"),
-)
+
+
+#: A pooled connection unused for longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 30.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling without a round trip on every checkout: a connection
+    that sat idle in the pool (where a server restart or a firewall may have dropped it) is
+    pinged first, and replaced if the ping fails. A busy pool never pings."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            # No transaction is open at checkout; a failed ping must not leave one behind.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _is_memory_sqlite(url: sa.URL) -> bool:
@@ -207,7 +234,9 @@ class Store:
             self._install_sqlite_hooks(engine)
             return engine
         if self.dialect == "postgresql":
-            return sa.create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
+            _ping_when_idle(engine)
+            return engine
         return sa.create_engine(self.url)
 
     @staticmethod
@@ -242,7 +271,11 @@ class Store:
         try:
             with self.engine.connect() as conn:
                 if not write:
-                    # Reads are single statements: autobegin, and closing ends the transaction.
+                    # Reads are single statements, atomic on their own: no BEGIN/ROLLBACK
+                    # round trips (autocommit on PostgreSQL is a client-side switch; SQLite
+                    # skips BEGIN in the hook below).
+                    if self.dialect == "postgresql":
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
                     yield conn
                     return
                 conn.info["write"] = True
@@ -579,23 +612,31 @@ class Store:
                     break
             if not chosen and not definition_jobs:
                 return []
+            instances: dict[str, dict[str, Any]] = {}
+            if chosen:
+                query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
+                for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
+                    instances[r["id"]] = dict(r)
             if self.dialect == "postgresql" and chosen:
-                locked = conn.execute(_LOCK_INSTANCES, {"b_ids": list(chosen)}).scalars().all()
                 # Under the instance locks, re-check that no sibling job got locked meanwhile.
                 still_busy = set(
-                    conn.execute(_BUSY_INSTANCES, {"b_ids": list(locked), "b_now": now}).scalars()
+                    conn.execute(
+                        _BUSY_INSTANCES, {"b_ids": list(instances), "b_now": now}
+                    ).scalars()
                 )
-                chosen = {i: chosen[i] for i in locked if i not in still_busy}
+                chosen = {i: chosen[i] for i in instances if i not in still_busy}
             ids = [*chosen.values(), *definition_jobs]
             if not ids:
                 return []
-            conn.execute(
-                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
-            )
             rows = conn.execute(
-                _JOBS_LOCKED_BY, {"b_ids": ids, "b_owner": owner, "b_until": lock_until}
+                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
             ).mappings()
-            return [dict(r) for r in rows]
+            jobs = [dict(r) for r in rows]
+        for job in jobs:
+            # The instance as of the acquisition, so running the job needs no read of its
+            # own; a write against a stale copy fails its rev check like any other race.
+            job[PRELOADED] = instances.get(job["instance_id"])
+        return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
 
     def release_job(self, job_id: str, owner: str) -> None:
         """Give a job back without counting an attempt (the instance was busy elsewhere)."""

@@ -430,9 +430,9 @@ def test_stopping_executor_gives_back_jobs_it_had_not_started(db_url: str) -> No
         eng.start("p")
     ex = eng.job_executor(workers=1, max_idle_wait=0.05).start()
     assert started.wait(10)
-    time.sleep(0.1)  # the acquisition thread queues a second job behind the running one
+    time.sleep(0.1)  # the acquisition thread queues the other two behind the running one
     locked = [j for j in eng.jobs() if j.locked_by == ex.owner]
-    assert len(locked) == 2
+    assert len(locked) == 3
     stopper = threading.Thread(target=ex.stop, kwargs={"timeout": 10})
     stopper.start()
     time.sleep(0.1)
@@ -443,3 +443,39 @@ def test_stopping_executor_gives_back_jobs_it_had_not_started(db_url: str) -> No
     assert all(j.locked_by is None for j in jobs)
     assert len(eng.instances(state="completed")) == 1
     eng.close()
+
+
+def test_a_job_whose_instance_moved_on_after_acquisition_runs_on_fresh_state(
+    eng: ProcessEngine, clock: ManualClock
+) -> None:
+    # The executor reads the instance with the job; a user call in between makes that copy
+    # stale. The job must still complete (not be given back), on the instance as it is now.
+    eng.register_handler("charge", lambda ctx: {"charged": True})
+    eng.deploy(
+        process(
+            "p",
+            '<bpmn:parallelGateway id="Split" />',
+            service("Charge", "charge", extra='camunda:asyncBefore="true"'),
+            '<bpmn:userTask id="Review" />',
+            '<bpmn:parallelGateway id="Join" />',
+            flows=[
+                ("StartEvent_1", "Split"),
+                ("Split", "Charge"),
+                ("Split", "Review"),
+                ("Charge", "Join"),
+                ("Review", "Join"),
+                ("Join", "EndEvent_1"),
+            ],
+        )
+    )
+    inst = eng.start("p")
+    runner = JobRunner(eng)
+    [job] = runner.acquire("node", 5)
+    eng.complete_task(inst.id, "Review", {"approved": True})
+    assert runner.execute(job, "node") is True
+    done = eng.get_instance(inst.id)
+    assert done.state == "completed"
+    assert done.variables == {"approved": True, "charged": True}
+    assert not eng.jobs()
+    charged = [h for h in eng.history(inst.id) if h.activity_id == "Charge"]
+    assert [h.outcome for h in charged] == ["completed"]  # the stale attempt left no trace
