@@ -26,11 +26,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import schema
+from engine import schema, timer_events
 from engine.bpmnxml import Source, parse_xml
 from engine.engine import ProcessEngine
 from engine.errors import EngineError
-from engine.specs import activity_config
+from engine.specs import activity_config, implementation_handler
 from engine.testing.clock import ManualClock
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -78,9 +78,9 @@ def _engine() -> tuple[ProcessEngine, ManualClock]:
 def _register_noop_handlers(eng: ProcessEngine) -> None:
     for model in eng._models.values():
         for spec in model.service_tasks():
-            name = activity_config(spec).get("handler")
-            if name and eng.handler_for(str(name)) is None:
-                eng.register_handler(str(name), lambda ctx: None)
+            name = implementation_handler(activity_config(spec), spec.bpmn_id)
+            if name and eng.handler_for(name) is None:
+                eng.register_handler(name, lambda ctx: None)
 
 
 def _deploy(eng: ProcessEngine, path: Path) -> str:
@@ -143,6 +143,11 @@ def _step(eng: ProcessEngine, clock: ManualClock, instance_id: str, waits: list[
             eng.external_tasks.complete(task.id, "conformance")
         return True
     jobs = [j for j in eng.jobs() if j.retries_left > 0]
+    if jobs and all(j.due_at >= timer_events.NEVER for j in jobs):
+        # A timer drawn without a time: run it, as an operator would.
+        eng.execute_job(jobs[0].id)
+        return True
+    jobs = [j for j in jobs if j.due_at < timer_events.NEVER]
     if jobs:
         due = min(j.due_at for j in jobs)
         if due > clock.now():

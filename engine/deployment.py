@@ -8,6 +8,7 @@ error names them all. Nothing here touches the database.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,15 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine import bpmnxml, normalize, refusals
+from engine import (
+    bpmnxml,
+    compensation,
+    compensation_model,
+    mappings,
+    normalize,
+    refusals,
+    rewrites,
+)
 from engine.bpmnxml import Source
 from engine.errors import DeploymentError
 from engine.parser import (
@@ -25,7 +34,7 @@ from engine.parser import (
     SPILLWAY_NS,
     SpillwayParser,
 )
-from engine.specs import ServiceTask, activity_config
+from engine.specs import ServiceTask, activity_config, implementation_handler
 
 
 @dataclass
@@ -69,8 +78,11 @@ class ProcessModel:
 
 
 def _location(exc: ValidationException) -> str:
-    parts = [p for p in (getattr(exc, "file_name", ""), getattr(exc, "id", "")) if p]
-    where = ": ".join(str(p) for p in parts)
+    file_name, element = getattr(exc, "file_name", ""), getattr(exc, "id", "")
+    parts = [str(file_name)] if file_name else []
+    if element:
+        parts.append(f"element '{element}'")  # as refusals name it
+    where = ": ".join(parts)
     return f"{where}: " if where else ""
 
 
@@ -137,6 +149,8 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     for source, root in parsed:
         if not source.is_dmn:
             normalize.normalize(root, source.name)
+            compensation_model.rewrite(root, source.name)  # before handlers are copied on
+            rewrites.rewrite(root)  # messages, complex gateways, FEEL, loops: docs/modeling.md
     digests = {source.name: source.digest for source, _ in parsed}
     try:
         for source, root in parsed:
@@ -161,6 +175,19 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         resource_of[pid] = pp.filename
         deps[pid] = {str(c) for c in pp.called_element_ids()}
 
+    # Elements by (file, id), for the activity mappings the parser does not keep.
+    nodes = {
+        (source.name, str(node.get("id"))): node
+        for source, root in parsed
+        if not source.is_dmn
+        for node in root.iter()
+        if isinstance(node.tag, str) and node.get("id")
+    }
+    compensation_metas = {
+        source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
+        for source, root in parsed
+        if not source.is_dmn and root.get(compensation_model.META_ATTR)
+    }
     models = []
     for key in sorted(keys):
         pp = parser.get_process_parser(key)
@@ -175,6 +202,20 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
             raise DeploymentError(
                 f"{pp.filename}: process '{key}': cannot parse: {_spiff_message(exc)}"
             ) from exc
+        mappings.attach(
+            [
+                *spec.task_specs.values(),
+                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
+            ],
+            nodes,
+        )
+        compensation.attach(
+            [
+                *spec.task_specs.values(),
+                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
+            ],
+            compensation_metas,
+        )
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(
@@ -209,16 +250,19 @@ def check_bindings(
                 if not cfg.get("topic"):
                     problems.append(f"{prefix} is an external task without a topic")
                 continue
-            handler = cfg.get("handler")
-            if handler:
-                if not lazy and not is_registered(handler):
-                    problems.append(f"{prefix} calls handler '{handler}', which is not registered")
-                continue
             if cfg.get("delegate_expression") or cfg.get("expression"):
                 continue
-            problems.append(
-                f"{prefix} has no implementation: set spillway:handler, camunda:class, "
-                'camunda:delegateExpression, or camunda:type="external" with a topic'
-            )
+            handler = implementation_handler(cfg, ts.bpmn_id)
+            if handler is None or lazy or is_registered(handler):
+                continue
+            if cfg.get("handler"):
+                problems.append(f"{prefix} calls handler '{handler}', which is not registered")
+            else:
+                problems.append(
+                    f"{prefix} has no implementation: register a handler under its id "
+                    f"'{handler}', or set spillway:handler, camunda:class, "
+                    'camunda:delegateExpression, camunda:expression, or camunda:type="external" '
+                    "with a topic"
+                )
     if problems:
         raise DeploymentError(problems=problems)

@@ -37,6 +37,7 @@ from engine.errors import (
 from engine.executor import JobExecutor
 from engine.external import ExternalTaskService
 from engine.jobs import JobRunner, new_owner
+from engine.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.models import Deployment, ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
 from engine.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
 from engine.pool import WorkerPool
@@ -70,6 +71,7 @@ class ProcessEngine:
         async_on_error: bool = True,
         lazy_handlers: bool = False,
         allow_scripts: bool = False,
+        max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
     ) -> None:
         self.store = Store(url)
         self.store.migrate()
@@ -78,7 +80,11 @@ class ProcessEngine:
         self.async_on_error = async_on_error
         self.lazy_handlers = lazy_handlers
         self.codec = InstanceCodec()
-        self._script_engine = SafeScriptEngine(allow_scripts=allow_scripts)
+        if max_loop_iterations < 1:
+            raise ValueError("max_loop_iterations must be at least 1")
+        self._script_engine = SafeScriptEngine(
+            allow_scripts=allow_scripts, max_loop_iterations=max_loop_iterations
+        )
         self._handlers: dict[str, Handler] = {}
         self._models: dict[str, ProcessModel] = {}
         self._models_lock = threading.Lock()

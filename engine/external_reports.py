@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 
+from engine import mappings
 from engine.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
 from engine.runtime import PARKED, PARKED_EXTERNAL, Activation, Run
 
@@ -186,13 +187,19 @@ class ReportCombiner:
                 continue
             run.write.external_held.append((report.task_id, report.worker_id))
             act = Activation(run, task, in_job=False, attempt=int(row["attempts"]) + 1)
-            if report.kind == "complete":
+            kind, code, message = report.kind, report.code, report.message
+            # camunda:errorEventDefinition: a completion may throw a BPMN error instead.
+            if kind == "complete" and (
+                thrown := mappings.thrown_error(task, act.config, report.variables)
+            ):
+                kind, (code, message) = "bpmn_error", thrown
+            if kind == "complete":
                 deferred.defer(task.workflow)
                 act.complete(report.variables)
                 applied += 1
-            elif report.kind == "bpmn_error":
+            elif kind == "bpmn_error":
                 deferred.flush()
-                error = BpmnError(report.code, report.message, report.variables)
+                error = BpmnError(code, message, report.variables)
                 failure = act.throw_bpmn_error(error)
                 if failure is not None:
                     self._open_incident(run, row, failure.message, failure.stacktrace)

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 
-from engine import timer_events
+from engine import loops, timer_events
 from engine.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime import PARKED, PARKED_JOB, Failure, JobContext, Run
 from engine.store import PRELOADED
@@ -144,6 +144,9 @@ class JobRunner:
         failures = int(job["attempts"]) + (1 if payload.get("sync", True) else 0)
         if payload.get("after"):
             run.finish_async_after(task)
+        elif payload.get("loop"):  # a standard loop stopped by the iteration cap
+            task.internal_data.pop(PARKED, None)
+            loops.resume(task)
         else:
             run.reach(task, in_job=True, attempt=failures + 1)
         run.advance()

@@ -11,6 +11,7 @@ import re
 from typing import Any, ClassVar
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser import event_parsers
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.event_parsers import (
     BoundaryEventParser,
@@ -33,10 +34,9 @@ from SpiffWorkflow.bpmn.specs.defaults import (
 )
 from SpiffWorkflow.camunda.parser.CamundaParser import NSMAP as CAMUNDA_NSMAP
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
-from SpiffWorkflow.camunda.parser.task_spec import BusinessRuleTaskParser
-from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+from SpiffWorkflow.camunda.parser.task_spec import CallActivityParser
 
-from engine import timer_events
+from engine import call_mappings, compensation, decisions, loops, mappings, timer_events
 from engine.specs import ServiceTask
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -161,6 +161,8 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
             cfg["properties"][name] = prop.get("value") or ""
     cfg["expression"] = _attr(node, CAMUNDA_NS, "expression")
     cfg["result_variable"] = _attr(node, CAMUNDA_NS, "resultVariable")
+    # camunda:errorEventDefinition of an external task, evaluated when a worker completes it.
+    cfg["error_events"] = mappings.read_error_events(node)
     return cfg
 
 
@@ -192,7 +194,26 @@ class _StartEventParser(_ConfigMixin, StartEventParser):  # type: ignore[misc]
 
 
 class _EndEventParser(_ConfigMixin, EndEventParser):  # type: ignore[misc]
-    pass
+    def create_task(self) -> Any:
+        # SpiffWorkflow's end event parser skips signal definitions: a signal end event
+        # would end silently as a none end event instead of throwing its signal.
+        definition = self.get_event_definition(
+            [
+                event_parsers.MESSAGE_EVENT_XPATH,
+                event_parsers.CANCEL_EVENT_XPATH,
+                event_parsers.ERROR_EVENT_XPATH,
+                event_parsers.ESCALATION_EVENT_XPATH,
+                event_parsers.TERMINATION_EVENT_XPATH,
+                event_parsers.SIGNAL_EVENT_XPATH,
+            ]
+        )
+        task = self._create_task(definition)
+        task.connect(self.spec.end)
+        return task
+
+    def parse_signal_event(self, signal_event: etree._Element) -> Any:
+        parsed = super().parse_signal_event(signal_event)
+        return call_mappings.signal_definition(self.node, signal_event, parsed)
 
 
 class _CatchEventParser(_ConfigMixin, IntermediateCatchEventParser):  # type: ignore[misc]
@@ -200,7 +221,16 @@ class _CatchEventParser(_ConfigMixin, IntermediateCatchEventParser):  # type: ig
 
 
 class _ThrowEventParser(_ConfigMixin, IntermediateThrowEventParser):  # type: ignore[misc]
-    pass
+    def parse_signal_event(self, signal_event: etree._Element) -> Any:
+        parsed = super().parse_signal_event(signal_event)
+        return call_mappings.signal_definition(self.node, signal_event, parsed)
+
+
+class _CallActivityParser(CallActivityParser):  # type: ignore[misc]
+    def create_task(self) -> Any:
+        task = super().create_task()
+        task.mappings = call_mappings.read_call_activity(self.node)
+        return task
 
 
 class _BoundaryEventParser(_ConfigMixin, BoundaryEventParser):  # type: ignore[misc]
@@ -224,12 +254,25 @@ class _ConfigSendTaskParser(_ConfigMixin, SendTaskParser):  # type: ignore[misc]
     pass
 
 
-def _business_rule_task_parser(
-    process_parser: Any, spec_class: Any, node: Any, nsmap: Any, lane: Any = None
-) -> Any:
-    if node.get(f"{{{CAMUNDA_NS}}}decisionRef") is not None:
-        return BusinessRuleTaskParser(process_parser, BusinessRuleTask, node, nsmap, lane=lane)
-    return ServiceTaskParser(process_parser, ServiceTask, node, nsmap, lane=lane)
+class _BusinessRuleTaskParsers:
+    """A business rule task naming a DMN decision evaluates it; any other is service-like.
+
+    SpiffWorkflow's DMN parser also asks this entry for ``get_decision_ref`` while it
+    collects dependencies; its own raises KeyError for tasks without one.
+    """
+
+    def __call__(
+        self, process_parser: Any, spec_class: Any, node: Any, nsmap: Any, lane: Any = None
+    ) -> Any:
+        if decisions.decision_ref(node) is not None:
+            return decisions.DecisionTaskParser(
+                process_parser, decisions.DecisionTask, node, nsmap, lane=lane
+            )
+        return ServiceTaskParser(process_parser, ServiceTask, node, nsmap, lane=lane)
+
+    @staticmethod
+    def get_decision_ref(node: etree._Element) -> str | None:
+        return decisions.decision_ref(node)
 
 
 class SpillwayParser(CamundaParser):  # type: ignore[misc]
@@ -244,15 +287,25 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
         {
             full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
             full_tag("sendTask"): (_send_task_parser, SendTask),
-            full_tag("businessRuleTask"): (_business_rule_task_parser, BusinessRuleTask),
+            full_tag("businessRuleTask"): (_BusinessRuleTaskParsers(), decisions.DecisionTask),
             full_tag("startEvent"): (_StartEventParser, StartEvent),
             full_tag("endEvent"): (_EndEventParser, EndEvent),
             full_tag("intermediateCatchEvent"): (_CatchEventParser, IntermediateCatchEvent),
             full_tag("intermediateThrowEvent"): (_ThrowEventParser, IntermediateThrowEvent),
             full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
             full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
+            full_tag("callActivity"): (_CallActivityParser, call_mappings.MappedCallActivity),
+            full_tag("exclusiveGateway"): (
+                compensation.exclusive_gateway_parser,
+                compensation.ExclusiveGateway,
+            ),
         }
     )
 
     def __init__(self) -> None:
         super().__init__(namespaces=NSMAP)
+
+    def _get_parser_class(self, tag: str) -> tuple[Any, Any]:
+        # Standard loops stop at the engine's iteration cap (engine.loops).
+        node_parser, spec_class = super()._get_parser_class(tag)
+        return loops.looping(node_parser), spec_class

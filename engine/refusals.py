@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from engine import call_mappings, compensation_model, feel, rewrites
 from engine.errors import DeploymentError
-from engine.normalize import ACTIVITIES, BPMN_NS, FLOW_NODES, is_bpmn, local_name
+from engine.mapping_checks import error_event_problem, mappings_problem
+from engine.normalize import BPMN_NS, FLOW_NODES, is_bpmn, local_name
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 
@@ -107,20 +109,16 @@ def check(root: etree._Element, file: str) -> list[Refusal]:
 
 def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
     name = local_name(node)
+    compensation_model.check(node, refuse)  # what of compensation runs: docs/modeling.md
     if name == "complexGateway":
-        refuse(
-            node,
-            "complex gateways are not supported (their activation rule cannot be evaluated); "
-            "draw an inclusive or a parallel gateway instead",
-        )
-    elif name == "compensateEventDefinition":
-        refuse(
-            _owner(node),
-            "compensation is not supported: compensation events and handlers cannot run; "
-            "model the undo steps as ordinary activities (for example after an error boundary)",
-        )
-    elif name in ACTIVITIES and _flag(node, "isForCompensation"):
-        refuse(node, "compensation handlers are not supported (compensation cannot run)")
+        problem = rewrites.pass_through_problem(node)  # a pass-through runs, see rewrites
+        if problem is not None:
+            refuse(
+                node,
+                f"complex gateways that join or split are not supported ({problem}; their "
+                "activation rule cannot be evaluated); draw an inclusive or a parallel gateway "
+                "instead",
+            )
     elif name == "scriptTask":
         fmt = (node.get("scriptFormat") or "python").strip().lower()
         if fmt not in PYTHON_FORMATS:
@@ -130,13 +128,13 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
                 "tasks (and only when the engine is created with allow_scripts=True); make it a "
                 "service task with a handler",
             )
-    elif name == "conditionExpression" or name == "condition":
+    elif name in ("conditionExpression", "condition", "loopCondition"):
         language = (node.get("language") or "").strip().lower()
-        if language not in _EXPRESSION_LANGUAGES:
+        if language not in _EXPRESSION_LANGUAGES and not feel.is_feel_language(language):
             refuse(
                 _owner(node),
                 f"a condition in {node.get('language')} cannot be evaluated; write it as an "
-                "expression such as ${amount > 100}",
+                "expression such as ${amount > 100} (or in FEEL)",
             )
     elif name == "callActivity":
         called = (node.get("calledElement") or "").strip()
@@ -149,13 +147,12 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
                 "so it can be deployed with the caller",
             )
     elif name == "standardLoopCharacteristics":
-        has_rule = node.get("loopMaximum") or any(
-            is_bpmn(c, "loopCondition") and (c.text or "").strip() for c in node
-        )
-        if not has_rule:
+        # Without condition or maximum the activity runs once (engine.rewrites).
+        maximum = (node.get("loopMaximum") or "").strip()
+        if maximum and not maximum.isdigit():
             refuse(
                 _owner(node),
-                "a standard loop needs a loop condition or a loop maximum, else it never ends",
+                f"loopMaximum '{maximum}' is not a whole number; write the number of iterations",
             )
 
 
@@ -188,25 +185,23 @@ def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
     elif name == "inputOutput":
         parent = node.getparent()
         if parent is None or etree.QName(parent).localname != "connector":
-            refuse(
-                _owner(node),
-                "camunda:inputOutput mappings are not applied by Spillway yet; read and return "
-                "the variables in the handler instead (see docs/conformance.md)",
-            )
+            reason = mappings_problem(node, _owner(node))  # see docs/modeling.md
+            if reason is not None:
+                refuse(_owner(node), reason)
     elif name in ("in", "out"):
-        if (node.get("variables") or "").strip() != "all":
-            refuse(
-                _owner(node),
-                f'camunda:{name} mappings other than variables="all" are not applied yet; a '
-                "call activity passes all variables both ways",
-            )
+        reason = call_mappings.problem(node)  # runs as in Camunda 7, see docs/modeling.md
+        if reason is not None:
+            refuse(_owner(node), reason)
     elif name == "errorEventDefinition":
         owner = _owner(node)
         if (owner.get(_camunda("type")) or "").strip() == "external":
+            reason = error_event_problem(node)  # evaluated on completion, see docs/modeling.md
+            if reason is not None:
+                refuse(owner, reason)
+        else:
+            # Camunda 7 reads it only on external tasks and ignores it elsewhere.
             refuse(
                 owner,
-                "camunda:errorEventDefinition is not evaluated yet; report the error with "
-                "handle_bpmn_error from the worker",
+                "camunda:errorEventDefinition applies only to external tasks "
+                '(camunda:type="external"); Camunda 7 ignores it here, so it would never throw',
             )
-        else:
-            refuse(owner, "camunda:errorEventDefinition applies only to external tasks")

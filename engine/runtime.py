@@ -35,13 +35,20 @@ from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine import convert, timer_events
+from engine import call_mappings, convert, loops, mappings, timer_events
 from engine.deployment import ProcessModel
-from engine.errors import BpmnError, EngineError, HandlerError, InvalidVariables, NotFound
+from engine.errors import (
+    BpmnError,
+    EngineError,
+    ExpressionError,
+    HandlerError,
+    InvalidVariables,
+    NotFound,
+)
 from engine.models import ProcessInstance, TaskContext
 from engine.outbox import OutboxRoute, drop_task, route_task
 from engine.retry import RetryPolicy
-from engine.specs import ServiceTask, activity_config
+from engine.specs import ServiceTask, activity_config, implementation_handler
 from engine.store import InstanceWrite
 from engine.variables import check_variables
 
@@ -243,8 +250,7 @@ class Activation:
 
     @property
     def handler_name(self) -> str | None:
-        name = self.config.get("handler")
-        return str(name) if name else None
+        return implementation_handler(self.config, self.activity_id)
 
     @property
     def idempotency_key(self) -> str:
@@ -252,10 +258,10 @@ class Activation:
 
     def context(self) -> TaskContext:
         return TaskContext(
-            variables=MappingProxyType(copy.deepcopy(self.task.data)),
+            variables=MappingProxyType(copy.deepcopy(mappings.view(self.task))),
             instance_id=self.run.instance_id,
             activity_id=self.activity_id,
-            business_key=self.run.business_key,
+            business_key=call_mappings.business_key_of(self.task, self.run.business_key),
             attempt=self.attempt,
             idempotency_key=self.idempotency_key,
             process_key=self.run.model.key,
@@ -266,7 +272,30 @@ class Activation:
     def call(self) -> Failure | None:
         """Call the handler and apply its result. A technical failure is returned, not raised,
         and leaves the task exactly as it was before the call."""
+        entered = mappings.locals_of(self.task) is not None
+        updates: dict[str, Any] | None = None
+        try:
+            # Input mappings, the handler or camunda:expression, output mappings: any of them
+            # failing is the task's technical failure.
+            mappings.enter(self.task, self.run.services.script_engine)
+            result = self._call()
+            if isinstance(result, dict):
+                updates = mappings.leave(self.task, result, self.run.services.script_engine)
+        except ExpressionError as exc:
+            result = Failure(exc, traceback.format_exc())
+        if isinstance(result, Failure):
+            if not entered:
+                self.task.internal_data.pop(mappings.LOCALS, None)  # the next attempt maps anew
+            return result
+        if isinstance(result, BpmnError):
+            return self.throw_bpmn_error(result)
+        self.complete(updates or {}, mapped=True)
+        return None
+
+    def _call(self) -> Failure | BpmnError | dict[str, Any]:
         name = self.handler_name
+        if name is None and self.config.get("expression"):
+            return mappings.evaluate_expression_task(self.task, self.config)
         handler = self.run.services.handler_for(name) if name else None
         if handler is None:
             missing = name or self.config.get("delegate_expression") or "(none)"
@@ -277,16 +306,18 @@ class Activation:
             )
         try:
             result = handler(self.context())
-            variables = check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
+            return check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
         except BpmnError as err:
-            return self.throw_bpmn_error(err)
+            return err
         except Exception as exc:  # noqa: BLE001 - any handler error is a technical failure
             return Failure(exc, traceback.format_exc())
-        self.complete(variables)
-        return None
 
-    def complete(self, variables: Mapping[str, Any]) -> None:
-        self.task.data.update(variables)
+    def complete(self, variables: Mapping[str, Any], *, mapped: bool = False) -> None:
+        """Complete with ``variables`` set (``mapped``: already through ``mappings.leave``)."""
+        if not mapped:
+            # Output mappings first: one that fails leaves the task as it was.
+            variables = mappings.leave(self.task, variables, self.run.services.script_engine)
+        mappings.finish(self.task, variables)
         if self.config.get("async_after"):
             # camunda:asyncAfter: commit here; a job leaves the task and moves on.
             self.park(PARKED_JOB)
@@ -298,7 +329,8 @@ class Activation:
 
     def throw_bpmn_error(self, err: BpmnError) -> Failure | None:
         """Route a BPMN error to a matching boundary or event subprocess, or fail uncaught."""
-        if not self.run.throw_error(self.task, err.code, err.variables):
+        _, variables = mappings.split(self.task, err.variables)  # locals end with the task
+        if not self.run.throw_error(self.task, err.code, variables):
             return Failure(
                 err,
                 "".join(traceback.format_exception(err)),
@@ -328,6 +360,8 @@ class Activation:
         self.run.add_continuation(self)
 
     def open_external_task(self, topic: str) -> None:
+        # The worker sees the locals of the input mappings (evaluated now, kept with the task).
+        mappings.enter(self.task, self.run.services.script_engine)
         self.park(PARKED_EXTERNAL)
         self.run.add_external_task(self, topic)
 
@@ -369,6 +403,7 @@ class Run:
         self._parked: list[Any] = []
         self._step_started: dict[UUID, datetime] = {}
         self.wf.script_engine = services.script_engine
+        call_mappings.bind_business_key(self.wf, business_key)
 
     # -- construction -------------------------------------------------------------------
 
@@ -577,6 +612,29 @@ class Run:
         task.complete()
         self.history.record(task, self.now, self.now, "completed")
 
+    def _stop_capped_loops(self, open_tasks: list[Any]) -> None:
+        """A standard loop the iteration cap stopped (engine.loops) waits for an operator: an
+        incident on a job that resumes the loop when retried."""
+        for task in open_tasks:
+            if not loops.is_capped(task) or task.internal_data.get(PARKED) == PARKED_JOB:
+                continue
+            task.internal_data[PARKED] = PARKED_JOB
+            error = loops.limit_reached(task)
+            row = convert.new_job(
+                "async-continuation",
+                instance_id=self.instance_id,
+                activity_id=task.task_spec.bpmn_id,
+                task_id=str(task.id),
+                due_at=self.now,
+                retries=0,
+                created_at=self.now,
+                payload={"sync": False, "loop": True},
+            )
+            row["last_error"] = f"{type(error).__name__}: {error}"
+            self.write.jobs_insert.append(row)
+            self.open_incident(task.task_spec.bpmn_id, row["id"], Failure(error, "", False))
+            log.warning("instance %s: %s; incident opened", self.instance_id, error)
+
     def schedule_retry(self, act: Activation, failure: Failure) -> None:
         policy = self.services.retry_policy_for(self.model, act.task.task_spec)
         job = self.job.row if (self.job is not None and act.in_job) else None
@@ -660,7 +718,7 @@ class Run:
                 "task_id": str(act.task.id),
                 "topic": topic,
                 "process_key": self.model.key,
-                "business_key": self.business_key,
+                "business_key": call_mappings.business_key_of(act.task, self.business_key),
                 "state": "open",
                 "retries": None,
                 "attempts": 0,
@@ -679,7 +737,7 @@ class Run:
         if route is not None:
             # A published topic: the message goes out through the outbox, in this transaction.
             task_row = self.write.external_insert[-1]
-            route_task(self.write.outbox_insert, task_row, act.task.data, route, self.now)
+            route_task(self.write.outbox_insert, task_row, mappings.view(act.task), route, self.now)
 
     def _reconcile_external(self) -> None:
         """Delete the external task rows of tasks that stopped waiting for a worker: completed
@@ -787,7 +845,7 @@ class Run:
         ]
         if manual:
             task = manual[0]
-            task.data.update(copy.deepcopy(dict(variables)))
+            mappings.set_values(task, copy.deepcopy(dict(variables)))  # locals stay local
             task.complete()
         elif receive:
             task = receive[0]
@@ -961,6 +1019,7 @@ class Run:
     def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
         """Fill in the instance row and history; the write is ready to apply."""
         open_tasks = self.open_tasks()
+        self._stop_capped_loops(open_tasks)
         self._reconcile_jobs()
         self._reconcile_external()
         self._close_history(open_tasks)

@@ -14,7 +14,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 
-from engine import expressions
+from engine import expressions, feel, loops, mappings
 from engine.errors import ExpressionError
 
 
@@ -23,14 +23,22 @@ class ScriptsDisabled(ExpressionError):
 
 
 class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    def __init__(self, allow_scripts: bool = False) -> None:
+    def __init__(
+        self,
+        allow_scripts: bool = False,
+        max_loop_iterations: int = loops.DEFAULT_MAX_LOOP_ITERATIONS,
+    ) -> None:
         super().__init__()
         self.allow_scripts = allow_scripts
+        #: Iterations after which a standard loop stops with an incident (engine.loops).
+        self.max_loop_iterations = max_loop_iterations
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
         variables = dict(task.data)
         if external_context:
             variables.update(external_context)
+        if expression.startswith(feel.MARKER):  # a FEEL condition (engine.rewrites)
+            return feel.evaluate_condition(expression, variables, task.task_spec.bpmn_id)
         return evaluate_text(expression, variables)
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
@@ -39,7 +47,10 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
                 f"script task '{task.task_spec.bpmn_id}' cannot run: Python script tasks are "
                 "disabled (create the engine with allow_scripts=True to trust them)"
             )
-        return super().execute(task, script, external_context)
+        # A script task with input mappings sees its local variables (engine.mappings).
+        return mappings.run_with_locals(
+            task, lambda: super(SafeScriptEngine, self).execute(task, script, external_context)
+        )
 
 
 def evaluate_text(expression: str, variables: dict[str, Any]) -> Any:

@@ -27,3 +27,15 @@ def activity_config(task_spec: Any) -> dict[str, Any]:
     """The configuration dict the parser stored on a spec (empty for foreign specs)."""
     ext = getattr(task_spec, "extensions", None)
     return ext if isinstance(ext, dict) else {}
+
+
+def implementation_handler(config: dict[str, Any], activity_id: str) -> str | None:
+    """The handler a service-like task calls: the one its attributes name or, when it has no
+    implementation attribute at all (bpmn.io cannot set one), the one registered under its
+    element id. None when an expression, a delegate expression or a topic implements it."""
+    name = config.get("handler")
+    if name:
+        return str(name)
+    if config.get("expression") or config.get("delegate_expression") or config.get("external"):
+        return None
+    return activity_id

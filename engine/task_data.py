@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.errors import EngineError
+from engine.mappings import LOCALS
 
 DEFAULT_LOCK_DURATION = 60.0  # seconds; Camunda's clients default to 20 s, its REST has none
 MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
@@ -134,6 +135,8 @@ class InstanceData:
             if task_id in tasks:
                 data = _walk(tasks, task_id)
                 if data is not None:
+                    # The locals of the task's input mappings (engine.mappings) cover them.
+                    data.update((tasks[task_id].get("internal_data") or {}).get(LOCALS) or {})
                     return data
         return dict(self._fallback)
 

@@ -10,9 +10,10 @@ other job. Timer start events of a process become ``timer-start`` jobs of the de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -30,6 +31,12 @@ from engine.timers import TimerDefinition, TimerError, parse_timer
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 KINDS = ("timeDate", "timeDuration", "timeCycle")
+#: Kind of a timer drawn without a time: it never falls due (see ``parse_definition``).
+UNSET = "unset"
+#: Due time of such a timer's job: it runs only when executed explicitly.
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+logger = logging.getLogger("spillway.timers")
 
 #: internal_data keys on the task that hosts a timer.
 FIRED = "spillway_timers_fired"  # event ids fired and not yet consumed
@@ -83,6 +90,8 @@ class Timer(TimerEventDefinition):  # type: ignore[misc]
         return value
 
     def definition(self, text: str) -> TimerDefinition:
+        if self.kind == UNSET:
+            return TimerDefinition("date", "", date=NEVER)
         try:
             return parse_timer(self.kind, text)
         except TimerError as exc:
@@ -94,23 +103,29 @@ def parse_definition(parser: Any, event: etree._Element) -> Timer:
     node = parser.node
     event_id = node.get("id")
     name = node.get("name", event_id)
-    for kind in KINDS:
-        child = event.find(f"{{{BPMN_NS}}}{kind}")
-        if child is None:
-            continue
-        text = (child.text or "").strip()
-        problem = _problem(kind, text)
-        if problem:
-            raise ValidationException(
-                f"timer '{event_id}': {problem}", node=node, file_name=parser.filename
-            )
-        description = parser.get_event_description(event)
-        return Timer(name, text, kind, event_id, description=description)
-    raise ValidationException(
-        f"timer '{event_id}' has no timeDate, timeDuration or timeCycle",
-        node=node,
-        file_name=parser.filename,
-    )
+    children = [(kind, event.find(f"{{{BPMN_NS}}}{kind}")) for kind in KINDS]
+    found = [(kind, (child.text or "").strip()) for kind, child in children if child is not None]
+    description = parser.get_event_description(event)
+    if not any(text for _, text in found):
+        # Modelers create a timer without a time when one is dropped on the canvas; Camunda
+        # refuses the file. Spillway runs it as a timer that never falls due: its job waits
+        # until an operator or a test runs it (execute_job), like firing a Camunda timer job
+        # ahead of time. Warned, so nobody mistakes it for a working timer.
+        logger.warning(
+            "%s: timer '%s' has no timeDate, timeDuration or timeCycle: it never fires by itself "
+            "(its job is due %s; run it with execute_job)",
+            parser.filename,
+            event_id,
+            NEVER.date().isoformat(),
+        )
+        return Timer(name, "", UNSET, event_id, description=description)
+    kind, text = found[0]
+    problem = _problem(kind, text)
+    if problem:
+        raise ValidationException(
+            f"timer '{event_id}': {problem}", node=node, file_name=parser.filename
+        )
+    return Timer(name, text, kind, event_id, description=description)
 
 
 def _problem(kind: str, text: str) -> str | None:

@@ -127,8 +127,23 @@ def test_exclusive_flows_without_condition_are_taken_in_order(eng: ProcessEngine
 
 
 def test_service_task_without_implementation(eng: ProcessEngine) -> None:
-    with pytest.raises(DeploymentError, match="task 'A' has no implementation"):
+    before = table_counts(eng)
+    with pytest.raises(
+        DeploymentError, match="task 'A' has no implementation: register a handler under its id 'A'"
+    ):
         eng.deploy(process("p", '<bpmn:serviceTask id="A" />'))
+    assert table_counts(eng) == before
+
+
+def test_service_task_without_implementation_calls_the_handler_named_by_its_id(
+    eng: ProcessEngine,
+) -> None:
+    # bpmn.io has no field for an implementation: the element id names the handler.
+    eng.register_handler("A", lambda ctx: {"seen": ctx.activity_id})
+    eng.deploy(process("p", '<bpmn:serviceTask id="A" />'))
+    inst = eng.start("p")
+    assert inst.state == "completed"
+    assert inst.variables["seen"] == "A"
 
 
 def test_bad_retry_cycle_is_a_deployment_error(eng: ProcessEngine) -> None:

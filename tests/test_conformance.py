@@ -23,7 +23,11 @@ def test_report_over_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             "</bpmn:intermediateCatchEvent>",
         )
     )
-    (tmp_path / "refused.bpmn").write_bytes(process("refused", '<bpmn:complexGateway id="Gw" />'))
+    # A complex gateway that splits (a pass-through one runs, see test_modeling_gaps).
+    split = [("StartEvent_1", "Gw"), ("Gw", "A"), ("Gw", "EndEvent_1"), ("A", "EndEvent_1")]
+    (tmp_path / "refused.bpmn").write_bytes(
+        process("refused", '<bpmn:complexGateway id="Gw" />', user("A"), flows=split)
+    )
     (tmp_path / "draft.bpmn").write_bytes(
         process("draft", process_attrs="").replace(b'isExecutable="true"', b'isExecutable="false"')
     )

@@ -119,7 +119,6 @@ def test_camunda_cycle_on_a_catch_event_fires_once(eng: ProcessEngine, clock: Ma
         ("timeDuration", "5 minutes", "invalid timeDuration"),
         ("timeDate", "tomorrow", "invalid timeDate"),
         ("timeCycle", "R3/PT0S", "longer than zero"),
-        ("timeDuration", "", "empty"),
         ("timeDuration", "${a +}", "timer 'Wait'"),
     ],
 )
@@ -584,3 +583,49 @@ def test_timer_start_beside_a_none_start_takes_its_own_path(
     assert eng.run_jobs() == 1
     [timed] = [i for i in eng.instances("two") if i.waiting_at == ["ByTimer"]]
     assert passed(eng, timed.id) == ["Nightly"]
+
+
+# -- timers drawn without a time -----------------------------------------------------------
+
+
+def test_a_timer_without_a_time_never_falls_due_and_runs_when_executed(
+    eng: ProcessEngine, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    eng.register_handler("after", lambda ctx: {"after": True})
+    drawn = (
+        '<bpmn:intermediateCatchEvent id="Later"><bpmn:timerEventDefinition />'
+        "</bpmn:intermediateCatchEvent>"
+    )
+    with caplog.at_level("WARNING", logger="spillway.timers"):
+        eng.deploy(process("p", drawn, service("A", "after")))
+    assert "timer 'Later' has no timeDate, timeDuration or timeCycle" in caplog.text
+    inst = eng.start("p")
+    assert inst.waiting_at == ["Later"]
+    [job] = eng.jobs(inst.id)
+    assert (job.kind, job.activity_id) == ("timer", "Later")
+    assert job.due_at == datetime(9999, 1, 1, tzinfo=UTC)
+    clock.advance(timedelta(days=365 * 100))
+    assert eng.run_jobs() == 0
+    assert eng.get_instance(inst.id).waiting_at == ["Later"]
+    eng.execute_job(job.id)  # an operator (or a test) fires it
+    done = eng.get_instance(inst.id)
+    assert done.state == "completed" and done.variables["after"] is True
+
+
+def test_an_empty_time_element_is_a_timer_without_a_time(eng: ProcessEngine) -> None:
+    eng.register_handler("work", lambda ctx: {"worked": True})
+    eng.deploy(
+        process(
+            "p",
+            user("Review"),
+            service("A", "work"),
+            extra=boundary("Late", "Review", "timeDate", ""),
+        )
+    )
+    inst = eng.start("p")
+    [job] = eng.jobs(inst.id)
+    assert job.activity_id == "Late" and job.due_at.year == 9999
+    eng.complete_task(inst.id, "Review")
+    done = eng.get_instance(inst.id)
+    assert done.state == "completed" and done.variables["worked"] is True
+    assert eng.jobs(inst.id) == []
