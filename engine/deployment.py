@@ -22,6 +22,7 @@ from engine import (
     bpmnxml,
     compensation,
     compensation_model,
+    decisions,
     mappings,
     normalize,
     refusals,
@@ -155,7 +156,8 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     try:
         for source, root in parsed:
             if source.is_dmn:
-                parser.add_dmn_xml(root, filename=source.name)
+                for decision in decisions.split(root):  # SpiffWorkflow reads one per document
+                    parser.add_dmn_xml(decision, filename=source.name)
             else:
                 parser.add_bpmn_xml(root, filename=source.name)
     except ValidationException as exc:

@@ -191,3 +191,121 @@ def test_a_business_rule_task_without_decision_ref_calls_its_handler(
     inst = eng.start("dinner")
     assert inst.state == "completed"
     assert inst.variables["dish"] == "Soup"
+
+
+# -- Camunda's invoice example: a decision requirements graph with FEEL entries ---------------
+
+INVOICE_DMN = Path(__file__).parent / "bpmn" / "dmn" / "invoiceBusinessDecisions.dmn"
+
+
+@pytest.mark.parametrize(
+    ("amount", "category", "groups"),
+    [
+        (30, "Misc", ["accounting", "sales"]),
+        (250, "Misc", ["management"]),
+        (1000, "Misc", ["management"]),
+        (1500, "Misc", ["management"]),
+        (1500, "Travel Expenses", ["accounting", "sales"]),
+        (100, "Software License Costs", ["management"]),
+    ],
+)
+def test_camundas_invoice_decisions_assign_the_approvers(
+    eng: ProcessEngine, tmp_path: Path, amount: int, category: str, groups: list[str]
+) -> None:
+    bpmn = tmp_path / "assign.bpmn"
+    bpmn.write_text(
+        BPMN.format(
+            ref="invoice-assign-approver",
+            attrs='camunda:resultVariable="approverGroups" '
+            'camunda:mapDecisionResult="collectEntries"',
+        )
+    )
+    eng.deploy([bpmn, INVOICE_DMN])
+    inst = eng.start("dinner", {"amount": amount, "invoiceCategory": category})
+    assert inst.variables["approverGroups"] == groups
+    # The required decision's output is an input of the dependent one, not a process variable.
+    assert "invoiceClassification" not in inst.variables
+
+
+def _table(hit: str, rules: list[tuple[str, str]], aggregation: str = "") -> str:
+    agg = f' aggregation="{aggregation}"' if aggregation else ""
+    rows = "".join(
+        f'<rule id="r{i}"><inputEntry id="i{i}"><text>{test}</text></inputEntry>'
+        f'<outputEntry id="o{i}"><text>{out}</text></outputEntry></rule>'
+        for i, (test, out) in enumerate(rules)
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d" name="D" namespace="x">
+  <decision id="dish" name="Dish">
+    <decisionTable id="t" hitPolicy="{hit}"{agg}>
+      <input id="in" label="Guests">
+        <inputExpression id="e"><text>guests</text></inputExpression>
+      </input>
+      <output id="out" label="Score" name="score"/>
+      {rows}
+    </decisionTable>
+  </decision>
+</definitions>"""
+
+
+def _deploy_table(eng: ProcessEngine, tmp_path: Path, dmn: str, attrs: str) -> None:
+    bpmn = tmp_path / "dinner.bpmn"
+    bpmn.write_text(BPMN.format(ref="dish", attrs=attrs))
+    (tmp_path / "dish.dmn").write_text(dmn)
+    eng.deploy([bpmn, tmp_path / "dish.dmn"])
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"), [("SUM", 6), ("MIN", 1), ("MAX", 3), ("COUNT", 3)]
+)
+def test_collect_aggregates_the_single_output(
+    eng: ProcessEngine, tmp_path: Path, aggregation: str, expected: int
+) -> None:
+    rules = [("&gt; 0", "1"), ("&gt; 1", "2"), ("&gt; 2", "3"), ("&gt; 100", "4")]
+    dmn = _table("COLLECT", rules, aggregation)
+    _deploy_table(
+        eng, tmp_path, dmn, 'camunda:resultVariable="s" camunda:mapDecisionResult="singleEntry"'
+    )
+    assert eng.start("dinner", {"guests": 5}).variables["s"] == expected
+
+
+def test_unique_with_two_matching_rules_fails_naming_them(
+    eng: ProcessEngine, tmp_path: Path
+) -> None:
+    dmn = _table("UNIQUE", [("&gt; 0", "1"), ("[1..10]", "2")])
+    _deploy_table(eng, tmp_path, dmn, 'camunda:resultVariable="s"')
+    with pytest.raises(HandlerError, match="hit policy UNIQUE, but rules r0, r1 all match"):
+        eng.start("dinner", {"guests": 5})
+    assert eng.start("dinner", {"guests": 50}).variables["s"] == [{"score": 1}]
+
+
+def test_any_requires_the_matching_rules_to_agree(eng: ProcessEngine, tmp_path: Path) -> None:
+    dmn = _table("ANY", [("&gt; 0", "1"), ("&lt; 10", "1"), ("&gt; 20", "2")])
+    _deploy_table(eng, tmp_path, dmn, 'camunda:resultVariable="s"')
+    assert eng.start("dinner", {"guests": 5}).variables["s"] == [{"score": 1}]
+    with pytest.raises(HandlerError, match="hit policy ANY"):
+        eng.start("dinner", {"guests": 30})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (_table("PRIORITY", [("-", "1")]), "hit policy PRIORITY is not supported"),
+        (_table("FIRST", [("-", "1")], "SUM"), "aggregation SUM needs hit policy COLLECT"),
+    ],
+)
+def test_what_camunda_7_cannot_evaluate_is_refused_at_deploy(
+    eng: ProcessEngine, tmp_path: Path, table: str, message: str
+) -> None:
+    with pytest.raises(DeploymentError, match=message):
+        _deploy_table(eng, tmp_path, table, 'camunda:resultVariable="s"')
+
+
+def test_a_missing_required_decision_is_named(eng: ProcessEngine, tmp_path: Path) -> None:
+    dmn = _table("FIRST", [("-", "1")]).replace(
+        '<decisionTable id="t"',
+        '<informationRequirement id="ir"><requiredDecision href="#season" />'
+        '</informationRequirement><decisionTable id="t"',
+    )
+    with pytest.raises(DeploymentError, match="decision 'season' \\(required by 'dish'\\)"):
+        _deploy_table(eng, tmp_path, dmn, 'camunda:resultVariable="s"')
