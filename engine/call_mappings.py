@@ -280,13 +280,15 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
 
     def copy_data(self, my_task: Any, subworkflow: Any) -> None:
         m = self.mappings
-        if m is None:
-            super().copy_data(my_task, subworkflow)
-            return
-        caller_key = business_key_of(my_task, _instance_key(my_task))
         start = subworkflow.get_next_task(
             subworkflow.task_tree, skip_subprocesses=True, spec_name="Start"
         )
+        if m is None:
+            super().copy_data(my_task, subworkflow)
+            # Everything passes, as with camunda:in variables="all": the locals too.
+            start.set_data(**copy.deepcopy(io_mappings.locals_of(my_task) or {}))
+            return
+        caller_key = business_key_of(my_task, _instance_key(my_task))
         visible = io_mappings.view(my_task)
         variables = map_variables(
             m.inputs,
@@ -304,8 +306,12 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
 
     def update_data(self, my_task: Any, subworkflow: Any) -> None:
         m = self.mappings
-        if m is None:
+        if m is None and io_mappings.locals_of(my_task) is None:
             super().update_data(my_task, subworkflow)
+            return
+        if m is None:
+            # As camunda:out variables="all": a name that is a local updates the local.
+            io_mappings.set_values(my_task, copy.deepcopy(subworkflow.last_task.data))
             return
         end = subworkflow.last_task
 
@@ -316,6 +322,9 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
                 element_id=m.element_id,
                 direction="out",
                 business_key=business_key_of(end, _instance_key(my_task)),
+                # local="true" on an out-mapping names where the value goes (the call
+                # activity's locals); it still reads the called process's variables.
+                local_variables=end.data,
             )
 
         io_mappings.set_values(my_task, mapped(False))

@@ -27,6 +27,7 @@ from engine import (
     normalize,
     refusals,
     rewrites,
+    subprocess_mappings,
 )
 from engine.bpmnxml import Source
 from engine.errors import DeploymentError
@@ -210,6 +211,12 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
                 *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
             ],
             nodes,
+        )
+        subprocess_mappings.attach(
+            [
+                *spec.task_specs.values(),
+                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
+            ]
         )
         compensation.attach(
             [

@@ -23,7 +23,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine import bpmnxml, convert, timer_events
+from engine import bpmnxml, convert, event_subprocesses, timer_events
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
 from engine.deployment import ProcessModel, check_bindings, compile_sources
@@ -72,6 +72,7 @@ class ProcessEngine:
         lazy_handlers: bool = False,
         allow_scripts: bool = False,
         max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
+        allow_javascript: bool = True,
     ) -> None:
         self.store = Store(url)
         self.store.migrate()
@@ -83,7 +84,9 @@ class ProcessEngine:
         if max_loop_iterations < 1:
             raise ValueError("max_loop_iterations must be at least 1")
         self._script_engine = SafeScriptEngine(
-            allow_scripts=allow_scripts, max_loop_iterations=max_loop_iterations
+            allow_scripts=allow_scripts,
+            max_loop_iterations=max_loop_iterations,
+            allow_javascript=allow_javascript,  # sandboxed, so on by default (engine.javascript)
         )
         self._handlers: dict[str, Handler] = {}
         self._models: dict[str, ProcessModel] = {}
@@ -412,6 +415,7 @@ class ProcessEngine:
             raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
         model = self._model(definition)
         workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
+        event_subprocesses.install(workflow)
         run = Run(
             self,
             model,

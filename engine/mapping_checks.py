@@ -2,7 +2,7 @@
 
 ``engine.refusals`` asks these for the reason an element cannot run (None: it runs, see
 ``engine.mappings`` and docs/modeling.md). Scripts inside mappings are checked by
-``engine.refusals`` itself (only inline Python runs).
+``engine.refusals`` itself (inline JavaScript and Python run, see ``engine.script_bindings``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 
 #: Events that may carry a mapping (Camunda 7: all events but start and boundary events).
 _MAPPED_EVENTS = frozenset({"intermediateThrowEvent", "intermediateCatchEvent", "endEvent"})
-#: Activities holding a scope of their own; their mappings are not applied yet.
-_SCOPES = frozenset({"subProcess", "transaction", "callActivity", "adHocSubProcess"})
+#: Scopes whose mappings are not applied (subprocesses, transactions and call activities
+#: are: engine.subprocess_mappings, engine.call_mappings).
+_UNMAPPED_SCOPES = frozenset({"adHocSubProcess"})
 
 
 def _camunda(local: str) -> str:
@@ -31,10 +32,15 @@ def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
             "camunda:inputOutput is not allowed on start and boundary events (Camunda 7 "
             "rejects it there too); map the variables on the next activity"
         )
-    if kind in _SCOPES:
+    if kind == "subProcess" and (owner.get("triggeredByEvent") or "").strip() == "true":
         return (
-            f"camunda:inputOutput on a {kind} is not applied by Spillway yet; put the mappings "
-            "on the activities inside (or use camunda:in/camunda:out on a call activity)"
+            "camunda:inputOutput is not allowed on an event subprocess (Camunda 7 rejects it "
+            "there too); map the variables on the activities inside"
+        )
+    if kind in _UNMAPPED_SCOPES:
+        return (
+            f"camunda:inputOutput on a {kind} is not applied by Spillway; put the mappings "
+            "on the activities inside"
         )
     if kind not in ACTIVITIES and kind not in _MAPPED_EVENTS:
         return f"camunda:inputOutput is not allowed on a {kind}"

@@ -19,7 +19,7 @@ activity is mapped through SpiffWorkflow's spec events, hooked once per parsed m
 when it completes (before the next task copies its data).
 
 ``evaluate_value`` evaluates one parsed value (text or ``${...}``, ``camunda:list``,
-``camunda:map``, inline Python ``camunda:script``); other mappings may reuse it.
+``camunda:map``, inline Python or JavaScript ``camunda:script``); other mappings may reuse it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 from lxml import etree
 
-from engine import expressions
+from engine import expressions, javascript, script_bindings
 from engine.errors import ExpressionError
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -158,6 +158,9 @@ def evaluate_value(
 
 
 def _run_script(value: Value, variables: Mapping[str, Any], where: str, engine: Any) -> Any:
+    if javascript.is_javascript(value["format"]) and not value.get("resource"):
+        # JavaScript runs sandboxed, see engine.script_bindings.
+        return script_bindings.evaluate_mapping_script(value, variables, where, engine)
     if value.get("resource") or value["format"] not in PYTHON_FORMATS:
         # Deployment refuses these; kept for a clear message should one get here.
         raise ExpressionError(f"{where}: a {value['format'] or 'script'} script cannot run")
@@ -202,10 +205,13 @@ def evaluate_inputs(task: Any, io: Mapping[str, Any], script_engine: Any) -> dic
     earlier ones, as in Camunda)."""
     view = dict(task.data)
     local: dict[str, Any] = {}
-    for name, value in io["inputs"]:
-        where = f"{_element(task)}: input parameter '{name}'"
-        local[name] = evaluate_value(value, view, where=where, script_engine=script_engine)
-        view[name] = local[name]
+    written: dict[str, Any] = {}  # JavaScript's execution.setVariable (engine.script_bindings)
+    with script_bindings.mapping_scope(task, view, written):
+        for name, value in io["inputs"]:
+            where = f"{_element(task)}: input parameter '{name}'"
+            local[name] = evaluate_value(value, view, where=where, script_engine=script_engine)
+            view[name] = local[name]
+    task.data.update(written)
     return local
 
 
@@ -266,9 +272,10 @@ def leave(task: Any, values: Mapping[str, Any], script_engine: Any) -> dict[str,
     scope = dict(task.data)
     scope.update(updates)
     scope.update(local)
-    for name, value in io["outputs"]:
-        where = f"{_element(task)}: output parameter '{name}'"
-        updates[name] = evaluate_value(value, scope, where=where, script_engine=script_engine)
+    with script_bindings.mapping_scope(task, scope, updates, local):  # JavaScript's setVariable
+        for name, value in io["outputs"]:
+            where = f"{_element(task)}: output parameter '{name}'"
+            updates[name] = evaluate_value(value, scope, where=where, script_engine=script_engine)
     return updates
 
 

@@ -8,6 +8,7 @@ dict the runtime and the behaviours read. See ``read_activity_config`` for the k
 from __future__ import annotations
 
 import re
+import types
 from typing import Any, ClassVar
 
 from lxml import etree
@@ -29,15 +30,29 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     IntermediateCatchEvent,
     IntermediateThrowEvent,
     ReceiveTask,
+    ScriptTask,
     SendTask,
-    StartEvent,
 )
 from SpiffWorkflow.camunda.parser.CamundaParser import NSMAP as CAMUNDA_NSMAP
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
-from SpiffWorkflow.camunda.parser.task_spec import CallActivityParser
+from SpiffWorkflow.camunda.parser.task_spec import (
+    CallActivityParser,
+    CamundaTaskParser,
+    SubWorkflowParser,
+)
 
-from engine import call_mappings, compensation, decisions, loops, mappings, timer_events
-from engine.specs import ServiceTask
+from engine import (
+    call_mappings,
+    compensation,
+    decisions,
+    loops,
+    mappings,
+    script_bindings,
+    specs,
+    subprocess_mappings,
+    timer_events,
+)
+from engine.specs import ServiceTask, StartEvent
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPILLWAY_NS = "urn:spillway:bpmn"
@@ -190,7 +205,23 @@ class ServiceTaskParser(_ConfigMixin, TaskParser):  # type: ignore[misc]
 
 
 class _StartEventParser(_ConfigMixin, StartEventParser):  # type: ignore[misc]
-    pass
+    def create_task(self) -> Any:
+        # SpiffWorkflow's start event parser skips error and escalation definitions, so the
+        # start event of an error event subprocess became a none start event: it fired at
+        # once and ran the error handling path on every start.
+        definition = self.get_event_definition(
+            [
+                event_parsers.MESSAGE_EVENT_XPATH,
+                event_parsers.SIGNAL_EVENT_XPATH,
+                event_parsers.TIMER_EVENT_XPATH,
+                event_parsers.CONDITIONAL_EVENT_XPATH,
+                event_parsers.ERROR_EVENT_XPATH,
+                event_parsers.ESCALATION_EVENT_XPATH,
+            ]
+        )
+        task = self._create_task(definition)
+        self.spec.start.connect(task)
+        return task
 
 
 class _EndEventParser(_ConfigMixin, EndEventParser):  # type: ignore[misc]
@@ -295,6 +326,11 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
             full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
             full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
             full_tag("callActivity"): (_CallActivityParser, call_mappings.MappedCallActivity),
+            # Input parameters of a subprocess are locals of its scope (engine.subprocess_mappings).
+            full_tag("subProcess"): (SubWorkflowParser, subprocess_mappings.SubProcess),
+            full_tag("transaction"): (SubWorkflowParser, subprocess_mappings.Transaction),
+            # Keeps scriptFormat and camunda:resultVariable (engine.script_bindings).
+            full_tag("scriptTask"): (script_bindings.ScriptTaskParser, ScriptTask),
             full_tag("exclusiveGateway"): (
                 compensation.exclusive_gateway_parser,
                 compensation.ExclusiveGateway,
@@ -308,4 +344,35 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
     def _get_parser_class(self, tag: str) -> tuple[Any, Any]:
         # Standard loops stop at the engine's iteration cap (engine.loops).
         node_parser, spec_class = super()._get_parser_class(tag)
-        return loops.looping(node_parser), spec_class
+        if node_parser is None:
+            return None, spec_class
+        return _StandardMultiInstance(loops.looping(node_parser)), spec_class
+
+
+class _StandardMultiInstance:
+    """Wraps a node-parser class (or factory) so every activity reads multi-instance the BPMN
+    way (``loopDataInputRef``, ``inputDataItem``, ``loopCardinality``...).
+
+    SpiffWorkflow's Camunda parsers (user tasks, subprocesses, call activities...) read only
+    ``camunda:collection``/``elementVariable`` and its service-task parser only BPMN's
+    elements, so each kind of activity refused what the other wrote. ``engine.rewrites``
+    turns Camunda's attributes into BPMN's elements; this makes every parser read those.
+    Other attributes (such as ``get_decision_ref``) pass through.
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        node_parser = self.wrapped(*args, **kwargs)
+        if isinstance(node_parser, CamundaTaskParser):
+            node_parser._add_multiinstance_task = types.MethodType(
+                TaskParser._add_multiinstance_task, node_parser
+            )
+        if isinstance(node_parser, TaskParser):
+            node_parser.SEQUENTIAL_MI_CLASS = specs.SequentialMultiInstance
+            node_parser.PARALLEL_MI_CLASS = specs.ParallelMultiInstance
+        return node_parser
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from engine import call_mappings, compensation_model, feel, rewrites
+from engine import call_mappings, compensation_model, feel, rewrites, script_bindings
 from engine.errors import DeploymentError
 from engine.mapping_checks import error_event_problem, mappings_problem
 from engine.normalize import BPMN_NS, FLOW_NODES, is_bpmn, local_name
@@ -24,8 +24,6 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 #: How the element checks report: the element and the reason.
 Refuse = Callable[[etree._Element, str], None]
 
-#: Script languages the engine runs (as Python, only with ``allow_scripts=True``).
-PYTHON_FORMATS = frozenset({"python", "py", "python3"})
 #: Expression languages of conditions the safe evaluator reads.
 _EXPRESSION_LANGUAGES = frozenset(
     {
@@ -120,14 +118,9 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
                 "instead",
             )
     elif name == "scriptTask":
-        fmt = (node.get("scriptFormat") or "python").strip().lower()
-        if fmt not in PYTHON_FORMATS:
-            refuse(
-                node,
-                f"script task in {node.get('scriptFormat')}: Spillway runs only Python script "
-                "tasks (and only when the engine is created with allow_scripts=True); make it a "
-                "service task with a handler",
-            )
+        reason = script_bindings.script_task_problem(node)  # JavaScript runs; Python if allowed
+        if reason is not None:
+            refuse(node, reason)
     elif name in ("conditionExpression", "condition", "loopCondition"):
         language = (node.get("language") or "").strip().lower()
         if language not in _EXPRESSION_LANGUAGES and not feel.is_feel_language(language):
@@ -154,6 +147,10 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
                 _owner(node),
                 f"loopMaximum '{maximum}' is not a whole number; write the number of iterations",
             )
+    elif name == "multiInstanceLoopCharacteristics":
+        problem = rewrites.collection_problem(node)
+        if problem:
+            refuse(_owner(node), problem)
 
 
 def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
@@ -166,22 +163,15 @@ def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
             "service task (or a handler) on the path",
         )
     elif name == "script":
-        fmt = (node.get("scriptFormat") or "").strip().lower()
         parent = node.getparent()
         if parent is not None and etree.QName(parent).localname in (
             "executionListener",
             "taskListener",
         ):
             return  # the listener itself is refused
-        if fmt not in PYTHON_FORMATS or node.get("resource"):
-            what = f"{node.get('scriptFormat')} script" if fmt else "script"
-            if node.get("resource"):
-                what += f" from resource '{node.get('resource')}'"
-            refuse(
-                _owner(node),
-                f"a {what} in a mapping cannot run: Spillway evaluates expressions such as "
-                "${a + b} and, when allowed, inline Python scripts",
-            )
+        reason = script_bindings.mapping_script_problem(node)  # inline JavaScript or Python
+        if reason is not None:
+            refuse(_owner(node), reason)
     elif name == "inputOutput":
         parent = node.getparent()
         if parent is None or etree.QName(parent).localname != "connector":

@@ -13,11 +13,17 @@ normalize, elements added here carry ``spillway:synthetic="true"``.
   (``pass_through_problem``).
 - **FEEL conditions**: the text of a condition whose ``language`` is FEEL gets
   ``engine.feel.MARKER`` so the script engine evaluates it with ``engine.feel``.
+- **Camunda's multi-instance attributes**: ``camunda:collection`` (a variable name, or
+  ``${items}``) and ``camunda:elementVariable`` become BPMN's ``loopDataInputRef`` and
+  ``inputDataItem``, which every activity's parser reads (``engine.parser``). A collection
+  expression that is more than a variable is refused (``collection_problem``).
 - **Standard loops without a rule**: ``standardLoopCharacteristics`` with neither a loop
   condition nor ``loopMaximum`` get ``loopMaximum="1"``: the activity runs once.
 """
 
 from __future__ import annotations
+
+import re
 
 from lxml import etree
 
@@ -37,6 +43,7 @@ def rewrite(root: etree._Element) -> None:
             _pass_through(gateway)
     _feel_conditions(root)
     _loops(root)
+    _collections(root)
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -128,3 +135,36 @@ def _loops(root: etree._Element) -> None:
         for empty in conditions:
             loop.remove(empty)
         loop.set("loopMaximum", "1")
+
+
+_CAMUNDA_COLLECTION = "{http://camunda.org/schema/1.0/bpmn}collection"
+_CAMUNDA_ELEMENT = "{http://camunda.org/schema/1.0/bpmn}elementVariable"
+_SIMPLE_COLLECTION = re.compile(r"^\s*[$#]\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\s*$")
+
+
+def collection_problem(loop: etree._Element) -> str | None:
+    """Why a multi-instance ``camunda:collection`` cannot be read, if it cannot."""
+    text = loop.get(_CAMUNDA_COLLECTION)
+    if text is None or "{" not in text or _SIMPLE_COLLECTION.match(text):
+        return None
+    return (
+        f"camunda:collection '{text}' is an expression; Spillway reads the collection from a "
+        'variable: name it (collection="items" or "${items}") and set it before the activity'
+    )
+
+
+def _collections(root: etree._Element) -> None:
+    for loop in root.iter(_q("multiInstanceLoopCharacteristics")):
+        collection = loop.attrib.pop(_CAMUNDA_COLLECTION, None)
+        element = loop.attrib.pop(_CAMUNDA_ELEMENT, None)
+        if collection is not None and not any(is_bpmn(c, "loopDataInputRef") for c in loop):
+            match = _SIMPLE_COLLECTION.match(collection)
+            ref = etree.SubElement(loop, _q("loopDataInputRef"))
+            ref.text = match.group(1) if match else collection.strip()
+            ref.set(SYNTHETIC, "true")
+        if element is not None and not any(is_bpmn(c, "inputDataItem") for c in loop):
+            item = etree.SubElement(loop, _q("inputDataItem"))
+            # SpiffWorkflow names the variable after the item's id.
+            item.set("id", element.strip())
+            item.set("name", element.strip())
+            item.set(SYNTHETIC, "true")

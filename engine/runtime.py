@@ -12,6 +12,7 @@ calls the handler through an ``Activation`` and decides what a failure means.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import traceback
 import uuid
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.control import BpmnStartTask, SimpleBpmnTask, _EndJoin
+from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
@@ -31,11 +32,22 @@ from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
-from engine import call_mappings, convert, loops, mappings, timer_events
+from engine import (
+    call_mappings,
+    convert,
+    event_subprocesses,
+    loops,
+    mappings,
+    script_bindings,
+    specs,
+    subprocess_mappings,
+    timer_events,
+)
 from engine.deployment import ProcessModel
 from engine.errors import (
     BpmnError,
@@ -59,7 +71,7 @@ Handler = Callable[[TaskContext], Mapping[str, Any] | None]
 #: internal_data key on a parked service task saying why it is parked.
 PARKED = "spillway"
 #: internal_data key on an event subprocess task once its start event fired.
-TRIGGERED = "spillway_triggered"
+TRIGGERED = specs.TRIGGERED
 #: ``internal_data[PARKED]`` values.
 PARKED_JOB = "job"
 PARKED_EXTERNAL = "external"
@@ -209,14 +221,7 @@ def is_waiting_event(task: Any) -> bool:
     return type(definition).__name__ not in _PASSIVE_EVENTS
 
 
-def is_event_subprocess(task: Any) -> bool:
-    # SpiffWorkflow starts event subprocesses (of every trigger kind) from its hidden start
-    # task, where an ordinary flow has the start event.
-    return (
-        isinstance(task.task_spec, SubWorkflowTask)
-        and task.parent is not None
-        and isinstance(task.parent.task_spec, BpmnStartTask)
-    )
+is_event_subprocess = specs.is_event_subprocess
 
 
 def message_definitions(task: Any) -> list[MessageEventDefinition]:
@@ -402,8 +407,10 @@ class Run:
         self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
         self._parked: list[Any] = []
         self._step_started: dict[UUID, datetime] = {}
+        self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
         self.wf.script_engine = services.script_engine
         call_mappings.bind_business_key(self.wf, business_key)
+        script_bindings.bind_instance_id(self.wf, instance_id)  # execution.getProcessInstanceId
 
     # -- construction -------------------------------------------------------------------
 
@@ -417,6 +424,7 @@ class Run:
         business_key: str | None,
     ) -> Run:
         wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
+        event_subprocesses.install(wf)
         initial = copy.deepcopy(dict(variables))
         # The start task was made READY (with a copy of the root's data) during construction.
         for task in (wf.task_tree, *wf.get_tasks(state=TaskState.READY)):
@@ -494,8 +502,31 @@ class Run:
 
     def _will_run(self, task: Any) -> None:
         self._step_started[task.id] = self.now
+        self._running = task
+
+    def _step_error(self, exc: Exception) -> EngineError:
+        # The innermost frame working on a task names it (SpiffWorkflow passes ``my_task``);
+        # else the task whose step it was.
+        task, tb = self._running, exc.__traceback__
+        while tb is not None:
+            candidate = tb.tb_frame.f_locals.get("my_task")
+            if isinstance(candidate, SpiffTask):
+                task = candidate
+            tb = tb.tb_next
+        where, hint = "", ""
+        if task is not None:
+            spec = task.task_spec
+            where = f"at '{spec.bpmn_id or spec.name}' "
+            collection = getattr(spec, "data_input", None)
+            if isinstance(spec, MultiInstanceTask) and collection is not None:
+                hint = f" (its multi-instance collection '{collection.bpmn_id}' must be a list)"
+        return HandlerError(
+            f"process '{self.model.key}' failed {where}: {type(exc).__name__}: {exc}{hint}",
+            activity_id=task.task_spec.bpmn_id if task is not None else None,
+        )
 
     def _did_run(self, task: Any) -> None:
+        specs.apply_interrupts(self.wf)
         if isinstance(task.task_spec, ServiceTask) and task.state == TaskState.STARTED:
             self._parked.append(task)
             return
@@ -519,8 +550,12 @@ class Run:
                 raise
             except SpiffWorkflowException as exc:
                 raise self._workflow_error(exc) from exc
+            except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+                # A SpiffWorkflow internal failing on what a model feeds it (a multi-instance
+                # collection that is not a list, say): named, not raw.
+                raise self._step_error(exc) from exc
             if not self._parked:
-                if self._end_idle_event_subprocesses():
+                if self._end_idle_event_subprocesses() or self._end_finished_scopes():
                     continue
                 return
             parked, self._parked = self._parked, []
@@ -555,6 +590,22 @@ class Run:
             ended = True
         return ended
 
+    def _end_finished_scopes(self) -> bool:
+        """End a process or subprocess whose every task has finished but that never reached
+        its end: SpiffWorkflow starts an event subprocess that an event (an error, a message)
+        triggered without a path to the scope's end, so once it interrupted the scope and
+        finished, nothing would end it."""
+        ended = False
+        for wf in [*self.wf.subprocesses.values(), self.wf]:
+            if wf.completed or wf.last_task is None:
+                continue
+            if wf.get_tasks(state=TaskState.NOT_FINISHED_MASK, skip_subprocesses=True):
+                continue
+            wf._mark_complete(wf.last_task)
+            wf.completed_event(wf)
+            ended = True
+        return ended
+
     def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
         behavior = self.services.behavior_for(self.model, task.task_spec)
         behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
@@ -571,11 +622,12 @@ class Run:
         """Throw a BPMN error from ``task``; False when nothing catches it."""
         definition = ErrorEventDefinition(code, code=code)
         event = BpmnEvent(definition, dict(variables), target=task.workflow)
-        catchers = self.wf.get_tasks(catches_event=event)
-        if not catchers:
+        if not event_subprocesses.can_catch(task.workflow, event):
             return False
         task.data.update(variables)
+        subprocess_mappings.note_thrower(task)  # the scopes it leaves filter what it carries
         self.wf.top_workflow.event_manager.catch(event)
+        specs.apply_interrupts(self.wf)
         return True
 
     # -- jobs, incidents, external tasks --------------------------------------------------
@@ -868,10 +920,23 @@ class Run:
 
     def correlate(self, name: str, variables: Mapping[str, Any]) -> None:
         catchers = self.message_catchers(name)
-        if not catchers:
+        if catchers:
+            self._deliver(*catchers[0], variables)
+        elif not self._start_message_event_subprocess(name, variables):
             raise NotFound(f"instance {self.instance_id} does not wait for message '{name}'")
-        self._deliver(*catchers[0], variables)
         self.advance()
+
+    def _start_message_event_subprocess(self, name: str, variables: Mapping[str, Any]) -> bool:
+        for scope in event_subprocesses.active_scopes(self.wf):
+            for ts in event_subprocesses.message_starts(scope):
+                if ts.event_definition.name != name:
+                    continue
+                event = BpmnEvent(ts.event_definition, copy.deepcopy(dict(variables)))
+                start = event_subprocesses.start_event_subprocess(scope, event)
+                if start is not None:
+                    self.triggered(start)
+                    return True
+        return False
 
     def _deliver(
         self, task: Any, definition: MessageEventDefinition, variables: Mapping[str, Any]
@@ -895,18 +960,12 @@ class Run:
         return parent if parent is not None and is_event_subprocess(parent) else None
 
     def triggered(self, task: Any) -> None:
-        """An event fired on ``task``. When it starts an interrupting event subprocess, the
-        rest of the subprocess's scope is cancelled (SpiffWorkflow runs every event subprocess
-        as non-interrupting)."""
+        """An event fired on ``task``: an event subprocess it starts begins now (its start
+        event's ``catch``, ``engine.specs.StartEvent``, already interrupted the scope)."""
+        specs.apply_interrupts(self.wf)
         esp = self.event_subprocess_of(task)
-        if esp is None:
-            return
-        esp.internal_data[TRIGGERED] = True
-        self._step_started[esp.id] = self.now
-        if activity_config(task.task_spec).get("interrupting", True):
-            for sibling in list(esp.parent.children):
-                if sibling is not esp:
-                    sibling.cancel()
+        if esp is not None:
+            self._step_started[esp.id] = self.now
 
     # -- results ------------------------------------------------------------------------
 
@@ -949,9 +1008,10 @@ class Run:
         for task in open_tasks or [self.wf.task_tree]:
             # A token waiting at a join has no data of its own until the join fires: the data
             # is still on the task that brought it there.
+            # Locals of the embedded subprocesses around a task are not instance variables.
             if task.parent is not None:
-                merged.update(task.parent.data)
-            merged.update(task.data)
+                merged.update(subprocess_mappings.process_data(task.parent))
+            merged.update(subprocess_mappings.process_data(task))
         return merged
 
     def state(self, had_open_incident: bool) -> str:
@@ -1011,6 +1071,21 @@ class Run:
                         "kind": "message",
                         "name": definition.name,
                         "activity_id": task.task_spec.bpmn_id,
+                        "business_key": self.business_key,
+                    }
+                )
+        for scope in event_subprocesses.active_scopes(self.wf):
+            for ts in event_subprocesses.message_starts(scope):
+                # The event subprocess does not exist until its message comes: the row's
+                # task id names the scope and the start event.
+                key = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}".encode()).hexdigest()
+                rows.append(
+                    {
+                        "instance_id": self.instance_id,
+                        "task_id": f"esp-{key[:40]}",
+                        "kind": "message",
+                        "name": ts.event_definition.name,
+                        "activity_id": ts.bpmn_id,
                         "business_key": self.business_key,
                     }
                 )

@@ -4,8 +4,8 @@ SpiffWorkflow's default evaluates every expression in a BPMN file as Python. BPM
 input, so ours evaluates them with the safe JUEL-subset evaluator in ``engine.expressions``
 (a bare condition such as ``amount > 100`` is read as ``${amount > 100}``). Python script
 tasks run only when the engine was created with ``allow_scripts=True``; otherwise reaching
-one is a technical failure naming the task (and deployment refuses them, see
-``engine.deployment``).
+one is a technical failure naming the task. JavaScript script tasks run in a sandbox
+(``engine.javascript``) unless the engine was created with ``allow_javascript=False``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 
-from engine import expressions, feel, loops, mappings
+from engine import expressions, feel, loops, mappings, script_bindings
 from engine.errors import ExpressionError
 
 
@@ -27,9 +27,12 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         self,
         allow_scripts: bool = False,
         max_loop_iterations: int = loops.DEFAULT_MAX_LOOP_ITERATIONS,
+        allow_javascript: bool = True,
     ) -> None:
         super().__init__()
         self.allow_scripts = allow_scripts
+        #: JavaScript (script tasks and mapping scripts) runs sandboxed unless switched off.
+        self.allow_javascript = allow_javascript
         #: Iterations after which a standard loop stops with an incident (engine.loops).
         self.max_loop_iterations = max_loop_iterations
 
@@ -42,6 +45,15 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         return evaluate_text(expression, variables)
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
+        if script_bindings.is_javascript_task(task.task_spec):
+            if not self.allow_javascript:
+                raise ScriptsDisabled(
+                    f"script task '{task.task_spec.bpmn_id}' cannot run: JavaScript is disabled "
+                    "(the engine was created with allow_javascript=False)"
+                )
+            return mappings.run_with_locals(
+                task, lambda: script_bindings.run_script_task(task, script)
+            )
         if not self.allow_scripts:
             raise ScriptsDisabled(
                 f"script task '{task.task_spec.bpmn_id}' cannot run: Python script tasks are "
