@@ -23,7 +23,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine import bpmnxml, convert, event_subprocesses, timer_events
+from engine import bpmnxml, convert, event_subprocesses, runtime, timer_events
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
 from engine.deployment import ProcessModel, check_bindings, compile_sources
@@ -356,11 +356,23 @@ class ProcessEngine:
         attempt's ConcurrencyConflict reaches the caller."""
         for attempt in range(CONFLICT_RETRIES - 1):
             try:
-                return command()
+                return self._named(command)
             except ConcurrencyConflict:
                 self.stats.add("conflicts_retried")
                 self._backoff(attempt)
-        return command()
+        return self._named(command)
+
+    @staticmethod
+    def _named(command: Callable[[], T]) -> T:
+        try:
+            return command()
+        except runtime.SPIFF_FAILURES as exc:
+            # SpiffWorkflow failing inside a task (e.g. completing one makes the next
+            # multi-instance read a collection that is not a list): named, not raw.
+            failure = runtime.named_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
         write = run.finish(self.codec, has_open_incident)

@@ -102,12 +102,11 @@ def can_catch(scope: Any, event: Any) -> bool:
 
 
 def message_starts(scope: Any) -> list[Any]:
-    """Start event specs of ``scope``'s event subprocesses that a message starts (none once
-    an interrupting event subprocess of the scope has started)."""
+    """Start event specs of ``scope``'s event subprocesses that a message starts."""
     found = []
-    for name in scope.spec.start.trigger_specs:
+    for name in dict.fromkeys(scope.spec.start.trigger_specs):  # listed once per start event
         for ts in _start_events(scope, name):
-            if isinstance(ts.event_definition, MessageEventDefinition):
+            if isinstance(ts.event_definition, MessageEventDefinition) and ts not in found:
                 found.append(ts)
     return found
 

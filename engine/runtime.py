@@ -25,7 +25,10 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    ErrorEventDefinition,
+    SignalEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
@@ -241,6 +244,36 @@ def is_visible(task: Any) -> bool:
     )
 
 
+#: Exceptions SpiffWorkflow's internals raise on what a model feeds them.
+SPIFF_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+
+
+def named_failure(exc: Exception, running: Any = None) -> EngineError | None:
+    """A HandlerError naming the task for an exception raised inside SpiffWorkflow while it
+    worked on a task (a multi-instance collection that is not a list, say); None when no
+    SpiffWorkflow frame was working on one (then it is a bug of ours and stays raw)."""
+    task, tb = None, exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("my_task")
+        if isinstance(candidate, SpiffTask):
+            task = candidate
+        tb = tb.tb_next
+    task = task if task is not None else running
+    if task is None:
+        return None
+    spec = task.task_spec
+    hint = ""
+    collection = getattr(spec, "data_input", None)
+    if isinstance(spec, MultiInstanceTask) and collection is not None:
+        hint = f" (its multi-instance collection '{collection.bpmn_id}' must be a list)"
+    process_key = task.workflow.top_workflow.spec.name
+    return HandlerError(
+        f"process '{process_key}' failed at '{spec.bpmn_id or spec.name}': "
+        f"{type(exc).__name__}: {exc}{hint}",
+        activity_id=spec.bpmn_id,
+    )
+
+
 class Activation:
     """One service task reached in a run: what a behaviour may do with it."""
 
@@ -446,7 +479,7 @@ class Run:
         start = self.async_start_event()
         if start is None:
             self.advance()
-            self._fire_start_timer(None)
+            self._start_at_first_start_event()
             return
         row = convert.new_job(
             "async-continuation",
@@ -482,6 +515,29 @@ class Run:
         if not self._fire_start_timer(event_id):
             raise NotFound(f"process '{self.model.key}' has no timer start event '{event_id}'")
 
+    def _start_at_first_start_event(self) -> None:
+        """``start()`` of a process without a none start event begins at its first start
+        event (timer, message, signal), without a payload, as Camunda's
+        startProcessInstanceByKey does; with a none start event nothing else starts."""
+        starts = [
+            t
+            for t in self.wf.get_tasks(skip_subprocesses=True)
+            if isinstance(t.task_spec, StartEvent) and t.workflow is self.wf
+        ]
+        if any(t.state == TaskState.COMPLETED for t in starts):
+            return
+        if self._fire_start_timer(None):
+            return
+        for task in starts:
+            definition = task.task_spec.event_definition
+            if task.state == TaskState.WAITING and isinstance(
+                definition, MessageEventDefinition | SignalEventDefinition
+            ):
+                task.task_spec.catch(task, BpmnEvent(definition, {}))
+                task.task_spec._update(task)
+                self.advance()
+                return
+
     def _fire_start_timer(self, event_id: str | None) -> bool:
         """Fire a timer start event of the process that still waits: the one named, or, for
         ``start()`` of a process whose only start events are timers, the first (as Camunda
@@ -505,25 +561,10 @@ class Run:
         self._running = task
 
     def _step_error(self, exc: Exception) -> EngineError:
-        # The innermost frame working on a task names it (SpiffWorkflow passes ``my_task``);
-        # else the task whose step it was.
-        task, tb = self._running, exc.__traceback__
-        while tb is not None:
-            candidate = tb.tb_frame.f_locals.get("my_task")
-            if isinstance(candidate, SpiffTask):
-                task = candidate
-            tb = tb.tb_next
-        where, hint = "", ""
-        if task is not None:
-            spec = task.task_spec
-            where = f"at '{spec.bpmn_id or spec.name}' "
-            collection = getattr(spec, "data_input", None)
-            if isinstance(spec, MultiInstanceTask) and collection is not None:
-                hint = f" (its multi-instance collection '{collection.bpmn_id}' must be a list)"
-        return HandlerError(
-            f"process '{self.model.key}' failed {where}: {type(exc).__name__}: {exc}{hint}",
-            activity_id=task.task_spec.bpmn_id if task is not None else None,
-        )
+        failure = named_failure(exc, self._running)
+        if failure is None:
+            raise exc
+        return failure
 
     def _did_run(self, task: Any) -> None:
         specs.apply_interrupts(self.wf)
@@ -550,7 +591,7 @@ class Run:
                 raise
             except SpiffWorkflowException as exc:
                 raise self._workflow_error(exc) from exc
-            except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            except SPIFF_FAILURES as exc:
                 # A SpiffWorkflow internal failing on what a model feeds it (a multi-instance
                 # collection that is not a list, say): named, not raw.
                 raise self._step_error(exc) from exc
@@ -1063,11 +1104,12 @@ class Run:
         for task in open_tasks:
             if task.state != TaskState.WAITING:
                 continue
-            for definition in message_definitions(task):
+            for n, definition in enumerate(message_definitions(task)):
                 rows.append(
                     {
                         "instance_id": self.instance_id,
-                        "task_id": str(task.id),
+                        # An event-based gateway waits for several messages at one task.
+                        "task_id": str(task.id) if n == 0 else f"{task.id}/{n}",
                         "kind": "message",
                         "name": definition.name,
                         "activity_id": task.task_spec.bpmn_id,
