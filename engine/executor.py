@@ -131,8 +131,8 @@ class JobExecutor:
         # as a job, so acquiring one job per free thread would halve throughput. The queued
         # jobs' locks last far longer than the queue does.
         room = self.free_workers() + self.queue_size
-        if room <= self.queue_size:
-            return True
+        if room < self.queue_size:
+            return True  # a batch still waits; refill when no more than the threads' worth do
         rows = self.runner.acquire(self.owner, room)
         assert self._pool is not None
         for row in rows:
@@ -146,7 +146,11 @@ class JobExecutor:
     def _done(self, future: Future[bool]) -> None:
         with self._lock:
             self._queued.pop(future, None)
-        self._wake.set()
+            outstanding = len(self._queued)
+        # Wake the acquisition only when the jobs still waiting or running no longer exceed
+        # the threads: waking it after every job cost a thread switch per job for nothing.
+        if outstanding <= self.workers:
+            self._wake.set()
 
     def _execute(self, row: dict[str, Any]) -> bool:
         try:

@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
 )
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
@@ -519,6 +520,9 @@ class Run:
         """``start()`` of a process without a none start event begins at its first start
         event (timer, message, signal), without a payload, as Camunda's
         startProcessInstanceByKey does; with a none start event nothing else starts."""
+        start_specs = [ts for ts in self.wf.spec.start.outputs if isinstance(ts, StartEvent)]
+        if any(isinstance(ts.event_definition, NoneEventDefinition) for ts in start_specs):
+            return  # the usual case, without a walk of the task tree
         starts = [
             t
             for t in self.wf.get_tasks(skip_subprocesses=True)
@@ -640,7 +644,7 @@ class Run:
         for wf in [*self.wf.subprocesses.values(), self.wf]:
             if wf.completed or wf.last_task is None:
                 continue
-            if wf.get_tasks(state=TaskState.NOT_FINISHED_MASK, skip_subprocesses=True):
+            if wf.get_next_task(state=TaskState.NOT_FINISHED_MASK, skip_subprocesses=True):
                 continue
             wf._mark_complete(wf.last_task)
             wf.completed_event(wf)
