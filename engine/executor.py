@@ -2,7 +2,8 @@
 
 One acquisition thread locks due jobs in batches no larger than the free worker threads, so no
 locked job waits in a queue. Waiting wakes at once when this process commits a job (an engine
-listener), when another node does (PostgreSQL ``LISTEN``), when the next known job falls due,
+listener), when another node does (PostgreSQL ``LISTEN``; a SQLite file's ``data_version``,
+``engine.notify``), when the next known job falls due,
 or after an idle wait that doubles up to a cap and resets on work. At most one batch waits
 behind the running jobs. ``stop()`` is idempotent: it stops acquiring, gives back the jobs it
 had not started yet, and lets running jobs finish (up to ``timeout``).
