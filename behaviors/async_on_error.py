@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.runtime import Activation
+from engine.activation import Activation
 
 
 class AsyncOnErrorBehavior:

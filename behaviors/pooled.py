@@ -8,7 +8,7 @@ attribute in the BPMN file; the handler itself does not change.
 
 from __future__ import annotations
 
-from engine.runtime import Activation
+from engine.activation import Activation
 
 
 class PooledBehavior:

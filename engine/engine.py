@@ -23,7 +23,8 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine import bpmnxml, convert, event_subprocesses, runtime, timer_events
+from engine import bpmnxml, convert, event_subprocesses, task_tree, timer_events
+from engine.activation import Behavior, Handler
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
 from engine.deployment import ProcessModel, check_bindings, compile_sources
@@ -42,7 +43,7 @@ from engine.models import Deployment, ExternalTask, HistoryEntry, Incident, Job,
 from engine.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
 from engine.pool import WorkerPool
 from engine.retry import RetryPolicy
-from engine.runtime import Behavior, Handler, JobContext, Run
+from engine.runtime import JobContext, Run
 from engine.scripting import SafeScriptEngine
 from engine.specs import activity_config
 from engine.stats import Counters
@@ -366,10 +367,10 @@ class ProcessEngine:
     def _named(command: Callable[[], T]) -> T:
         try:
             return command()
-        except runtime.SPIFF_FAILURES as exc:
+        except task_tree.SPIFF_FAILURES as exc:
             # SpiffWorkflow failing inside a task (e.g. completing one makes the next
             # multi-instance read a collection that is not a list): named, not raw.
-            failure = runtime.named_failure(exc)
+            failure = task_tree.named_failure(exc)
             if failure is None:
                 raise
             raise failure from exc

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from SpiffWorkflow.util.task import TaskState
 
 from engine import mappings
+from engine.activation import PARKED, PARKED_EXTERNAL, Activation
 from engine.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
-from engine.runtime import PARKED, PARKED_EXTERNAL, Activation, Run
+from engine.runtime import Run
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine

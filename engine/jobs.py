@@ -21,8 +21,9 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine import loops, timer_events
+from engine.activation import PARKED, PARKED_JOB, Failure
 from engine.errors import ConcurrencyConflict, EngineError, NotFound
-from engine.runtime import PARKED, PARKED_JOB, Failure, JobContext, Run
+from engine.runtime import JobContext, Run
 from engine.store import PRELOADED
 
 if TYPE_CHECKING:

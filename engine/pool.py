@@ -38,11 +38,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from engine.activation import Failure, Handler
 from engine.errors import BpmnError, EngineError, LockLost, NotFound
 from engine.jobs import new_owner
 from engine.models import ExternalTask, TaskContext
 from engine.notify import NotifyListener
-from engine.runtime import Failure, Handler
 from engine.stats import Counters
 from engine.task_data import seconds
 from engine.variables import check_variables

@@ -14,12 +14,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import traceback
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -30,15 +28,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     SignalEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 
 from engine import (
@@ -52,69 +47,43 @@ from engine import (
     subprocess_mappings,
     timer_events,
 )
+from engine.activation import (
+    PARKED,
+    PARKED_EXTERNAL,
+    PARKED_JOB,
+    Activation,
+    Behavior,
+    Failure,
+    Handler,
+)
 from engine.deployment import ProcessModel
 from engine.errors import (
-    BpmnError,
     EngineError,
-    ExpressionError,
     HandlerError,
     InvalidVariables,
     NotFound,
 )
-from engine.models import ProcessInstance, TaskContext
+from engine.models import ProcessInstance
 from engine.outbox import OutboxRoute, drop_task, route_task
 from engine.retry import RetryPolicy
-from engine.specs import ServiceTask, activity_config, implementation_handler
+from engine.specs import ServiceTask, activity_config
 from engine.store import InstanceWrite
+from engine.task_tree import (
+    SPIFF_FAILURES,
+    History,
+    is_visible,
+    is_waiting_event,
+    message_definitions,
+    named_failure,
+)
 from engine.variables import check_variables
 
 log = logging.getLogger("spillway.runtime")
 
-Handler = Callable[[TaskContext], Mapping[str, Any] | None]
-
-#: internal_data key on a parked service task saying why it is parked.
-PARKED = "spillway"
 #: internal_data key on an event subprocess task once its start event fired.
 TRIGGERED = specs.TRIGGERED
-#: ``internal_data[PARKED]`` values.
-PARKED_JOB = "job"
-PARKED_EXTERNAL = "external"
 
 _OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
-#: SpiffWorkflow's own control tasks: not BPMN activities, so no history and no waits.
-_INTERNAL_SPECS = frozenset(
-    {
-        "BpmnStartTask",
-        "SimpleBpmnTask",
-        "_EndJoin",
-        "BoundaryEventSplit",
-        "BoundaryEventJoin",
-        "StartEventSplit",
-        "StartEventJoin",
-    }
-)
-
-
-class Behavior(Protocol):
-    """What a service task does when the token reaches it (see ``behaviors/``)."""
-
-    name: str
-
-    def execute(self, act: Activation) -> None: ...
-
-
-@dataclass
-class Failure:
-    """A handler's technical failure (or an uncaught BPMN error, which is never retried)."""
-
-    error: BaseException
-    stacktrace: str
-    retryable: bool = True
-
-    @property
-    def message(self) -> str:
-        text = str(self.error)
-        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
 
 
 class Services(Protocol):
@@ -137,272 +106,7 @@ class JobContext:
     lock_owner: str | None
 
 
-@dataclass
-class _History:
-    """Tracks activity history rows for one run."""
-
-    instance_id: str
-    open: dict[str, str]  # spiff task id -> history row id (rows open before this run)
-    seq: int
-    inserts: list[dict[str, Any]] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
-    started: dict[str, datetime] = field(default_factory=dict)
-
-    def _next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def add(
-        self,
-        task: Any,
-        started_at: datetime,
-        ended_at: datetime | None,
-        outcome: str | None,
-        error: str | None = None,
-    ) -> str:
-        row_id = uuid.uuid4().hex
-        self.inserts.append(
-            {
-                "id": row_id,
-                "instance_id": self.instance_id,
-                "seq": self._next_seq(),
-                "activity_id": task.task_spec.bpmn_id,
-                "activity_name": getattr(task.task_spec, "bpmn_name", None),
-                "activity_type": activity_type(task.task_spec),
-                "started_at": started_at,
-                "ended_at": ended_at,
-                "outcome": outcome,
-                "error": error,
-            }
-        )
-        if ended_at is None:
-            self.open[str(task.id)] = row_id
-        return row_id
-
-    def record(
-        self,
-        task: Any,
-        started_at: datetime,
-        ended_at: datetime,
-        outcome: str,
-        error: str | None = None,
-    ) -> None:
-        """End the task's open row (it waited, e.g. for a retry job), or add a finished one."""
-        if not self.close(str(task.id), ended_at, outcome, error):
-            self.add(task, started_at, ended_at, outcome, error)
-
-    def close(
-        self, task_id: str, ended_at: datetime, outcome: str, error: str | None = None
-    ) -> bool:
-        row_id = self.open.pop(task_id, None)
-        if row_id is None:
-            return False
-        for row in self.inserts:
-            if row["id"] == row_id:
-                row.update(ended_at=ended_at, outcome=outcome, error=error)
-                return True
-        self.updates.append(
-            {"id": row_id, "ended_at": ended_at, "outcome": outcome, "error": error}
-        )
-        return True
-
-
-def activity_type(task_spec: Any) -> str:
-    element = activity_config(task_spec).get("element")
-    if element:
-        return str(element)
-    name = type(task_spec).__name__
-    return name[0].lower() + name[1:]
-
-
-_PASSIVE_EVENTS = ("ErrorEventDefinition", "EscalationEventDefinition", "CancelEventDefinition")
-
-
-def is_waiting_event(task: Any) -> bool:
-    """A catch event someone could trigger from outside (message, timer, signal...), as opposed
-    to error/escalation boundaries that only listen to their own activity."""
-    definition = getattr(task.task_spec, "event_definition", None)
-    return type(definition).__name__ not in _PASSIVE_EVENTS
-
-
 is_event_subprocess = specs.is_event_subprocess
-
-
-def message_definitions(task: Any) -> list[MessageEventDefinition]:
-    """The messages a task catches: its own, or those of an event-based gateway."""
-    definition = getattr(task.task_spec, "event_definition", None)
-    if isinstance(definition, MessageEventDefinition):
-        return [definition]
-    if isinstance(definition, MultipleEventDefinition):
-        return [d for d in definition.event_definitions if isinstance(d, MessageEventDefinition)]
-    return []
-
-
-def is_visible(task: Any) -> bool:
-    return (
-        getattr(task.task_spec, "bpmn_id", None) is not None
-        and type(task.task_spec).__name__ not in _INTERNAL_SPECS
-    )
-
-
-#: Exceptions SpiffWorkflow's internals raise on what a model feeds them.
-SPIFF_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
-
-
-def named_failure(exc: Exception, running: Any = None) -> EngineError | None:
-    """A HandlerError naming the task for an exception raised inside SpiffWorkflow while it
-    worked on a task (a multi-instance collection that is not a list, say); None when no
-    SpiffWorkflow frame was working on one (then it is a bug of ours and stays raw)."""
-    task, tb = None, exc.__traceback__
-    while tb is not None:
-        candidate = tb.tb_frame.f_locals.get("my_task")
-        if isinstance(candidate, SpiffTask):
-            task = candidate
-        tb = tb.tb_next
-    task = task if task is not None else running
-    if task is None:
-        return None
-    spec = task.task_spec
-    hint = ""
-    collection = getattr(spec, "data_input", None)
-    if isinstance(spec, MultiInstanceTask) and collection is not None:
-        hint = f" (its multi-instance collection '{collection.bpmn_id}' must be a list)"
-    process_key = task.workflow.top_workflow.spec.name
-    return HandlerError(
-        f"process '{process_key}' failed at '{spec.bpmn_id or spec.name}': "
-        f"{type(exc).__name__}: {exc}{hint}",
-        activity_id=spec.bpmn_id,
-    )
-
-
-class Activation:
-    """One service task reached in a run: what a behaviour may do with it."""
-
-    def __init__(self, run: Run, task: Any, *, in_job: bool, attempt: int) -> None:
-        self.run = run
-        self.task = task
-        self.in_job = in_job
-        self.attempt = attempt
-        self.config = activity_config(task.task_spec)
-        self.activity_id: str = task.task_spec.bpmn_id
-        self.started_at = run.now
-
-    @property
-    def handler_name(self) -> str | None:
-        return implementation_handler(self.config, self.activity_id)
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.run.instance_id}:{self.task.id}"
-
-    def context(self) -> TaskContext:
-        return TaskContext(
-            variables=MappingProxyType(copy.deepcopy(mappings.view(self.task))),
-            instance_id=self.run.instance_id,
-            activity_id=self.activity_id,
-            business_key=call_mappings.business_key_of(self.task, self.run.business_key),
-            attempt=self.attempt,
-            idempotency_key=self.idempotency_key,
-            process_key=self.run.model.key,
-            topic=self.config.get("topic"),
-            properties=MappingProxyType(dict(self.config.get("properties") or {})),
-        )
-
-    def call(self) -> Failure | None:
-        """Call the handler and apply its result. A technical failure is returned, not raised,
-        and leaves the task exactly as it was before the call."""
-        entered = mappings.locals_of(self.task) is not None
-        updates: dict[str, Any] | None = None
-        try:
-            # Input mappings, the handler or camunda:expression, output mappings: any of them
-            # failing is the task's technical failure.
-            mappings.enter(self.task, self.run.services.script_engine)
-            result = self._call()
-            if isinstance(result, dict):
-                updates = mappings.leave(self.task, result, self.run.services.script_engine)
-        except ExpressionError as exc:
-            result = Failure(exc, traceback.format_exc())
-        if isinstance(result, Failure):
-            if not entered:
-                self.task.internal_data.pop(mappings.LOCALS, None)  # the next attempt maps anew
-            return result
-        if isinstance(result, BpmnError):
-            return self.throw_bpmn_error(result)
-        self.complete(updates or {}, mapped=True)
-        return None
-
-    def _call(self) -> Failure | BpmnError | dict[str, Any]:
-        name = self.handler_name
-        if name is None and self.config.get("expression"):
-            return mappings.evaluate_expression_task(self.task, self.config)
-        handler = self.run.services.handler_for(name) if name else None
-        if handler is None:
-            missing = name or self.config.get("delegate_expression") or "(none)"
-            return Failure(
-                NotFound(f"no handler registered under '{missing}' for task '{self.activity_id}'"),
-                "",
-                retryable=True,
-            )
-        try:
-            result = handler(self.context())
-            return check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
-        except BpmnError as err:
-            return err
-        except Exception as exc:  # noqa: BLE001 - any handler error is a technical failure
-            return Failure(exc, traceback.format_exc())
-
-    def complete(self, variables: Mapping[str, Any], *, mapped: bool = False) -> None:
-        """Complete with ``variables`` set (``mapped``: already through ``mappings.leave``)."""
-        if not mapped:
-            # Output mappings first: one that fails leaves the task as it was.
-            variables = mappings.leave(self.task, variables, self.run.services.script_engine)
-        mappings.finish(self.task, variables)
-        if self.config.get("async_after"):
-            # camunda:asyncAfter: commit here; a job leaves the task and moves on.
-            self.park(PARKED_JOB)
-            self.run.add_async_after(self)
-            return
-        self.task.internal_data.pop(PARKED, None)
-        self.task.complete()
-        self.run.history.record(self.task, self.started_at, self.run.now, "completed")
-
-    def throw_bpmn_error(self, err: BpmnError) -> Failure | None:
-        """Route a BPMN error to a matching boundary or event subprocess, or fail uncaught."""
-        _, variables = mappings.split(self.task, err.variables)  # locals end with the task
-        if not self.run.throw_error(self.task, err.code, variables):
-            return Failure(
-                err,
-                "".join(traceback.format_exception(err)),
-                retryable=False,
-            )
-        self.run.history.record(self.task, self.started_at, self.run.now, "error", str(err))
-        return None
-
-    def fail(self, failure: Failure) -> None:
-        """Re-raise to the caller: nothing of this engine call is committed."""
-        raise HandlerError(
-            f"task '{self.activity_id}' failed: {failure.message}", activity_id=self.activity_id
-        ) from failure.error
-
-    def park(self, reason: str) -> None:
-        self.task.internal_data[PARKED] = reason
-
-    def schedule_retry(self, failure: Failure) -> None:
-        """Discard the attempt, keep the task parked, and commit a continuation job due after
-        the retry policy's delay, or an incident when retries are spent or not allowed."""
-        self.park(PARKED_JOB)
-        self.run.schedule_retry(self, failure)
-
-    def defer(self) -> None:
-        """Commit now and leave the call of the handler to a job due at once."""
-        self.park(PARKED_JOB)
-        self.run.add_continuation(self)
-
-    def open_external_task(self, topic: str) -> None:
-        # The worker sees the locals of the input mappings (evaluated now, kept with the task).
-        mappings.enter(self.task, self.run.services.script_engine)
-        self.park(PARKED_EXTERNAL)
-        self.run.add_external_task(self, topic)
 
 
 class Run:
@@ -430,7 +134,7 @@ class Run:
         self.job = job
         self.now = services.now()
         runtime = (instance_row or {}).get("open_activities") or {}
-        self.history = _History(
+        self.history = History(
             instance_id, dict(runtime.get("open", {})), int(runtime.get("seq", 0))
         )
         #: Jobs waiting on a task of this instance: task id (a continuation) or
