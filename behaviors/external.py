@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine import expressions, mappings
 from engine.activation import Activation
 
 
@@ -15,4 +16,8 @@ class ExternalBehavior:
         topic = act.config.get("topic")
         if not topic:  # deployment refuses this; kept for specs loaded from old deployments
             raise ValueError(f"external task '{act.activity_id}' has no topic")
-        act.open_external_task(str(topic))
+        text = str(topic)
+        if expressions.is_expression(text):
+            # camunda:topic="${region}-orders": the topic is the expression's value.
+            text = mappings.evaluate_name(act.task, text, "camunda:topic")
+        act.open_external_task(text)

@@ -115,6 +115,12 @@ class Activation:
         name = self.handler_name
         if name is None and self.config.get("expression"):
             return mappings.evaluate_expression_task(self.task, self.config)
+        if name is None and self.config.get("delegate_expression"):
+            # Camunda resolves a delegate expression to a bean; here it must give the name of
+            # a registered handler (``${approver == 'bot' ? 'autoApprove' : 'notify'}``).
+            name = mappings.evaluate_name(
+                self.task, str(self.config["delegate_expression"]), "camunda:delegateExpression"
+            )
         handler = self.run.services.handler_for(name) if name else None
         if handler is None:
             missing = name or self.config.get("delegate_expression") or "(none)"

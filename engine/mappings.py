@@ -196,6 +196,19 @@ def evaluate_expression_task(task: Any, config: Mapping[str, Any]) -> dict[str, 
     return {str(name): value} if name else {}
 
 
+def evaluate_name(task: Any, expression: str, attribute: str) -> str:
+    """An expression that must give a name (a delegate expression's handler, a topic), evaluated
+    over what the task sees; an ExpressionError naming the element otherwise."""
+    where = f"{_element(task)}: {attribute} {expression}"
+    try:
+        value = expressions.evaluate(expression, view(task))
+    except ExpressionError as exc:
+        raise ExpressionError(f"{where}: {exc}") from exc
+    if not isinstance(value, str) or not value.strip():
+        raise ExpressionError(f"{where}: gave {value!r}; it must give a non-empty name")
+    return value.strip()
+
+
 def _element(task: Any) -> str:
     return f"element '{task.task_spec.bpmn_id}'"
 
