@@ -7,6 +7,7 @@ state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -23,7 +24,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine import bpmnxml, convert, event_subprocesses, task_tree, timer_events
+from engine import bpmnxml, convert, event_subprocesses, signals, task_tree, timer_events
 from engine.activation import Behavior, Handler
 from engine.clock import Clock, SystemClock
 from engine.codec import InstanceCodec
@@ -379,6 +380,12 @@ class ProcessEngine:
         write = run.finish(self.codec, has_open_incident)
         self.store.apply(write)
         self._notify(write)
+        for job in write.jobs_insert:
+            if job["kind"] == signals.KIND:
+                # Committed with the throw; delivered now, or by the job executor if this
+                # process stops first (engine.signals).
+                with contextlib.suppress(EngineError):
+                    self.execute_job(str(job["id"]))
         return run.snapshot()
 
     def _notify(self, write: InstanceWrite) -> None:
@@ -494,6 +501,29 @@ class ProcessEngine:
                 # The instance moved on between the lookup and the load: look again.
                 self._backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
+
+    def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
+        """Broadcast a signal to every instance waiting for it (catch events, boundary events,
+        event-based gateways, signal event subprocesses); how many took it."""
+        values = check_variables(variables, f"signal('{name}')")
+        return self._broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
+
+    def _broadcast_signal(
+        self, name: str, variables: dict[str, Any], signal_id: str, exclude: str | None
+    ) -> int:
+        ids = sorted(
+            {s["instance_id"] for s in self.store.subscribers(signals.KIND, name)} - {exclude}
+        )
+        delivered = 0
+        for instance_id in ids:
+            try:
+                self._command(
+                    instance_id, lambda run: run.receive_signal(name, variables, signal_id)
+                )
+                delivered += 1
+            except NotFound:
+                continue  # ended meanwhile
+        return delivered
 
     def _start_by_message(
         self,

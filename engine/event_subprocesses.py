@@ -14,19 +14,32 @@ Interrupting the scope is the start event's business (``engine.specs.StartEvent`
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Final
 
-from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import CodeEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    CodeEventDefinition,
+    SignalEventDefinition,
+)
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import EventManager
 from SpiffWorkflow.util.task import TaskState
+
+#: Attribute of the top workflow object: signals thrown during this call (``engine.signals``).
+#: Never stored.
+THROWN_SIGNALS: Final = "_spillway_thrown_signals"
 
 
 class ScopedEventManager(EventManager):  # type: ignore[misc]
     """SpiffWorkflow's event manager, with errors and escalations caught scope by scope."""
 
     def catch(self, event: Any, internal: bool = True) -> int:
+        if internal and isinstance(event.event_definition, SignalEventDefinition):
+            # Thrown in this instance: other instances get it too (engine.signals).
+            payload = copy.deepcopy(event.payload) if isinstance(event.payload, dict) else {}
+            thrown = self.workflow.__dict__.setdefault(THROWN_SIGNALS, [])
+            thrown.append((event.event_definition.name, payload))
         if event.target is None or not isinstance(event.event_definition, CodeEventDefinition):
             return int(super().catch(event, internal))
         scope = event.target

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 
-from engine import loops, timer_events
+from engine import loops, signals, timer_events
 from engine.activation import PARKED, PARKED_JOB, Failure
 from engine.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime import JobContext, Run
@@ -106,6 +106,17 @@ class JobRunner:
         engine = self.engine
         if job["kind"] == "timer-start":
             self._start_by_timer(job, owner)
+            return
+        if job["kind"] == signals.KIND:
+            payload = job["payload"] or {}
+            engine._broadcast_signal(
+                str(payload["name"]),
+                dict(payload.get("variables") or {}),
+                str(payload["signal_id"]),
+                exclude=payload.get("source"),
+            )
+            if not engine.store.delete_job(job["id"], owner):
+                raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
         run, has_incident = engine._load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)

@@ -43,6 +43,7 @@ from engine import (
     loops,
     mappings,
     script_bindings,
+    signals,
     specs,
     subprocess_mappings,
     timer_events,
@@ -675,6 +676,13 @@ class Run:
             raise NotFound(f"instance {self.instance_id} does not wait for message '{name}'")
         self.advance()
 
+    def receive_signal(self, name: str, variables: Mapping[str, Any], signal_id: str) -> None:
+        """A signal from outside this call (``ProcessEngine.signal`` or another instance's
+        throw): every catcher here takes it, once per signal id."""
+        signals.deliver(self.wf, name, variables, signal_id)
+        specs.apply_interrupts(self.wf)
+        self.advance()
+
     def _start_message_event_subprocess(self, name: str, variables: Mapping[str, Any]) -> bool:
         for scope in event_subprocesses.active_scopes(self.wf):
             for ts in event_subprocesses.message_starts(scope):
@@ -812,17 +820,17 @@ class Run:
         for task in open_tasks:
             if task.state != TaskState.WAITING:
                 continue
+            # An event-based gateway waits for several messages (and signals) at one task.
             for n, definition in enumerate(message_definitions(task)):
+                key = str(task.id) if n == 0 else f"{task.id}/{n}"
+                rows.append(self._subscription(key, "message", definition.name, task))
+            for n, signal in enumerate(signals.definitions(task)):
+                rows.append(self._subscription(f"{task.id}/s{n}", "signal", signal.name, task))
+        for scope in event_subprocesses.active_scopes(self.wf):
+            for ts in signals.subprocess_starts(scope):
+                key = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}/s".encode()).hexdigest()
                 rows.append(
-                    {
-                        "instance_id": self.instance_id,
-                        # An event-based gateway waits for several messages at one task.
-                        "task_id": str(task.id) if n == 0 else f"{task.id}/{n}",
-                        "kind": "message",
-                        "name": definition.name,
-                        "activity_id": task.task_spec.bpmn_id,
-                        "business_key": self.business_key,
-                    }
+                    self._subscription(f"esp-{key[:40]}", "signal", ts.event_definition.name, ts)
                 )
         for scope in event_subprocesses.active_scopes(self.wf):
             for ts in event_subprocesses.message_starts(scope):
@@ -830,20 +838,47 @@ class Run:
                 # task id names the scope and the start event.
                 key = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}".encode()).hexdigest()
                 rows.append(
-                    {
-                        "instance_id": self.instance_id,
-                        "task_id": f"esp-{key[:40]}",
-                        "kind": "message",
-                        "name": ts.event_definition.name,
-                        "activity_id": ts.bpmn_id,
-                        "business_key": self.business_key,
-                    }
+                    self._subscription(f"esp-{key[:40]}", "message", ts.event_definition.name, ts)
                 )
         return rows
+
+    def _subscription(
+        self, task_id: str, kind: str, name: str, task_or_spec: Any
+    ) -> dict[str, Any]:
+        spec = getattr(task_or_spec, "task_spec", task_or_spec)
+        return {
+            "instance_id": self.instance_id,
+            "task_id": task_id,
+            "kind": kind,
+            "name": name,
+            "activity_id": spec.bpmn_id,
+            "business_key": self.business_key,
+        }
+
+    def _signal_jobs(self) -> None:
+        """Signals thrown in this call reach other instances through a job committed with it
+        (``engine.signals``)."""
+        for name, variables in signals.thrown(self.wf):
+            self.write.jobs_insert.append(
+                convert.new_job(
+                    signals.KIND,
+                    activity_id=name,
+                    due_at=self.now,
+                    retries=signals.RETRIES,
+                    created_at=self.now,
+                    payload={
+                        "name": name,
+                        "variables": variables,
+                        "signal_id": signals.new_signal_id(),
+                        "source": self.instance_id,
+                    },
+                )
+            )
 
     def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
         """Fill in the instance row and history; the write is ready to apply."""
         open_tasks = self.open_tasks()
+        self._signal_jobs()
         self._stop_capped_loops(open_tasks)
         self._reconcile_jobs()
         self._reconcile_external()

@@ -1,0 +1,94 @@
+"""BPMN signals across instances, as Camunda broadcasts them.
+
+A signal reaches every instance waiting for it: intermediate catch events, boundary events,
+event-based gateways and signal event subprocesses. Waiting instances have ``kind="signal"``
+subscription rows, so ``ProcessEngine.signal(name)`` finds them without loading anything else.
+
+A signal thrown inside an instance (intermediate throw or end event) is caught inside that
+instance by SpiffWorkflow at once. For the other instances, the throwing instance's commit
+carries a ``signal`` job (due at once, no instance of its own) holding the name, the variables
+and a signal id; the engine runs it right after the commit, and the job executor does if the
+process stops in between, so a committed throw is never lost. Each instance applies a signal id
+once (it keeps the last ``SEEN_LIMIT`` ids in its state), so a job re-run after a crash does not
+deliver twice. Delivery to each instance is its own transaction: Camunda delivers in the
+thrower's transaction, which one instance's optimistic write cannot do.
+
+A signal does not start processes with a signal start event: ``start()`` begins such a
+process at that event (``docs/modeling.md``).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+
+from engine import event_subprocesses
+
+#: internal_data key on the workflow's root task: ids of the signals applied, newest last.
+SEEN: Final = "spillway_signals_seen"
+SEEN_LIMIT: Final = 200
+KIND: Final = "signal"
+#: Attempts of a signal job (a delivery fails only if the database does).
+RETRIES: Final = 3
+
+
+def thrown(workflow: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The signals this call threw, once."""
+    found: list[tuple[str, dict[str, Any]]] = workflow.__dict__.pop(
+        event_subprocesses.THROWN_SIGNALS, []
+    )
+    return found
+
+
+def new_signal_id() -> str:
+    return uuid.uuid4().hex
+
+
+def definitions(task: Any) -> list[SignalEventDefinition]:
+    """The signals a waiting task catches: its own, or those of an event-based gateway."""
+    definition = getattr(task.task_spec, "event_definition", None)
+    found = []
+    if isinstance(definition, SignalEventDefinition):
+        found = [definition]
+    elif isinstance(definition, MultipleEventDefinition):
+        found = [d for d in definition.event_definitions if isinstance(d, SignalEventDefinition)]
+    # A definition without a signalRef has no name to broadcast by.
+    return [d for d in found if d.name]
+
+
+def subprocess_starts(scope: Any) -> list[Any]:
+    """Start event specs of ``scope``'s event subprocesses that a signal starts."""
+    found = []
+    for name in dict.fromkeys(scope.spec.start.trigger_specs):
+        spec = scope.top_workflow.subprocess_specs.get(name)
+        for ts in spec.bpmn_start_events if spec is not None else ():
+            definition = ts.event_definition
+            named = isinstance(definition, SignalEventDefinition) and bool(definition.name)
+            if named and ts not in found:
+                found.append(ts)
+    return found
+
+
+def deliver(workflow: Any, name: str, variables: Mapping[str, Any], signal_id: str) -> bool:
+    """Deliver a signal to every catcher in the instance; False if this id was applied already
+    or nothing here catches it."""
+    root = workflow.task_tree
+    seen: list[str] = list(root.internal_data.get(SEEN, []))
+    if signal_id in seen:
+        return False
+    event = BpmnEvent(SignalEventDefinition(name), copy.deepcopy(dict(variables)))
+    # Waiting catchers anywhere in the instance, and the top process's event subprocesses.
+    caught = int(workflow.event_manager.catch(event, internal=False))
+    for scope in event_subprocesses.active_scopes(workflow):
+        if scope is workflow:
+            continue  # SpiffWorkflow starts the top process's event subprocesses itself
+        if event_subprocesses.start_event_subprocess(scope, event) is not None:
+            caught += 1
+    root.internal_data[SEEN] = [*seen, signal_id][-SEEN_LIMIT:]
+    return caught > 0

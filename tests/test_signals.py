@@ -1,0 +1,123 @@
+"""Signals reach every instance waiting for them, as in Camunda: from ``signal()`` and from a
+signal thrown in another instance, once per signal, whatever crashes in between."""
+
+from __future__ import annotations
+
+from engine import ProcessEngine
+from engine.testing import assert_that
+from tests.bpmnbuild import process, user
+
+SIGNAL = '<bpmn:signal id="Stop" name="stop" />'
+CATCH = (
+    '<bpmn:intermediateCatchEvent id="Wait"><bpmn:signalEventDefinition signalRef="Stop" />'
+    "</bpmn:intermediateCatchEvent>"
+)
+THROW = (
+    '<bpmn:intermediateThrowEvent id="Shout"><bpmn:signalEventDefinition signalRef="Stop" />'
+    "</bpmn:intermediateThrowEvent>"
+)
+
+
+def waiter(pid: str = "waiter") -> bytes:
+    return process(pid, CATCH, definitions=SIGNAL)
+
+
+def test_a_signal_reaches_every_waiting_instance(eng: ProcessEngine) -> None:
+    eng.deploy(waiter())
+    first, second = eng.start("waiter"), eng.start("waiter")
+    assert eng.signal("stop", {"reason": "closing"}) == 2
+    for inst in (first, second):
+        assert_that(inst, engine=eng).is_completed().has_variables(reason="closing")
+    assert eng.signal("stop") == 0  # nobody waits any more
+
+
+def test_a_signal_interrupts_a_task_through_its_boundary_event(eng: ProcessEngine) -> None:
+    xml = process(
+        "p",
+        user("Work"),
+        definitions=SIGNAL,
+        extra=(
+            '<bpmn:boundaryEvent id="Stopped" attachedToRef="Work">'
+            '<bpmn:signalEventDefinition signalRef="Stop" /></bpmn:boundaryEvent>'
+            '<bpmn:sequenceFlow id="b1" sourceRef="Stopped" targetRef="Cleanup" />'
+            '<bpmn:userTask id="Cleanup" />'
+        ),
+    )
+    eng.deploy(xml)
+    inst = eng.start("p")
+    assert eng.signal("stop") == 1
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Cleanup").has_passed("Stopped")
+
+
+def test_a_signal_thrown_in_one_instance_reaches_the_others(eng: ProcessEngine) -> None:
+    eng.deploy(waiter())
+    eng.deploy(process("thrower", THROW, definitions=SIGNAL))
+    waiting = [eng.start("waiter") for _ in range(3)]
+    thrower = eng.start("thrower")
+    assert_that(thrower, engine=eng).is_completed().has_passed("Shout")
+    for inst in waiting:
+        assert_that(inst, engine=eng).is_completed().has_passed("Wait")
+    assert eng.jobs() == []  # the signal's job ran right after the throw's commit
+
+
+def test_a_signal_job_left_by_a_crash_runs_later_and_delivers_once(eng: ProcessEngine) -> None:
+    calls: list[str] = []
+    eng.register_handler("note", lambda ctx: calls.append(ctx.instance_id))
+    watcher = process(
+        "watcher",
+        user("Work"),
+        definitions=SIGNAL,
+        extra=(
+            # Non-interrupting: every signal starts it again, so a duplicate would show.
+            '<bpmn:subProcess id="OnStop" triggeredByEvent="true">'
+            '<bpmn:startEvent id="Heard" isInterrupting="false">'
+            '<bpmn:signalEventDefinition signalRef="Stop" /></bpmn:startEvent>'
+            '<bpmn:sequenceFlow id="b1" sourceRef="Heard" targetRef="Note" />'
+            '<bpmn:serviceTask id="Note" camunda:class="note" />'
+            '<bpmn:sequenceFlow id="b2" sourceRef="Note" targetRef="Noted" />'
+            '<bpmn:endEvent id="Noted" /></bpmn:subProcess>'
+        ),
+    )
+    eng.deploy(watcher)
+    eng.deploy(process("thrower", THROW, definitions=SIGNAL))
+    inst = eng.start("watcher")
+    # As if the node died after committing the throw, before running its job.
+    original = eng.execute_job
+    eng.execute_job = lambda job_id: None  # type: ignore[method-assign]
+    try:
+        eng.start("thrower")
+    finally:
+        eng.execute_job = original  # type: ignore[method-assign]
+    [job] = eng.jobs()
+    assert job.kind == "signal" and calls == []
+    row = eng.store.job(job.id)
+    assert row is not None
+    signal_id = row["payload"]["signal_id"]
+    assert eng.run_jobs() == 1
+    assert calls == [inst.id]
+    # The same signal again (its job re-run after a lost lock) is not applied twice...
+    eng._broadcast_signal("stop", {}, signal_id, exclude=None)
+    assert calls == [inst.id]
+    # ...while a new signal is.
+    assert eng.signal("stop") == 1
+    assert calls == [inst.id, inst.id]
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Work")
+
+
+def test_a_signal_starts_an_event_subprocess_in_a_running_subprocess(
+    eng: ProcessEngine,
+) -> None:
+    sub = (
+        '<bpmn:subProcess id="Sub"><bpmn:startEvent id="S" />'
+        '<bpmn:sequenceFlow id="s1" sourceRef="S" targetRef="Inner" /><bpmn:userTask id="Inner" />'
+        '<bpmn:sequenceFlow id="s2" sourceRef="Inner" targetRef="E" /><bpmn:endEvent id="E" />'
+        '<bpmn:subProcess id="OnStop" triggeredByEvent="true">'
+        '<bpmn:startEvent id="Caught"><bpmn:signalEventDefinition signalRef="Stop" />'
+        '</bpmn:startEvent><bpmn:sequenceFlow id="h1" sourceRef="Caught" targetRef="Handled" />'
+        '<bpmn:endEvent id="Handled" /></bpmn:subProcess></bpmn:subProcess>'
+    )
+    eng.deploy(process("p", sub, user("After"), definitions=SIGNAL))
+    inst = eng.start("p")
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Inner")
+    assert eng.signal("stop") == 1
+    assert_that(inst, engine=eng).is_waiting_exactly_at("After").has_passed("Caught", "Handled")
