@@ -26,6 +26,8 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import EventManager
 from SpiffWorkflow.util.task import TaskState
 
+from engine import specs
+
 #: Attribute of the top workflow object: signals thrown during this call (``engine.signals``).
 #: Never stored.
 THROWN_SIGNALS: Final = "_spillway_thrown_signals"
@@ -40,6 +42,19 @@ class ScopedEventManager(EventManager):  # type: ignore[misc]
             payload = copy.deepcopy(event.payload) if isinstance(event.payload, dict) else {}
             thrown = self.workflow.__dict__.setdefault(THROWN_SIGNALS, [])
             thrown.append((event.event_definition.name, payload))
+        if event.target is None and isinstance(event.event_definition, SignalEventDefinition):
+            # A non-interrupting boundary event takes every signal while its activity runs.
+            siblings = [
+                s
+                for t in list(self.tasks.values())
+                if t.task_spec.event_definition.catches(t, event)
+                for s in [specs.rearm(t)]
+                if s is not None
+            ]
+            caught = int(super().catch(event, internal))
+            for sibling in siblings:
+                self.add_task(sibling)
+            return caught
         if event.target is None or not isinstance(event.event_definition, CodeEventDefinition):
             return int(super().catch(event, internal))
         scope = event.target

@@ -699,8 +699,11 @@ class Run:
         self, task: Any, definition: MessageEventDefinition, variables: Mapping[str, Any]
     ) -> None:
         event = BpmnEvent(definition, copy.deepcopy(dict(variables)))
+        sibling = specs.rearm(task)
         task.task_spec.catch(task, event)
         task.task_spec._update(task)
+        if sibling is not None:
+            self.wf.top_workflow.event_manager.add_task(sibling)
         self.triggered(task)
 
     def fire_timer(

@@ -14,7 +14,9 @@ from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as _Spif
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as _SpiffSequentialMI
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask as _SpiffServiceTask
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as _SpiffStartEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.util.task import TaskState
 
 
 class ServiceTask(_SpiffServiceTask):  # type: ignore[misc]
@@ -128,3 +130,16 @@ class SequentialMultiInstance(_LocalElementVariable, _SpiffSequentialMI):  # typ
 
 class ParallelMultiInstance(_LocalElementVariable, _SpiffParallelMI):  # type: ignore[misc]
     pass
+
+
+def rearm(task: Any) -> Any | None:
+    """Before a non-interrupting boundary event catches its message or signal, a fresh one
+    waits beside it for the next: Camunda fires such an event every time while its activity
+    runs; SpiffWorkflow, once. The caller registers the new task with the event manager once
+    the current event is delivered (so it does not catch that one too)."""
+    spec = task.task_spec
+    if not isinstance(spec, BoundaryEvent) or spec.cancel_activity:
+        return None
+    sibling = task.parent._add_child(spec, TaskState.WAITING)
+    spec._predict(sibling, mask=TaskState.NOT_FINISHED_MASK)
+    return sibling

@@ -121,3 +121,45 @@ def test_a_signal_starts_an_event_subprocess_in_a_running_subprocess(
     assert_that(inst, engine=eng).is_waiting_exactly_at("Inner")
     assert eng.signal("stop") == 1
     assert_that(inst, engine=eng).is_waiting_exactly_at("After").has_passed("Caught", "Handled")
+
+
+def _watcher_with_boundary(definition: str) -> bytes:
+    return process(
+        "p",
+        user("Work"),
+        definitions=SIGNAL + '<bpmn:message id="Ping" name="ping" />',
+        extra=(
+            '<bpmn:boundaryEvent id="Heard" attachedToRef="Work" cancelActivity="false">'
+            f"{definition}</bpmn:boundaryEvent>"
+            '<bpmn:sequenceFlow id="b1" sourceRef="Heard" targetRef="Note" />'
+            '<bpmn:serviceTask id="Note" camunda:class="note" />'
+            '<bpmn:sequenceFlow id="b2" sourceRef="Note" targetRef="Noted" />'
+            '<bpmn:endEvent id="Noted" />'
+        ),
+    )
+
+
+def test_a_non_interrupting_signal_boundary_event_fires_every_time(eng: ProcessEngine) -> None:
+    calls: list[int] = []
+    eng.register_handler("note", lambda ctx: calls.append(1))
+    eng.deploy(_watcher_with_boundary('<bpmn:signalEventDefinition signalRef="Stop" />'))
+    inst = eng.start("p")
+    for expected in (1, 2, 3):
+        assert eng.signal("stop") == 1
+        assert len(calls) == expected
+    eng.complete_task(inst.id, "Work")
+    assert_that(inst, engine=eng).is_completed()
+    assert eng.signal("stop") == 0  # the activity ended: nothing listens any more
+
+
+def test_a_non_interrupting_message_boundary_event_fires_every_time(eng: ProcessEngine) -> None:
+    calls: list[int] = []
+    eng.register_handler("note", lambda ctx: calls.append(1))
+    eng.deploy(_watcher_with_boundary('<bpmn:messageEventDefinition messageRef="Ping" />'))
+    inst = eng.start("p")
+    eng.correlate_message("ping")
+    eng.correlate_message("ping")
+    assert len(calls) == 2
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Work")
+    eng.complete_task(inst.id, "Work")
+    assert_that(inst, engine=eng).is_completed()
