@@ -39,6 +39,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
 
 
+#: The PostgreSQL channel a commit that creates work NOTIFYs (``engine.notify``).
+NOTIFY_CHANNEL = "spillway_jobs"
+
 metadata = sa.MetaData()
 
 deployments = sa.Table(
