@@ -504,7 +504,8 @@ class ProcessEngine:
 
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
         """Broadcast a signal to every instance waiting for it (catch events, boundary events,
-        event-based gateways, signal event subprocesses); how many took it."""
+        event-based gateways, signal event subprocesses) and start every process with a signal
+        start event of that name; how many instances took it."""
         values = check_variables(variables, f"signal('{name}')")
         return self._broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
 
@@ -523,7 +524,22 @@ class ProcessEngine:
                 delivered += 1
             except NotFound:
                 continue  # ended meanwhile
-        return delivered
+        return delivered + self._start_by_signal(name, variables, signal_id)
+
+    def _start_by_signal(self, name: str, variables: dict[str, Any], signal_id: str) -> int:
+        started = 0
+        for definition in self.store.latest_definitions(None).values():
+            model = self._model(definition)
+            if not signals.starts_process(model.spec, name):
+                continue
+            instance_id = signals.started_instance_id(signal_id, str(definition["id"]))
+            if self.store.instance(instance_id) is not None:
+                continue  # this signal started it already (its job runs again)
+            run = Run.new(self, model, definition, {}, None, instance_id=instance_id)
+            run.begin_by_signal(name, variables, signal_id)
+            self._commit(run)
+            started += 1
+        return started
 
     def _start_by_message(
         self,

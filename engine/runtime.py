@@ -157,6 +157,7 @@ class Run(RunJobs):
         definition: Mapping[str, Any],
         variables: Mapping[str, Any],
         business_key: str | None,
+        instance_id: str | None = None,
     ) -> Run:
         wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
         event_subprocesses.install(wf)
@@ -170,7 +171,7 @@ class Run(RunJobs):
             definition,
             wf,
             None,
-            instance_id=uuid.uuid4().hex,
+            instance_id=instance_id or uuid.uuid4().hex,
             business_key=business_key,
         )
 
@@ -256,6 +257,10 @@ class Run(RunJobs):
                     self.advance()
                     return True
         return False
+
+    def begin_by_signal(self, name: str, variables: Mapping[str, Any], signal_id: str) -> None:
+        self.advance()
+        self.receive_signal(name, variables, signal_id)
 
     def begin_by_message(self, name: str, variables: Mapping[str, Any]) -> None:
         self.advance()

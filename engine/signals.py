@@ -13,8 +13,8 @@ once (it keeps the last ``SEEN_LIMIT`` ids in its state), so a job re-run after 
 deliver twice. Delivery to each instance is its own transaction: Camunda delivers in the
 thrower's transaction, which one instance's optimistic write cannot do.
 
-A signal does not start processes with a signal start event: ``start()`` begins such a
-process at that event (``docs/modeling.md``).
+A signal also starts an instance of every process (latest version) with a signal start event
+of its name; that instance's id comes from the signal id, so a re-run starts nothing twice.
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ def definitions(task: Any) -> list[SignalEventDefinition]:
         found = [d for d in definition.event_definitions if isinstance(d, SignalEventDefinition)]
     # A definition without a signalRef has no name to broadcast by.
     return [d for d in found if d.name]
+
+
+def starts_process(spec: Any, name: str) -> bool:
+    """Does a process spec have a signal start event for ``name``?"""
+    return any(
+        isinstance(getattr(ts, "event_definition", None), SignalEventDefinition)
+        and ts.event_definition.name == name
+        for ts in spec.start.outputs
+    )
+
+
+def started_instance_id(signal_id: str, definition_id: str) -> str:
+    """The id of the instance a signal starts from a definition: the same on a re-run, so a
+    signal job run again after a crash starts nothing twice."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"spillway:{signal_id}:{definition_id}").hex
 
 
 def subprocess_starts(scope: Any) -> list[Any]:

@@ -163,3 +163,36 @@ def test_a_non_interrupting_message_boundary_event_fires_every_time(eng: Process
     assert_that(inst, engine=eng).is_waiting_exactly_at("Work")
     eng.complete_task(inst.id, "Work")
     assert_that(inst, engine=eng).is_completed()
+
+
+SIGNAL_START = (
+    '<bpmn:startEvent id="OnStop"><bpmn:signalEventDefinition signalRef="Stop" /></bpmn:startEvent>'
+)
+
+
+def test_a_signal_starts_every_process_with_its_signal_start_event(eng: ProcessEngine) -> None:
+    eng.deploy(process("cleanup", user("Tidy"), start=SIGNAL_START, definitions=SIGNAL))
+    eng.deploy(waiter())
+    waiting = eng.start("waiter")
+    assert eng.signal("stop", {"reason": "closing"}) == 2  # one waiting, one started
+    assert_that(waiting, engine=eng).is_completed()
+    [started] = eng.instances("cleanup")
+    assert_that(started, engine=eng).is_waiting_exactly_at("Tidy").has_passed("OnStop")
+    assert_that(started, engine=eng).has_variables(reason="closing")
+
+
+def test_a_signal_run_again_starts_nothing_twice(eng: ProcessEngine) -> None:
+    eng.deploy(process("cleanup", user("Tidy"), start=SIGNAL_START, definitions=SIGNAL))
+    assert eng._broadcast_signal("stop", {}, "s-1", exclude=None) == 1
+    assert eng._broadcast_signal("stop", {}, "s-1", exclude=None) == 0
+    assert len(eng.instances("cleanup")) == 1
+    assert eng.signal("stop") == 1  # a new signal starts a new one
+    assert len(eng.instances("cleanup")) == 2
+
+
+def test_a_thrown_signal_starts_processes_too(eng: ProcessEngine) -> None:
+    eng.deploy(process("cleanup", user("Tidy"), start=SIGNAL_START, definitions=SIGNAL))
+    eng.deploy(process("thrower", THROW, definitions=SIGNAL))
+    eng.start("thrower")
+    [started] = eng.instances("cleanup")
+    assert_that(started, engine=eng).is_waiting_exactly_at("Tidy")
