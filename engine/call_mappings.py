@@ -29,9 +29,7 @@ from SpiffWorkflow.bpmn.util import BpmnEvent
 from engine import expressions
 from engine import mappings as io_mappings
 from engine.errors import ExpressionError
-
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+from engine.normalize import BPMN_NS, camunda
 
 #: internal_data key on a call activity's task: the business key its called process got.
 BUSINESS_KEY = "spillway_business_key"
@@ -71,16 +69,12 @@ class Mappings:
 # --- reading the BPMN ---------------------------------------------------------------------------
 
 
-def _camunda(local: str) -> str:
-    return f"{{{CAMUNDA_NS}}}{local}"
-
-
 def mapping_elements(node: etree._Element, local: str) -> list[etree._Element]:
     """The ``camunda:<local>`` children of ``node``'s own extensionElements."""
     return [
         child
         for ext in node.findall(f"{{{BPMN_NS}}}extensionElements")
-        for child in ext.findall(_camunda(local))
+        for child in ext.findall(camunda(local))
     ]
 
 

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from uuid import UUID
 
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
-from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine.compensation_model import DISPATCH_ATTR
 from engine.errors import EngineError
+from engine.specs import is_event_subprocess
+from engine.task_tree import task_by_id
 
 #: ``internal_data`` key of the root task: completions not compensated yet, oldest first.
 RECORDS = "spillway_compensable"
@@ -147,25 +145,10 @@ def _previous_pass(task: Any) -> Any | None:
     return None
 
 
-def _task(top: Any, task_id: str) -> Any | None:
-    try:
-        return top.get_task_from_id(UUID(task_id))
-    except (KeyError, ValueError, SpiffWorkflowException):
-        return None
-
-
 def _is_call_activity(task_spec: Any) -> bool:
     # SpiffWorkflow's Camunda parser gives embedded subprocesses the CallActivity class too;
     # an embedded subprocess runs the spec named by its own id, a call activity another process.
     return bool(getattr(task_spec, "spec", task_spec.name) != task_spec.name)
-
-
-def _is_event_subprocess(task: Any) -> bool:
-    return (
-        isinstance(task.task_spec, SubWorkflowTask)
-        and task.parent is not None
-        and isinstance(task.parent.task_spec, BpmnStartTask)
-    )
 
 
 def _throw_scope(task: Any) -> list[str]:
@@ -176,14 +159,14 @@ def _throw_scope(task: Any) -> list[str]:
     top = workflow.top_workflow
     if workflow is top:
         return []
-    owner = _task(top, str(workflow.parent_task_id))
+    owner = task_by_id(top, str(workflow.parent_task_id))
     if owner is None:
         return scope_path(workflow)
     if getattr(owner.task_spec, EVENT_HANDLER, False) and owner.parent is not None:
         chosen = (owner.parent.internal_data.get(STEP) or {}).get("chosen") or {}
         if "scope" in chosen:
             return list(chosen["scope"])
-    if _is_event_subprocess(owner):
+    if is_event_subprocess(owner):
         return scope_path(owner.workflow)
     return scope_path(workflow)
 
@@ -197,7 +180,7 @@ def _eligible(top: Any, record: dict[str, Any], scope: list[str], ref: str | Non
         return False
     inner = path[len(scope) :]
     for task_id in inner:
-        sub = _task(top, task_id)
+        sub = task_by_id(top, task_id)
         if (
             sub is None
             or sub.state != TaskState.COMPLETED
@@ -209,7 +192,7 @@ def _eligible(top: Any, record: dict[str, Any], scope: list[str], ref: str | Non
         return True
     if not inner:
         return bool(record["activity"] == ref)
-    first = _task(top, inner[0])
+    first = task_by_id(top, inner[0])
     return first is not None and first.task_spec.bpmn_id == ref
 
 

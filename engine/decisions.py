@@ -40,8 +40,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine import feel, scripting
 from engine.errors import ExpressionError
+from engine.normalize import camunda
 
-CAMUNDA_NS: Final = "http://camunda.org/schema/1.0/bpmn"
 #: camunda:mapDecisionResult values (Camunda 7's names).
 MAPPINGS: Final = frozenset({"resultList", "singleResult", "singleEntry", "collectEntries"})
 HIT_POLICIES: Final = frozenset({"UNIQUE", "FIRST", "ANY", "RULE ORDER", "COLLECT"})
@@ -52,7 +52,7 @@ INPUT: Final = "?"
 
 def decision_ref(node: etree._Element) -> str | None:
     """The decision a business rule task evaluates, if it names one."""
-    ref = node.get(f"{{{CAMUNDA_NS}}}decisionRef")
+    ref = node.get(camunda("decisionRef"))
     return ref.strip() if ref and ref.strip() else None
 
 
@@ -273,12 +273,12 @@ class DecisionTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
     evaluated is a ValidationException with the node, reported with the file."""
 
     def create_task(self) -> DecisionTask:
-        how = (self.node.get(f"{{{CAMUNDA_NS}}}mapDecisionResult") or "resultList").strip()
+        how = (self.node.get(camunda("mapDecisionResult")) or "resultList").strip()
         if how not in MAPPINGS:
             self.raise_validation_exception(
                 f"camunda:mapDecisionResult '{how}' is not one of {', '.join(sorted(MAPPINGS))}"
             )
-        result_variable = (self.node.get(f"{{{CAMUNDA_NS}}}resultVariable") or "").strip()
+        result_variable = (self.node.get(camunda("resultVariable")) or "").strip()
         return DecisionTask(
             self.spec,
             self.bpmn_id,

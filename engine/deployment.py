@@ -31,11 +31,8 @@ from engine import (
 )
 from engine.bpmnxml import Source
 from engine.errors import DeploymentError
-from engine.parser import (
-    RESERVED_IDS,
-    SPILLWAY_NS,
-    SpillwayParser,
-)
+from engine.normalize import SPILLWAY_NS
+from engine.parser import RESERVED_IDS, SpillwayParser
 from engine.specs import ServiceTask, activity_config, implementation_handler
 
 
@@ -205,26 +202,13 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
             raise DeploymentError(
                 f"{pp.filename}: process '{key}': cannot parse: {_spiff_message(exc)}"
             ) from exc
-        mappings.attach(
-            [
-                *spec.task_specs.values(),
-                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
-            ],
-            nodes,
-        )
-        subprocess_mappings.attach(
-            [
-                *spec.task_specs.values(),
-                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
-            ]
-        )
-        compensation.attach(
-            [
-                *spec.task_specs.values(),
-                *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
-            ],
-            compensation_metas,
-        )
+        task_specs = [
+            *spec.task_specs.values(),
+            *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
+        ]
+        mappings.attach(task_specs, nodes)
+        subprocess_mappings.attach(task_specs)
+        compensation.attach(task_specs, compensation_metas)
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(

@@ -21,12 +21,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     CodeEventDefinition,
     SignalEventDefinition,
 )
-from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import EventManager
 from SpiffWorkflow.util.task import TaskState
-
-from engine import specs
 
 #: Attribute of the top workflow object: signals thrown during this call (``engine.signals``).
 #: Never stored.
@@ -42,28 +39,11 @@ class ScopedEventManager(EventManager):  # type: ignore[misc]
             payload = copy.deepcopy(event.payload) if isinstance(event.payload, dict) else {}
             thrown = self.workflow.__dict__.setdefault(THROWN_SIGNALS, [])
             thrown.append((event.event_definition.name, payload))
-        if event.target is None and isinstance(event.event_definition, SignalEventDefinition):
-            # A non-interrupting boundary event takes every signal while its activity runs.
-            siblings = [
-                s
-                for t in list(self.tasks.values())
-                if t.task_spec.event_definition.catches(t, event)
-                for s in [specs.rearm(t)]
-                if s is not None
-            ]
-            caught = int(super().catch(event, internal))
-            for sibling in siblings:
-                self.add_task(sibling)
-            return caught
         if event.target is None or not isinstance(event.event_definition, CodeEventDefinition):
             return int(super().catch(event, internal))
         scope = event.target
         while scope is not None:
-            waiting = [
-                t
-                for t in self.tasks.values()
-                if t.workflow is scope and t.task_spec.event_definition.catches(t, event)
-            ]
+            waiting = _waiting(self.tasks.values(), scope, event)
             if waiting:
                 for task in waiting:
                     task.task_spec.catch(task, event)
@@ -76,6 +56,13 @@ class ScopedEventManager(EventManager):  # type: ignore[misc]
         if internal:
             self.workflow.bpmn_events.append(event)
         return 0
+
+
+def _waiting(tasks: Any, scope: Any, event: Any) -> list[Any]:
+    """The tasks waiting in ``scope`` itself (not its subprocesses) that catch ``event``."""
+    return [
+        t for t in tasks if t.workflow is scope and t.task_spec.event_definition.catches(t, event)
+    ]
 
 
 def install(workflow: Any) -> None:
@@ -121,20 +108,21 @@ def can_catch(scope: Any, event: Any) -> bool:
     """Would a throw of ``event`` from ``scope`` be caught, there or in a scope around it?"""
     tasks = scope.top_workflow.event_manager.tasks.values()
     while scope is not None:
-        if triggerable(scope, event) is not None or any(
-            t.workflow is scope and t.task_spec.event_definition.catches(t, event) for t in tasks
-        ):
+        if triggerable(scope, event) is not None or _waiting(tasks, scope, event):
             return True
         scope = scope.parent_workflow
     return False
 
 
-def message_starts(scope: Any) -> list[Any]:
-    """Start event specs of ``scope``'s event subprocesses that a message starts."""
+def subprocess_starts(scope: Any, kind: type) -> list[Any]:
+    """Start event specs of ``scope``'s event subprocesses that an event of ``kind`` (a named
+    message or signal) starts."""
     found = []
     for name in dict.fromkeys(scope.spec.start.trigger_specs):  # listed once per start event
         for ts in _start_events(scope, name):
-            if isinstance(ts.event_definition, MessageEventDefinition) and ts not in found:
+            definition = ts.event_definition
+            named = isinstance(definition, kind) and bool(getattr(definition, "name", None))
+            if named and ts not in found:
                 found.append(ts)
     return found
 

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 from lxml import etree
 
-from engine.normalize import ACTIVITIES, BPMN_NS, local_name
-
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+from engine.normalize import ACTIVITIES, BPMN_NS, camunda, local_name
 
 #: Events that may carry a mapping (Camunda 7: all events but start and boundary events).
 _MAPPED_EVENTS = frozenset({"intermediateThrowEvent", "intermediateCatchEvent", "endEvent"})
 #: Scopes whose mappings are not applied (subprocesses, transactions and call activities
 #: are: engine.subprocess_mappings, engine.call_mappings).
 _UNMAPPED_SCOPES = frozenset({"adHocSubProcess"})
-
-
-def _camunda(local: str) -> str:
-    return f"{{{CAMUNDA_NS}}}{local}"
 
 
 def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
@@ -44,15 +38,15 @@ def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
         )
     if kind not in ACTIVITIES and kind not in _MAPPED_EVENTS:
         return f"camunda:inputOutput is not allowed on a {kind}"
-    params = [p for p in io if p.tag in (_camunda("inputParameter"), _camunda("outputParameter"))]
+    params = [p for p in io if p.tag in (camunda("inputParameter"), camunda("outputParameter"))]
     for param in params:
         if not (param.get("name") or "").strip():
             return f"a camunda:{etree.QName(param).localname} has no name"
-        for entry in param.iter(_camunda("entry")):
+        for entry in param.iter(camunda("entry")):
             if entry.get("key") is None:
                 return "a camunda:entry of a camunda:map has no key"
     multi = owner.find(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics") is not None
-    if multi and any(p.tag == _camunda("outputParameter") for p in params):
+    if multi and any(p.tag == camunda("outputParameter") for p in params):
         return (
             "output parameters on a multi-instance activity are not supported (Camunda 7 "
             "rejects them too: every instance would overwrite the others' results)"

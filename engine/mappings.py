@@ -33,21 +33,15 @@ from lxml import etree
 
 from engine import expressions, javascript, script_bindings
 from engine.errors import ExpressionError
+from engine.normalize import BPMN_NS, camunda
 
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 #: internal_data key of an activity's local variables (present from its start to its end).
 LOCALS = "spillway_locals"
 #: Spec attribute holding the parsed mapping: {"inputs": [[name, value]], "outputs": [...]}.
 SPEC_ATTR = "spillway_io"
 #: Script formats a mapping script may use (run only with ``allow_scripts=True``).
-PYTHON_FORMATS = frozenset({"python", "py", "python3"})
 
 Value = dict[str, Any]
-
-
-def _camunda(local: str) -> str:
-    return f"{{{CAMUNDA_NS}}}{local}"
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -66,16 +60,16 @@ def parse_value(element: etree._Element) -> Value:
 def _parse_item(item: etree._Element) -> Value:
     """A list item or the child of a parameter: a list, a map, a script, or any other element
     (``<camunda:value>``) whose content is the value."""
-    if item.tag == _camunda("list"):
+    if item.tag == camunda("list"):
         return {"kind": "list", "items": [_parse_item(c) for c in item if isinstance(c.tag, str)]}
-    if item.tag == _camunda("map"):
+    if item.tag == camunda("map"):
         entries = [
             [str(e.get("key") or ""), parse_value(e)]
             for e in item
-            if isinstance(e.tag, str) and e.tag == _camunda("entry")
+            if isinstance(e.tag, str) and e.tag == camunda("entry")
         ]
         return {"kind": "map", "entries": entries}
-    if item.tag == _camunda("script"):
+    if item.tag == camunda("script"):
         return {
             "kind": "script",
             "format": (item.get("scriptFormat") or "").strip().lower(),
@@ -88,7 +82,7 @@ def _parse_item(item: etree._Element) -> Value:
 def io_element(node: etree._Element) -> etree._Element | None:
     """The activity's own ``camunda:inputOutput`` (not a connector's)."""
     for ext in node.findall(f"{{{BPMN_NS}}}extensionElements"):
-        found = ext.find(_camunda("inputOutput"))
+        found = ext.find(camunda("inputOutput"))
         if found is not None:
             return found
     return None
@@ -100,10 +94,10 @@ def read_io(node: etree._Element) -> dict[str, Any] | None:
     if io is None:
         return None
     inputs = [
-        [str(p.get("name") or ""), parse_value(p)] for p in io.iter(_camunda("inputParameter"))
+        [str(p.get("name") or ""), parse_value(p)] for p in io.iter(camunda("inputParameter"))
     ]
     outputs = [
-        [str(p.get("name") or ""), parse_value(p)] for p in io.iter(_camunda("outputParameter"))
+        [str(p.get("name") or ""), parse_value(p)] for p in io.iter(camunda("outputParameter"))
     ]
     if not inputs and not outputs:
         return None
@@ -161,7 +155,7 @@ def _run_script(value: Value, variables: Mapping[str, Any], where: str, engine: 
     if javascript.is_javascript(value["format"]) and not value.get("resource"):
         # JavaScript runs sandboxed, see engine.script_bindings.
         return script_bindings.evaluate_mapping_script(value, variables, where, engine)
-    if value.get("resource") or value["format"] not in PYTHON_FORMATS:
+    if value.get("resource") or value["format"] not in script_bindings.PYTHON_FORMATS:
         # Deployment refuses these; kept for a clear message should one get here.
         raise ExpressionError(f"{where}: a {value['format'] or 'script'} script cannot run")
     if engine is None or not getattr(engine, "allow_scripts", False):
@@ -328,7 +322,7 @@ def read_error_events(node: etree._Element) -> list[dict[str, Any]]:
     found = [
         child
         for ext in node.findall(f"{{{BPMN_NS}}}extensionElements")
-        for child in ext.iter(_camunda("errorEventDefinition"))
+        for child in ext.iter(camunda("errorEventDefinition"))
     ]
     if not found:
         return []
@@ -341,7 +335,7 @@ def read_error_events(node: etree._Element) -> list[dict[str, Any]]:
                 "id": definition.get("id"),
                 "expression": (definition.get("expression") or "").strip(),
                 "code": error.get("errorCode") if error is not None else None,
-                "message": error.get(_camunda("errorMessage")) if error is not None else None,
+                "message": error.get(camunda("errorMessage")) if error is not None else None,
             }
         )
     return out

@@ -25,7 +25,6 @@ from SpiffWorkflow.bpmn.parser.event_parsers import (
 )
 from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.bpmn.specs.defaults import (
-    BoundaryEvent,
     EndEvent,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
@@ -52,14 +51,12 @@ from engine import (
     subprocess_mappings,
     timer_events,
 )
+from engine.normalize import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS
 from engine.specs import ServiceTask, StartEvent
 
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-SPILLWAY_NS = "urn:spillway:bpmn"
 ACTIVITI_NS = "http://activiti.org/bpmn"
 FLOWABLE_NS = "http://flowable.org/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 NSMAP = dict(CAMUNDA_NSMAP)
 NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})
@@ -323,7 +320,7 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
             full_tag("endEvent"): (_EndEventParser, EndEvent),
             full_tag("intermediateCatchEvent"): (_CatchEventParser, IntermediateCatchEvent),
             full_tag("intermediateThrowEvent"): (_ThrowEventParser, IntermediateThrowEvent),
-            full_tag("boundaryEvent"): (_BoundaryEventParser, BoundaryEvent),
+            full_tag("boundaryEvent"): (_BoundaryEventParser, specs.BoundaryEvent),
             full_tag("receiveTask"): (_ReceiveTaskParser, ReceiveTask),
             full_tag("callActivity"): (_CallActivityParser, call_mappings.MappedCallActivity),
             # Input parameters of a subprocess are locals of its scope (engine.subprocess_mappings).

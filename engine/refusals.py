@@ -17,9 +17,7 @@ from lxml import etree
 from engine import call_mappings, compensation_model, feel, rewrites, script_bindings
 from engine.errors import DeploymentError
 from engine.mapping_checks import error_event_problem, mappings_problem
-from engine.normalize import BPMN_NS, FLOW_NODES, is_bpmn, local_name
-
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+from engine.normalize import BPMN_NS, CAMUNDA_NS, FLOW_NODES, camunda, is_bpmn, local_name
 
 #: How the element checks report: the element and the reason.
 Refuse = Callable[[etree._Element, str], None]
@@ -57,10 +55,6 @@ class UnsupportedElements(DeploymentError):
     def __init__(self, refusals: list[Refusal]) -> None:
         self.refusals = list(refusals)
         super().__init__(problems=[r.message for r in self.refusals])
-
-
-def _camunda(local: str) -> str:
-    return f"{{{CAMUNDA_NS}}}{local}"
 
 
 def _flag(node: etree._Element, name: str) -> bool:
@@ -101,7 +95,7 @@ def check(root: etree._Element, file: str) -> list[Refusal]:
             if is_bpmn(node):
                 _check_bpmn(node, refuse)
             elif node.tag.startswith(f"{{{CAMUNDA_NS}}}"):
-                _check_camunda(node, refuse)
+                _checkcamunda(node, refuse)
     return refusals
 
 
@@ -131,7 +125,7 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
             )
     elif name == "callActivity":
         called = (node.get("calledElement") or "").strip()
-        if node.get(_camunda("caseRef")):
+        if node.get(camunda("caseRef")):
             refuse(node, "calling a CMMN case is not supported")
         elif "${" in called or "#{" in called:
             refuse(
@@ -153,7 +147,7 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
             refuse(_owner(node), problem)
 
 
-def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
+def _checkcamunda(node: etree._Element, refuse: Refuse) -> None:
     name = etree.QName(node).localname
     if name in ("executionListener", "taskListener"):
         kind = "execution listener" if name == "executionListener" else "task listener"
@@ -184,7 +178,7 @@ def _check_camunda(node: etree._Element, refuse: Refuse) -> None:
             refuse(_owner(node), reason)
     elif name == "errorEventDefinition":
         owner = _owner(node)
-        if (owner.get(_camunda("type")) or "").strip() == "external":
+        if (owner.get(camunda("type")) or "").strip() == "external":
             reason = error_event_problem(node)  # evaluated on completion, see docs/modeling.md
             if reason is not None:
                 refuse(owner, reason)

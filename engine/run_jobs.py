@@ -9,16 +9,14 @@ import logging
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine import call_mappings, convert, loops, mappings, timer_events
 from engine.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
 from engine.outbox import drop_task, route_task
 from engine.store import InstanceWrite
-from engine.task_tree import History
+from engine.task_tree import History, task_by_id
 
 if TYPE_CHECKING:
     from engine.deployment import ProcessModel
@@ -222,12 +220,7 @@ class RunJobs:
                 self.write.external_delete.append(external_id)
 
     def task(self, task_id: str | None) -> Any | None:
-        if not task_id:
-            return None
-        try:
-            return self.wf.get_task_from_id(UUID(task_id))
-        except (KeyError, ValueError, SpiffWorkflowException):
-            return None
+        return task_by_id(self.wf, task_id)
 
     def _reconcile_jobs(self) -> None:
         """Cancel the jobs of tasks that stopped waiting for them (an interrupting event took

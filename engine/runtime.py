@@ -68,15 +68,22 @@ from engine.store import InstanceWrite
 from engine.task_tree import (
     SPIFF_FAILURES,
     History,
+    caught_definitions,
     is_visible,
     is_waiting_event,
     message_definitions,
     named_failure,
+    task_by_id,
 )
 from engine.variables import check_variables
 
 log = logging.getLogger("spillway.runtime")
 
+#: Subscription kinds of event subprocesses an event starts: (kind, definition, row suffix).
+_ESP_SUBSCRIPTIONS = (
+    ("message", MessageEventDefinition, ""),
+    ("signal", SignalEventDefinition, "/s"),
+)
 #: internal_data key on an event subprocess task once its start event fired.
 TRIGGERED = specs.TRIGGERED
 
@@ -440,7 +447,7 @@ class Run(RunJobs):
 
     def _start_message_event_subprocess(self, name: str, variables: Mapping[str, Any]) -> bool:
         for scope in event_subprocesses.active_scopes(self.wf):
-            for ts in event_subprocesses.message_starts(scope):
+            for ts in event_subprocesses.subprocess_starts(scope, MessageEventDefinition):
                 if ts.event_definition.name != name:
                     continue
                 event = BpmnEvent(ts.event_definition, copy.deepcopy(dict(variables)))
@@ -454,11 +461,8 @@ class Run(RunJobs):
         self, task: Any, definition: MessageEventDefinition, variables: Mapping[str, Any]
     ) -> None:
         event = BpmnEvent(definition, copy.deepcopy(dict(variables)))
-        sibling = specs.rearm(task)
         task.task_spec.catch(task, event)
         task.task_spec._update(task)
-        if sibling is not None:
-            self.wf.top_workflow.event_manager.add_task(sibling)
         self.triggered(task)
 
     def fire_timer(
@@ -540,10 +544,7 @@ class Run(RunJobs):
         """Close open rows of tasks that finished or were cancelled, open rows for new
         wait states."""
         for task_id in list(self.history.open):
-            try:
-                task = self.wf.get_task_from_id(UUID(task_id))
-            except (KeyError, SpiffWorkflowException):
-                task = None
+            task = task_by_id(self.wf, task_id)
             if task is None:
                 self.history.close(task_id, self.now, "cancelled")
             elif task.state == TaskState.COMPLETED:
@@ -579,25 +580,19 @@ class Run(RunJobs):
             if task.state != TaskState.WAITING:
                 continue
             # An event-based gateway waits for several messages (and signals) at one task.
-            for n, definition in enumerate(message_definitions(task)):
+            for n, message in enumerate(caught_definitions(task, MessageEventDefinition)):
                 key = str(task.id) if n == 0 else f"{task.id}/{n}"
-                rows.append(self._subscription(key, "message", definition.name, task))
-            for n, signal in enumerate(signals.definitions(task)):
+                rows.append(self._subscription(key, "message", message.name, task))
+            for n, signal in enumerate(caught_definitions(task, SignalEventDefinition)):
                 rows.append(self._subscription(f"{task.id}/s{n}", "signal", signal.name, task))
         for scope in event_subprocesses.active_scopes(self.wf):
-            for ts in signals.subprocess_starts(scope):
-                key = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}/s".encode()).hexdigest()
-                rows.append(
-                    self._subscription(f"esp-{key[:40]}", "signal", ts.event_definition.name, ts)
-                )
-        for scope in event_subprocesses.active_scopes(self.wf):
-            for ts in event_subprocesses.message_starts(scope):
-                # The event subprocess does not exist until its message comes: the row's
-                # task id names the scope and the start event.
-                key = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}".encode()).hexdigest()
-                rows.append(
-                    self._subscription(f"esp-{key[:40]}", "message", ts.event_definition.name, ts)
-                )
+            for kind, cls, suffix in _ESP_SUBSCRIPTIONS:
+                for ts in event_subprocesses.subprocess_starts(scope, cls):
+                    # The event subprocess does not exist until its event comes: the row's task
+                    # id names the scope and the start event.
+                    digest = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}{suffix}".encode())
+                    row_id = f"esp-{digest.hexdigest()[:40]}"
+                    rows.append(self._subscription(row_id, kind, ts.event_definition.name, ts))
         return rows
 
     def _subscription(

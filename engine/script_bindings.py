@@ -24,8 +24,8 @@ from SpiffWorkflow.camunda.parser.task_spec import ScriptTaskParser as CamundaSc
 
 from engine import javascript
 from engine.errors import ExpressionError
+from engine.normalize import camunda
 
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 #: Spec attributes of a script task: its scriptFormat (lower case) and resultVariable.
 FORMAT_ATTR = "spillway_script_format"
 RESULT_ATTR = "spillway_result_variable"
@@ -37,7 +37,7 @@ class ScriptTaskParser(CamundaScriptTaskParser):  # type: ignore[misc]
     def create_task(self) -> Any:
         task = super().create_task()
         setattr(task, FORMAT_ATTR, (self.node.get("scriptFormat") or "").strip().lower())
-        result = (self.node.get(f"{{{CAMUNDA_NS}}}resultVariable") or "").strip()
+        result = (self.node.get(camunda("resultVariable")) or "").strip()
         setattr(task, RESULT_ATTR, result or None)
         return task
 
@@ -152,7 +152,7 @@ def script_task_problem(node: Any) -> str | None:
     """Why the ``bpmn:scriptTask`` ``node`` cannot run, or None."""
     declared = node.get("scriptFormat")
     fmt = (declared or "python").strip().lower()
-    resource = node.get(f"{{{CAMUNDA_NS}}}resource")
+    resource = node.get(camunda("resource"))
     if resource:
         return (
             f"a script task with camunda:resource '{resource}' cannot run: Spillway runs only "
@@ -161,7 +161,7 @@ def script_task_problem(node: Any) -> str | None:
     if javascript.is_javascript(fmt):
         return None
     if fmt in PYTHON_FORMATS:
-        if node.get(f"{{{CAMUNDA_NS}}}resultVariable"):
+        if node.get(camunda("resultVariable")):
             return (
                 "camunda:resultVariable on a Python script task is not supported; assign the "
                 "variable in the script (or write the script in JavaScript)"

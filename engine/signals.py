@@ -26,7 +26,6 @@ from typing import Any, Final
 
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 
 from engine import event_subprocesses
 
@@ -50,18 +49,6 @@ def new_signal_id() -> str:
     return uuid.uuid4().hex
 
 
-def definitions(task: Any) -> list[SignalEventDefinition]:
-    """The signals a waiting task catches: its own, or those of an event-based gateway."""
-    definition = getattr(task.task_spec, "event_definition", None)
-    found = []
-    if isinstance(definition, SignalEventDefinition):
-        found = [definition]
-    elif isinstance(definition, MultipleEventDefinition):
-        found = [d for d in definition.event_definitions if isinstance(d, SignalEventDefinition)]
-    # A definition without a signalRef has no name to broadcast by.
-    return [d for d in found if d.name]
-
-
 def starts_process(spec: Any, name: str) -> bool:
     """Does a process spec have a signal start event for ``name``?"""
     return any(
@@ -75,19 +62,6 @@ def started_instance_id(signal_id: str, definition_id: str) -> str:
     """The id of the instance a signal starts from a definition: the same on a re-run, so a
     signal job run again after a crash starts nothing twice."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"spillway:{signal_id}:{definition_id}").hex
-
-
-def subprocess_starts(scope: Any) -> list[Any]:
-    """Start event specs of ``scope``'s event subprocesses that a signal starts."""
-    found = []
-    for name in dict.fromkeys(scope.spec.start.trigger_specs):
-        spec = scope.top_workflow.subprocess_specs.get(name)
-        for ts in spec.bpmn_start_events if spec is not None else ():
-            definition = ts.event_definition
-            named = isinstance(definition, SignalEventDefinition) and bool(definition.name)
-            if named and ts not in found:
-                found.append(ts)
-    return found
 
 
 def deliver(workflow: Any, name: str, variables: Mapping[str, Any], signal_id: str) -> bool:

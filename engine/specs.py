@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.control import BpmnStartTask
+from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent as _SpiffBoundaryEvent
 from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as _SpiffParallelMI
 from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as _SpiffSequentialMI
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask as _SpiffServiceTask
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as _SpiffStartEvent
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.util.task import TaskState
 
@@ -132,14 +134,22 @@ class ParallelMultiInstance(_LocalElementVariable, _SpiffParallelMI):  # type: i
     pass
 
 
-def rearm(task: Any) -> Any | None:
-    """Before a non-interrupting boundary event catches its message or signal, a fresh one
-    waits beside it for the next: Camunda fires such an event every time while its activity
-    runs; SpiffWorkflow, once. The caller registers the new task with the event manager once
-    the current event is delivered (so it does not catch that one too)."""
-    spec = task.task_spec
-    if not isinstance(spec, BoundaryEvent) or spec.cancel_activity:
-        return None
-    sibling = task.parent._add_child(spec, TaskState.WAITING)
-    spec._predict(sibling, mask=TaskState.NOT_FINISHED_MASK)
-    return sibling
+class BoundaryEvent(_SpiffBoundaryEvent):  # type: ignore[misc]
+    """A boundary event; a non-interrupting one with a message or signal takes every such
+    event while its activity runs, as in Camunda (SpiffWorkflow's takes one).
+
+    Every delivery passes through ``catch`` (a correlated message, a broadcast signal, a
+    signal thrown in the instance), so the fresh event waiting beside the one that fired is
+    made here. It joins the event manager at once: SpiffWorkflow chose the catchers of the
+    current event before calling ``catch``, so it does not take this one too. Repeating
+    timers do the same in ``engine.timer_events``.
+    """
+
+    def catch(self, my_task: Any, event: Any) -> None:
+        if not self.cancel_activity and isinstance(
+            self.event_definition, MessageEventDefinition | SignalEventDefinition
+        ):
+            sibling = my_task.parent._add_child(self, TaskState.WAITING)
+            self._predict(sibling, mask=TaskState.NOT_FINISHED_MASK)
+            my_task.workflow.top_workflow.event_manager.add_task(sibling)
+        super().catch(my_task, event)

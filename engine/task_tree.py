@@ -10,15 +10,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task as SpiffTask
 
 from engine.errors import EngineError, HandlerError
 from engine.specs import activity_config
+
+D = TypeVar("D")
 
 #: SpiffWorkflow's own control tasks: not BPMN activities, so no history and no waits.
 _INTERNAL_SPECS = frozenset(
@@ -122,14 +126,21 @@ def is_waiting_event(task: Any) -> bool:
     return type(definition).__name__ not in _PASSIVE_EVENTS
 
 
-def message_definitions(task: Any) -> list[MessageEventDefinition]:
-    """The messages a task catches: its own, or those of an event-based gateway."""
+def caught_definitions(task: Any, kind: type[D]) -> list[D]:
+    """The named event definitions of ``kind`` (message, signal) a task catches: its own, or
+    those of an event-based gateway."""
     definition = getattr(task.task_spec, "event_definition", None)
-    if isinstance(definition, MessageEventDefinition):
-        return [definition]
-    if isinstance(definition, MultipleEventDefinition):
-        return [d for d in definition.event_definitions if isinstance(d, MessageEventDefinition)]
-    return []
+    found = (
+        list(definition.event_definitions)
+        if isinstance(definition, MultipleEventDefinition)
+        else [definition]
+    )
+    return [d for d in found if isinstance(d, kind) and getattr(d, "name", None)]
+
+
+def message_definitions(task: Any) -> list[MessageEventDefinition]:
+    """The messages a task catches."""
+    return caught_definitions(task, MessageEventDefinition)
 
 
 def is_visible(task: Any) -> bool:
@@ -167,3 +178,13 @@ def named_failure(exc: Exception, running: Any = None) -> EngineError | None:
         f"{type(exc).__name__}: {exc}{hint}",
         activity_id=spec.bpmn_id,
     )
+
+
+def task_by_id(workflow: Any, task_id: str | None) -> Any | None:
+    """The task of ``workflow`` (or of its subprocesses) with this id, None if there is none."""
+    if not task_id:
+        return None
+    try:
+        return workflow.get_task_from_id(UUID(task_id))
+    except (KeyError, ValueError, SpiffWorkflowException):
+        return None

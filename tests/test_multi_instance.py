@@ -93,3 +93,23 @@ def test_a_collection_expression_is_refused_at_deploy(eng: ProcessEngine) -> Non
     mi = camunda_mi("${order.getItems()}")
     with pytest.raises(DeploymentError, match="element 'Each': camunda:collection"):
         eng.deploy(process("p", f'<bpmn:userTask id="Each">{mi}</bpmn:userTask>'))
+
+
+def test_completing_a_task_before_a_bad_collection_fails_naming_it(eng: ProcessEngine) -> None:
+    # The failure happens inside SpiffWorkflow while complete_task() moves the token on, not
+    # in a run's engine steps: it is named all the same, and nothing is stored.
+    eng.register_handler("each", lambda ctx: None)
+    mi = camunda_mi("${items}")
+    eng.deploy(
+        process(
+            "p",
+            '<bpmn:userTask id="Review" />',
+            f'<bpmn:serviceTask id="Each" camunda:class="each">{mi}</bpmn:serviceTask>',
+        )
+    )
+    inst = eng.start("p")
+    before = table_counts(eng)
+    with pytest.raises(HandlerError, match="at 'Each'.*collection 'items' must be a list"):
+        eng.complete_task(inst.id, "Review", {"items": 5})
+    assert table_counts(eng) == before
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Review")
