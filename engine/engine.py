@@ -516,6 +516,7 @@ class ProcessEngine:
             {s["instance_id"] for s in self.store.subscribers(signals.KIND, name)} - {exclude}
         )
         delivered = 0
+        failures: list[EngineError] = []
         for instance_id in ids:
             try:
                 self._command(
@@ -524,7 +525,15 @@ class ProcessEngine:
                 delivered += 1
             except NotFound:
                 continue  # ended meanwhile
-        return delivered + self._start_by_signal(name, variables, signal_id)
+            except EngineError as exc:
+                # One instance failing to take it keeps none of the others from it; the failure
+                # is raised once they all had their turn (a signal job then runs again, and the
+                # instances that took it apply its id once).
+                failures.append(exc)
+        delivered += self._start_by_signal(name, variables, signal_id)
+        if failures:
+            raise failures[0]
+        return delivered
 
     def _start_by_signal(self, name: str, variables: dict[str, Any], signal_id: str) -> int:
         started = 0

@@ -3,7 +3,9 @@ signal thrown in another instance, once per signal, whatever crashes in between.
 
 from __future__ import annotations
 
-from engine import ProcessEngine
+import pytest
+
+from engine import ExpressionError, ProcessEngine
 from engine.testing import assert_that
 from tests.bpmnbuild import process, user
 
@@ -196,3 +198,27 @@ def test_a_thrown_signal_starts_processes_too(eng: ProcessEngine) -> None:
     eng.start("thrower")
     [started] = eng.instances("cleanup")
     assert_that(started, engine=eng).is_waiting_exactly_at("Tidy")
+
+
+def test_an_instance_failing_to_take_a_signal_keeps_none_of_the_others_from_it(
+    eng: ProcessEngine,
+) -> None:
+    # After the catch, a gateway reads a variable only some instances have.
+    gateway = '<bpmn:exclusiveGateway id="Check" default="f_no" />'
+    flows = [
+        ("StartEvent_1", "Wait"),
+        ("Wait", "Check"),
+        ("Check", "EndEvent_1", "${priority > 1}"),
+    ]
+    xml = process("waiter", CATCH, gateway, flows=flows, definitions=SIGNAL).replace(
+        b"</bpmn:process>",
+        b'<bpmn:sequenceFlow id="f_no" sourceRef="Check" targetRef="EndEvent_1" /></bpmn:process>',
+    )
+    eng.deploy(xml)
+    good = [eng.start("waiter", {"priority": n}) for n in (1, 2, 3)]
+    bad = eng.start("waiter")  # no priority: its gateway cannot decide
+    with pytest.raises(ExpressionError, match="priority"):
+        eng.signal("stop")
+    for inst in good:
+        assert_that(inst, engine=eng).is_completed()
+    assert_that(bad, engine=eng).is_waiting_exactly_at("Wait")  # its attempt left nothing
