@@ -3,13 +3,11 @@ camunda:errorEventDefinition on external tasks, end to end through ProcessEngine
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from engine import ProcessEngine, RetryPolicy, TaskContext
 from engine.errors import DeploymentError, ExpressionError, HandlerError
-from engine.testing import ManualClock
+from engine.testing import ManualClock, advance_and_run
 from tests.bpmnbuild import process, service
 from tests.conftest import EngineFactory
 
@@ -209,9 +207,7 @@ def test_failing_input_mapping_is_retried_then_an_incident(
     assert inst.waiting_at == ["A"] and rec.seen == []
     [job] = eng.jobs(inst.id)
     assert "element 'A': input parameter 'x'" in (job.last_error or "")
-    for _ in range(2):
-        clock.advance(timedelta(seconds=10))
-        eng.run_jobs()
+    advance_and_run(clock, eng, 20)  # both retries, 10 s apart
     [incident] = eng.incidents(inst.id)
     assert incident.activity_id == "A" and "input parameter 'x'" in incident.message
     assert eng.get_instance(inst.id).state == "incident"
@@ -248,9 +244,7 @@ def test_failing_expression_becomes_a_retry_job(
     [job] = eng.jobs(inst.id)
     assert job.activity_id == "Bean" and job.retries_left == 2
     assert "element 'Bean': camunda:expression ${mailer.send(order)}" in (job.last_error or "")
-    for _ in range(2):
-        clock.advance(timedelta(seconds=10))
-        eng.run_jobs()
+    advance_and_run(clock, eng, 20)  # both retries, 10 s apart
     assert [i.activity_id for i in eng.incidents(inst.id)] == ["Bean"]
 
 
