@@ -1,6 +1,6 @@
 """What a service task does when the token reaches it.
 
-Each behaviour is a small strategy over ``engine.activation.Activation``: call the handler now,
+Each behaviour is a small strategy over ``runtime.activation.Activation``: call the handler now,
 defer to a job, or hand the work to an external worker. The engine picks one per task from its
 BPMN attributes and the engine defaults (see ``engine.engine.ProcessEngine.behavior_for``).
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from behaviors.async_on_error import AsyncOnErrorBehavior
-from engine.activation import Activation
+from engine.runtime.activation import Activation
 
 
 class AsyncBeforeBehavior:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.activation import Activation
+from engine.runtime.activation import Activation
 
 
 class AsyncOnErrorBehavior:

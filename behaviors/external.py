@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine import expressions, mappings
-from engine.activation import Activation
+from engine.bpmn import mappings
+from engine.expressions import juel as expressions
+from engine.runtime.activation import Activation
 
 
 class ExternalBehavior:

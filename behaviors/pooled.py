@@ -8,7 +8,7 @@ attribute in the BPMN file; the handler itself does not change.
 
 from __future__ import annotations
 
-from engine.activation import Activation
+from engine.runtime.activation import Activation
 
 
 class PooledBehavior:

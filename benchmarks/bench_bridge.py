@@ -7,7 +7,7 @@ and its result applied by the bridge.
 
 This process is the engine node: it runs ``RabbitMQBridge`` (outbox publisher with confirms,
 result consumer) and a starter thread that starts the instances as fast as it can. ``--workers``
-separate processes run the reference worker (``engine.bridge_worker``) on topic ``copy``, each
+separate processes run the reference worker (``engine.bridge.worker``) on topic ``copy``, each
 answering with the same ``copy`` variable as ``example_process_handlers.copy_file``.
 
 Deliberate duplicates: each worker publishes every 10th answer a second time (as a redelivery
@@ -41,9 +41,9 @@ import pika
 import sqlalchemy as sa
 
 from engine import ProcessEngine
-from engine import schema as t
-from engine.bridge import BridgeOptions, RabbitMQBridge
-from engine.bridge_worker import BridgeWorker
+from engine.bridge.rabbitmq import BridgeOptions, RabbitMQBridge
+from engine.bridge.worker import BridgeWorker
+from engine.storage import schema as t
 from processes import example_process_handlers as example
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ class BridgeProcess:
         cmd = [
             sys.executable,
             "-m",
-            "engine.cli",
+            "engine.cli.main",
             "--db",
             args.pg,
             "bridge",

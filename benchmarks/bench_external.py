@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa
 
 from engine import ProcessEngine, TaskContext
-from engine import schema as t
-from engine.pool import WorkerPool
+from engine.storage import schema as t
+from engine.work.pool import WorkerPool
 from processes import example_process_handlers as example
 
 BPMN = Path(__file__).resolve().parent.parent / "processes" / "example_process.bpmn"

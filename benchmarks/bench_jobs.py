@@ -150,7 +150,7 @@ def latency(url: str, count: int, cross_process: bool) -> dict[str, float]:
                 [
                     sys.executable,
                     "-c",
-                    "from engine.cli import main; raise SystemExit(main())",
+                    "from engine.cli.main import main; raise SystemExit(main())",
                     "--app",
                     "latapp:make",
                     "worker",

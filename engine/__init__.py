@@ -3,8 +3,7 @@
 The names in ``__all__`` are the public surface (CONTRACT.md); everything else may change.
 """
 
-from engine.engine import ProcessEngine
-from engine.errors import (
+from engine.core.errors import (
     BpmnError,
     ConcurrencyConflict,
     CorrelationError,
@@ -16,7 +15,7 @@ from engine.errors import (
     LockLost,
     NotFound,
 )
-from engine.models import (
+from engine.core.models import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -25,7 +24,8 @@ from engine.models import (
     ProcessInstance,
     TaskContext,
 )
-from engine.retry import RetryPolicy
+from engine.core.retry import RetryPolicy
+from engine.engine import ProcessEngine
 
 __all__ = [
     "BpmnError",

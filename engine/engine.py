@@ -24,32 +24,41 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine import bpmnxml, convert, event_subprocesses, signals, task_tree, timer_events
-from engine.activation import Behavior, Handler
-from engine.clock import Clock, SystemClock
-from engine.codec import InstanceCodec
-from engine.deployment import ProcessModel, check_bindings, compile_sources
-from engine.errors import (
+from engine.bpmn import event_subprocesses, signals, task_tree, timer_events
+from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
+from engine.bpmn.scripting import SafeScriptEngine
+from engine.bpmn.specs import activity_config
+from engine.core.clock import Clock, SystemClock
+from engine.core.errors import (
     ConcurrencyConflict,
     CorrelationError,
     DeploymentError,
     EngineError,
     NotFound,
 )
-from engine.executor import JobExecutor
-from engine.external import ExternalTaskService
-from engine.jobs import JobRunner, new_owner
-from engine.loops import DEFAULT_MAX_LOOP_ITERATIONS
-from engine.models import Deployment, ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
-from engine.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
-from engine.pool import WorkerPool
-from engine.retry import RetryPolicy
-from engine.runtime import JobContext, Run
-from engine.scripting import SafeScriptEngine
-from engine.specs import activity_config
-from engine.stats import Counters
-from engine.store import InstanceWrite, Store
-from engine.variables import check_variables
+from engine.core.models import (
+    Deployment,
+    ExternalTask,
+    HistoryEntry,
+    Incident,
+    Job,
+    ProcessInstance,
+)
+from engine.core.retry import RetryPolicy
+from engine.core.stats import Counters
+from engine.core.variables import check_variables
+from engine.deploy import bpmnxml
+from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
+from engine.runtime import convert
+from engine.runtime.activation import Behavior, Handler
+from engine.runtime.codec import InstanceCodec
+from engine.runtime.run import JobContext, Run
+from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
+from engine.storage.store import InstanceWrite, Store
+from engine.work.executor import JobExecutor
+from engine.work.external_tasks import ExternalTaskService
+from engine.work.job_runner import JobRunner, new_owner
+from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
 
@@ -88,7 +97,7 @@ class ProcessEngine:
         self._script_engine = SafeScriptEngine(
             allow_scripts=allow_scripts,
             max_loop_iterations=max_loop_iterations,
-            allow_javascript=allow_javascript,  # sandboxed, so on by default (engine.javascript)
+            allow_javascript=allow_javascript,  # sandboxed (expressions.javascript), so on
         )
         self._handlers: dict[str, Handler] = {}
         self._models: dict[str, ProcessModel] = {}
@@ -105,7 +114,7 @@ class ProcessEngine:
         self._listeners: list[Callable[[str], None]] = []
         self._outbox_routes: dict[str, OutboxRoute] = {}
         self.jobs_runner = JobRunner(self)
-        #: Named counters, e.g. stats["conflicts_retried"] (see engine.stats).
+        #: Named counters, e.g. stats["conflicts_retried"] (see engine.core.stats).
         self.stats = Counters()
         self.external_tasks = ExternalTaskService(self)
 
@@ -125,7 +134,7 @@ class ProcessEngine:
 
         return register
 
-    # -- what runs need (engine.runtime.Services) ---------------------------------------
+    # -- what runs need (engine.runtime.run.Services) ---------------------------------------
 
     def now(self) -> Any:
         return self.clock.now()
@@ -145,7 +154,7 @@ class ProcessEngine:
         variables: Sequence[str] | None = None,
     ) -> None:
         """External tasks of ``topics`` created from now on are published by a message-broker
-        bridge (``engine.bridge``): each gets an outbox row in the transaction that creates
+        bridge (``engine.bridge.rabbitmq``): each gets an outbox row in the transaction that creates
         it and starts locked for ``worker_id`` for ``lock_duration`` seconds. Every engine
         node that creates such tasks must be configured alike."""
         if isinstance(topics, str):
@@ -383,7 +392,7 @@ class ProcessEngine:
         for job in write.jobs_insert:
             if job["kind"] == signals.KIND:
                 # Committed with the throw; delivered now, or by the job executor if this
-                # process stops first (engine.signals).
+                # process stops first (engine.bpmn.signals).
                 with contextlib.suppress(EngineError):
                     self.execute_job(str(job["id"]))
         return run.snapshot()
@@ -640,7 +649,7 @@ class ProcessEngine:
     def worker_pool(self, topic: str, handler: Handler | None = None, **options: Any) -> WorkerPool:
         """Threads running ``handler`` (default: the handler registered under ``topic``) for
         the external tasks of ``topic``: ``pool.start()``, ``pool.stop()``. Options: core_size,
-        max_size, keep_alive, acquire_wait, max_per_acquisition, lock_duration (engine.pool)."""
+        max_size, keep_alive, acquire_wait, max_per_acquisition, lock_duration (work.pool)."""
         return WorkerPool(self, topic, handler, **options)
 
     # -- reads --------------------------------------------------------------------------

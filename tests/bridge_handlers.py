@@ -1,4 +1,4 @@
-"""Handlers of the reference worker (``engine.bridge_worker``) run by the bridge tests."""
+"""Handlers of the reference worker (``engine.bridge.worker``) run by the bridge tests."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from engine import BpmnError, ProcessEngine, RetryPolicy, TaskContext
-from engine.errors import ConcurrencyConflict, EngineError, NotFound, StoreError
-from engine.jobs import JobRunner
-from engine.store import InstanceWrite
+from engine.core.errors import ConcurrencyConflict, EngineError, NotFound, StoreError
+from engine.storage.store import InstanceWrite
 from engine.testing import ManualClock
+from engine.work.job_runner import JobRunner
 from tests.bpmnbuild import process, service
 from tests.test_core import table_counts
 

@@ -27,11 +27,11 @@ import pytest
 import sqlalchemy as sa
 
 from engine import ProcessEngine
-from engine import schema as t
-from engine.bridge import BridgeOptions, RabbitMQBridge
-from engine.bridge_messages import InvalidMessage, parse_result
-from engine.errors import StoreError
-from engine.outbox import Outbox, OutboxRoute, drop_task, route_task
+from engine.bridge.messages import InvalidMessage, parse_result
+from engine.bridge.rabbitmq import BridgeOptions, RabbitMQBridge
+from engine.core.errors import StoreError
+from engine.storage import schema as t
+from engine.storage.outbox import Outbox, OutboxRoute, drop_task, route_task
 from engine.testing import ManualClock
 from tests.bpmnbuild import process, service, user
 from tests.conftest import REQUIRE
@@ -561,7 +561,7 @@ def test_a_killed_bridge_process_loses_nothing(
         cmd = [
             sys.executable,
             "-m",
-            "engine.cli",
+            "engine.cli.main",
             "--db",
             db_url,
             "bridge",
@@ -800,7 +800,7 @@ def test_an_expired_bridge_lock_publishes_the_task_again(
 
 def _worker_process(broker: Broker, name: str) -> subprocess.Popen[str]:
     cmd = [
-        sys.executable, "-m", "engine.bridge_worker", "--url", broker.url, "--topic", TOPIC,
+        sys.executable, "-m", "engine.bridge.worker", "--url", broker.url, "--topic", TOPIC,
         "--handler", "tests.bridge_handlers:copy", "--name", name,
         "--task-exchange", broker.names["task_exchange"],
         "--task-queue", broker.names["task_queue"],
@@ -898,7 +898,7 @@ def test_work_completes_when_the_broker_drops_every_connection_midway(
 def test_the_bridge_command_needs_a_topic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.cli import main
+    from engine.cli.main import main
 
     monkeypatch.delenv("SPILLWAY_BRIDGE_TOPICS", raising=False)
     assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "bridge"]) == 2

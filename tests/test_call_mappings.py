@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import DeploymentError, ProcessEngine, TaskContext
-from engine.errors import EngineError
+from engine.core.errors import EngineError
 from tests.bpmnbuild import process, service, user
 
 SIGNALS = '<bpmn:signal id="Sig_Go" name="go" />'

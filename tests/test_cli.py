@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from engine.cli.main import main
 from tests.bpmnbuild import process, service, user
 
 
@@ -83,7 +83,14 @@ def test_bad_app_reference(workdir: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_demo_runs_every_example_path(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", f"sqlite:///{tmp_path / 'demo.db'}", "demo"],
+        [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "--db",
+            f"sqlite:///{tmp_path / 'demo.db'}",
+            "demo",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

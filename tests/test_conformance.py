@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import conformance
-from engine.cli import main
+from engine.cli import conformance
+from engine.cli.main import main
 from tests.bpmnbuild import process, service, user
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from engine import ProcessEngine, store
+from engine import ProcessEngine
+from engine.storage import store
 from tests.bpmnbuild import process, user
 from tests.conftest import PG_ADMIN_URL, pg_url, reset_pg
 

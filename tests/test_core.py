@@ -16,8 +16,8 @@ from engine import (
     ProcessEngine,
     TaskContext,
 )
-from engine.errors import ConcurrencyConflict
-from engine.store import InstanceWrite
+from engine.core.errors import ConcurrencyConflict
+from engine.storage.store import InstanceWrite
 from tests.bpmnbuild import catch_message, process, service, user
 
 MESSAGES = '<bpmn:message id="Msg_Paid" name="PaymentReceived" />'
@@ -43,7 +43,7 @@ def register_ab(eng: ProcessEngine, calls: list[str]) -> None:
 def table_counts(eng: ProcessEngine) -> dict[str, int]:
     import sqlalchemy as sa
 
-    from engine import schema
+    from engine.storage import schema
 
     with eng.store.transaction(write=False) as conn:
         return {

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 
 from engine import BpmnError, LockLost, NotFound, ProcessEngine, TaskContext
-from engine.errors import EngineError
-from engine.models import ExternalTask
+from engine.core.errors import EngineError
+from engine.core.models import ExternalTask
 from engine.testing import ManualClock
 from processes import example_process_handlers as example
 from tests.bpmnbuild import process, service

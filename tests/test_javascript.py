@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import ProcessEngine, RetryPolicy, TaskContext, javascript
-from engine.errors import DeploymentError, ExpressionError
+from engine import ProcessEngine, RetryPolicy, TaskContext
+from engine.core.errors import DeploymentError, ExpressionError
+from engine.expressions import javascript
 from engine.testing import ManualClock, advance_and_run
 from tests.bpmnbuild import process, service
 from tests.conftest import EngineFactory

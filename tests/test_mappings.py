@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine import ProcessEngine, RetryPolicy, TaskContext
-from engine.errors import DeploymentError, ExpressionError, HandlerError
+from engine.core.errors import DeploymentError, ExpressionError, HandlerError
 from engine.testing import ManualClock, advance_and_run
 from tests.bpmnbuild import process, service
 from tests.conftest import EngineFactory

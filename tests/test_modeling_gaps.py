@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine import DeploymentError, ProcessEngine, TaskContext
-from engine.errors import ExpressionError
+from engine.core.errors import ExpressionError
 from tests.bpmnbuild import process, service, user
 from tests.conftest import EngineFactory
 

@@ -109,7 +109,7 @@ def test_three_workers_one_killed_drain_everything(
     command = [
         sys.executable,
         "-c",
-        "from engine.cli import main; raise SystemExit(main())",
+        "from engine.cli.main import main; raise SystemExit(main())",
         "--app",
         "crashapp:make",
         "worker",

@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from engine import ProcessEngine
-from engine.schema import metadata
-from engine.store import MIGRATIONS_DIR, VERSION_TABLE
+from engine.storage.schema import metadata
+from engine.storage.store import MIGRATIONS_DIR, VERSION_TABLE
 
 
 def test_fresh_schema_is_the_migrated_schema(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine import ProcessEngine, RetryPolicy
-from engine.errors import DeploymentError, EngineError
+from engine.core.errors import DeploymentError, EngineError
 from engine.testing import ManualClock
 from tests.bpmnbuild import process, service, user
 from tests.conftest import EngineFactory

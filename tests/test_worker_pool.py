@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from engine import ProcessEngine, RetryPolicy, TaskContext
-from engine.cli import main
-from engine.errors import EngineError
-from engine.pool import WorkerPool, load_pools
+from engine.cli.main import main
+from engine.core.errors import EngineError
 from engine.testing import ManualClock
+from engine.work.pool import WorkerPool, load_pools
 from processes import example_process_handlers as example
 from tests.conftest import EXAMPLES, EngineFactory
 

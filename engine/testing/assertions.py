@@ -18,8 +18,8 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from engine.errors import NotFound
-from engine.models import ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
+from engine.core.errors import NotFound
+from engine.core.models import ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine

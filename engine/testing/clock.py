@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from engine.clock import ensure_utc
+from engine.core.clock import ensure_utc
 
 DEFAULT_START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 

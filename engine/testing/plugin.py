@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import schema
 from engine.engine import ProcessEngine
+from engine.storage import schema
 from engine.testing.assertions import use_engine
 from engine.testing.clock import ManualClock
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.decisions import unary_test
-from engine.errors import ExpressionError
+from engine.bpmn.decisions import unary_test
+from engine.core.errors import ExpressionError
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from engine.errors import EngineError, ExpressionError
-from engine.expressions import (
+from engine.core.errors import EngineError, ExpressionError
+from engine.expressions.juel import (
     Expression,
     compile_expression,
     evaluate,

@@ -1,4 +1,4 @@
-"""The FEEL condition subset (engine.feel) as a table, plus its errors."""
+"""The FEEL condition subset (engine.expressions.feel) as a table, plus its errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from engine import feel
-from engine.errors import ExpressionError
+from engine.core.errors import ExpressionError
+from engine.expressions import feel
 
 VARS = {
     "Vacation Approval": "Approved",

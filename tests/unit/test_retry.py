@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import EngineError
-from engine.retry import RetryPolicy, RetryPolicyError, next_delay
+from engine.core.errors import EngineError
+from engine.core.retry import RetryPolicy, RetryPolicyError, next_delay
 
 
 def _zero() -> float:

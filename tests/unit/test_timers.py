@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from engine.errors import EngineError
-from engine.timers import (
+from engine.core.errors import EngineError
+from engine.core.timers import (
     CronSchedule,
     Duration,
     TimerDefinition,

@@ -1,0 +1,252 @@
+"""Turning BPMN sources into process models the runtime can start.
+
+``compile_sources`` parses a set of sources once (call activities resolve across all of them),
+and ``check_bindings`` lists every service task whose handler is missing, so one deployment
+error names them all. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
+from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
+from engine.core.errors import DeploymentError
+from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
+from engine.deploy.bpmnxml import Source
+from engine.deploy.normalize import SPILLWAY_NS
+from engine.deploy.parser import RESERVED_IDS, SpillwayParser
+
+
+@dataclass
+class ProcessModel:
+    """One executable process, parsed: the spec plus what the engine needs beside it."""
+
+    key: str
+    name: str
+    resource: str
+    digest: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    #: Process-level ``spillway:asyncOnError`` (None: the engine default applies).
+    async_on_error: bool | None = None
+    message_starts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # SpiffWorkflow hooks a multi-instance task's merge of child results up when it creates
+        # the children (or deserializes an embedded spec). Our specs are parsed and shared, so
+        # hook it up once here: a node that did not create the children itself (another
+        # process, a restart) would otherwise drop their results.
+        for ts in self.all_task_specs():
+            if isinstance(ts, LoopTask):
+                child = ts._wf_spec.task_specs.get(ts.task_spec)
+                if child is not None and not child.completed_event.is_connected(ts.merge_child):
+                    child.completed_event.connect(ts.merge_child)
+
+    def all_task_specs(self) -> Iterator[Any]:
+        yield from self.spec.task_specs.values()
+        for sub in self.subprocess_specs.values():
+            yield from sub.task_specs.values()
+
+    def service_tasks(self) -> Iterator[Any]:
+        return (ts for ts in self.all_task_specs() if isinstance(ts, ServiceTask))
+
+    def find_task_spec(self, bpmn_id: str) -> Any | None:
+        for ts in self.all_task_specs():
+            if getattr(ts, "bpmn_id", None) == bpmn_id:
+                return ts
+        return None
+
+
+def _location(exc: ValidationException) -> str:
+    file_name, element = getattr(exc, "file_name", ""), getattr(exc, "id", "")
+    parts = [str(file_name)] if file_name else []
+    if element:
+        parts.append(f"element '{element}'")  # as refusals name it
+    where = ": ".join(parts)
+    return f"{where}: " if where else ""
+
+
+def _spiff_message(exc: Exception) -> str:
+    # SpiffWorkflow appends hints and punctuation; keep the first line.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".") or type(exc).__name__
+
+
+def _check_reserved_ids(source: Source, root: etree._Element) -> None:
+    for node in root.iter():
+        node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id in RESERVED_IDS or (node_id and node_id.endswith(".EndJoin")):
+            raise DeploymentError(
+                f"{source.name}: element id '{node_id}' is reserved by the engine; "
+                "rename the element in the modeler"
+            )
+
+
+def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
+    parsed = []
+    for source in sources:
+        root = bpmnxml.parse_xml(source)
+        if not source.is_dmn:
+            if not bpmnxml.is_bpmn(root):
+                raise DeploymentError(
+                    f"{source.name}: not a BPMN 2.0 document (root element is "
+                    f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
+                )
+            _check_reserved_ids(source, root)
+        parsed.append((source, root))
+    return parsed
+
+
+def _closure_digest(
+    key: str, resource_of: dict[str, str], digests: dict[str, str], deps: dict[str, set[str]]
+) -> str:
+    """Digest over the process's file and the files of every process it calls."""
+    seen: set[str] = set()
+    stack = [key]
+    files: set[str] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen or current not in resource_of:
+            continue
+        seen.add(current)
+        files.add(digests[resource_of[current]])
+        stack.extend(deps.get(current, ()))
+    return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()
+
+
+def compile_sources(sources: list[Source]) -> list[ProcessModel]:
+    """Parse every source together and return the executable processes.
+
+    Raises DeploymentError naming the file and element for anything the parser refuses.
+    """
+    parser = SpillwayParser()
+    parsed = _parse_roots(sources)
+    refused = [
+        r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
+    ]
+    if refused:
+        raise refusals.UnsupportedElements(refused)
+    for source, root in parsed:
+        if not source.is_dmn:
+            normalize.normalize(root, source.name)
+            compensation_model.rewrite(root, source.name)  # before handlers are copied on
+            rewrites.rewrite(root)  # messages, complex gateways, FEEL, loops: docs/modeling.md
+    digests = {source.name: source.digest for source, _ in parsed}
+    try:
+        for source, root in parsed:
+            if source.is_dmn:
+                for decision in decisions.split(root):  # SpiffWorkflow reads one per document
+                    parser.add_dmn_xml(decision, filename=source.name)
+            else:
+                parser.add_bpmn_xml(root, filename=source.name)
+    except ValidationException as exc:
+        raise DeploymentError(f"{_location(exc)}{_spiff_message(exc)}") from exc
+    except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as exc:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(f"{names}: cannot parse: {_spiff_message(exc)}") from exc
+
+    keys = parser.get_process_ids()
+    if not keys:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(f'{names}: no executable process (isExecutable="true") found')
+
+    resource_of = {}
+    deps: dict[str, set[str]] = {}
+    for pid, pp in parser.process_parsers.items():
+        resource_of[pid] = pp.filename
+        deps[pid] = {str(c) for c in pp.called_element_ids()}
+
+    # Elements by (file, id), for the activity mappings the parser does not keep.
+    nodes = {
+        (source.name, str(node.get("id"))): node
+        for source, root in parsed
+        if not source.is_dmn
+        for node in root.iter()
+        if isinstance(node.tag, str) and node.get("id")
+    }
+    compensation_metas = {
+        source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
+        for source, root in parsed
+        if not source.is_dmn and root.get(compensation_model.META_ATTR)
+    }
+    models = []
+    for key in sorted(keys):
+        pp = parser.get_process_parser(key)
+        try:
+            spec = parser.get_spec(key)
+            subprocess_specs = parser.get_subprocess_specs(key)
+            message_starts = [m for m in pp.start_messages() if m]
+        except ValidationException as exc:
+            where = _location(exc) or f"{pp.filename}: process '{key}': "
+            raise DeploymentError(f"{where}{_spiff_message(exc)}") from exc
+        except (SpiffWorkflowException, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DeploymentError(
+                f"{pp.filename}: process '{key}': cannot parse: {_spiff_message(exc)}"
+            ) from exc
+        task_specs = [
+            *spec.task_specs.values(),
+            *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
+        ]
+        mappings.attach(task_specs, nodes)
+        subprocess_mappings.attach(task_specs)
+        compensation.attach(task_specs, compensation_metas)
+        flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
+        models.append(
+            ProcessModel(
+                key=key,
+                name=pp.get_name(),
+                resource=pp.filename,
+                digest=_closure_digest(key, resource_of, digests, deps),
+                spec=spec,
+                subprocess_specs=subprocess_specs,
+                async_on_error=None if flag is None else flag.strip().lower() == "true",
+                message_starts=message_starts,
+            )
+        )
+    return models
+
+
+def check_bindings(
+    models: Iterable[ProcessModel], is_registered: Callable[[str], bool], lazy: bool
+) -> None:
+    """Raise one DeploymentError listing every service task that cannot be bound."""
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for model in models:
+        for ts in model.service_tasks():
+            cfg = activity_config(ts)
+            where = (model.resource, ts.bpmn_id)
+            if where in seen:
+                continue
+            seen.add(where)
+            prefix = f"{model.resource}: task '{ts.bpmn_id}'"
+            if cfg.get("external"):
+                if not cfg.get("topic"):
+                    problems.append(f"{prefix} is an external task without a topic")
+                continue
+            if cfg.get("delegate_expression") or cfg.get("expression"):
+                continue
+            handler = implementation_handler(cfg, ts.bpmn_id)
+            if handler is None or lazy or is_registered(handler):
+                continue
+            if cfg.get("handler"):
+                problems.append(f"{prefix} calls handler '{handler}', which is not registered")
+            else:
+                problems.append(
+                    f"{prefix} has no implementation: register a handler under its id "
+                    f"'{handler}', or set spillway:handler, camunda:class, "
+                    'camunda:delegateExpression, camunda:expression, or camunda:type="external" '
+                    "with a topic"
+                )
+    if problems:
+        raise DeploymentError(problems=problems)

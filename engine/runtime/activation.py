@@ -1,0 +1,191 @@
+"""One service task reached in a run (``Activation``), and what a behaviour is.
+
+A behaviour (``behaviors/``) gets an ``Activation`` and decides: call the handler now and
+complete, schedule a retry job on failure, defer to a job, or open an external task. The
+activation applies input and output mappings around the call and keeps a failed attempt from
+changing the task.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.bpmn import call_mappings, mappings
+from engine.bpmn.specs import activity_config, implementation_handler
+from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
+from engine.core.models import TaskContext
+from engine.core.variables import check_variables
+
+if TYPE_CHECKING:
+    from engine.runtime.run import Run
+
+Handler = Callable[[TaskContext], Mapping[str, Any] | None]
+
+#: internal_data key on a parked service task saying why it is parked.
+PARKED = "spillway"
+#: ``internal_data[PARKED]`` values.
+PARKED_JOB = "job"
+PARKED_EXTERNAL = "external"
+
+
+class Behavior(Protocol):
+    """What a service task does when the token reaches it (see ``behaviors/``)."""
+
+    name: str
+
+    def execute(self, act: Activation) -> None: ...
+
+
+@dataclass
+class Failure:
+    """A handler's technical failure (or an uncaught BPMN error, which is never retried)."""
+
+    error: BaseException
+    stacktrace: str
+    retryable: bool = True
+
+    @property
+    def message(self) -> str:
+        text = str(self.error)
+        return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
+
+
+class Activation:
+    """One service task reached in a run: what a behaviour may do with it."""
+
+    def __init__(self, run: Run, task: Any, *, in_job: bool, attempt: int) -> None:
+        self.run = run
+        self.task = task
+        self.in_job = in_job
+        self.attempt = attempt
+        self.config = activity_config(task.task_spec)
+        self.activity_id: str = task.task_spec.bpmn_id
+        self.started_at = run.now
+
+    @property
+    def handler_name(self) -> str | None:
+        return implementation_handler(self.config, self.activity_id)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run.instance_id}:{self.task.id}"
+
+    def context(self) -> TaskContext:
+        return TaskContext(
+            variables=MappingProxyType(copy.deepcopy(mappings.view(self.task))),
+            instance_id=self.run.instance_id,
+            activity_id=self.activity_id,
+            business_key=call_mappings.business_key_of(self.task, self.run.business_key),
+            attempt=self.attempt,
+            idempotency_key=self.idempotency_key,
+            process_key=self.run.model.key,
+            topic=self.config.get("topic"),
+            properties=MappingProxyType(dict(self.config.get("properties") or {})),
+        )
+
+    def call(self) -> Failure | None:
+        """Call the handler and apply its result. A technical failure is returned, not raised,
+        and leaves the task exactly as it was before the call."""
+        entered = mappings.locals_of(self.task) is not None
+        updates: dict[str, Any] | None = None
+        try:
+            # Input mappings, the handler or camunda:expression, output mappings: any of them
+            # failing is the task's technical failure.
+            mappings.enter(self.task, self.run.services.script_engine)
+            result = self._call()
+            if isinstance(result, dict):
+                updates = mappings.leave(self.task, result, self.run.services.script_engine)
+        except ExpressionError as exc:
+            result = Failure(exc, traceback.format_exc())
+        if isinstance(result, Failure):
+            if not entered:
+                self.task.internal_data.pop(mappings.LOCALS, None)  # the next attempt maps anew
+            return result
+        if isinstance(result, BpmnError):
+            return self.throw_bpmn_error(result)
+        self.complete(updates or {}, mapped=True)
+        return None
+
+    def _call(self) -> Failure | BpmnError | dict[str, Any]:
+        name = self.handler_name
+        if name is None and self.config.get("expression"):
+            return mappings.evaluate_expression_task(self.task, self.config)
+        if name is None and self.config.get("delegate_expression"):
+            # Camunda resolves a delegate expression to a bean; here it must give the name of
+            # a registered handler (``${approver == 'bot' ? 'autoApprove' : 'notify'}``).
+            name = mappings.evaluate_name(
+                self.task, str(self.config["delegate_expression"]), "camunda:delegateExpression"
+            )
+        handler = self.run.services.handler_for(name) if name else None
+        if handler is None:
+            missing = name or self.config.get("delegate_expression") or "(none)"
+            return Failure(
+                NotFound(f"no handler registered under '{missing}' for task '{self.activity_id}'"),
+                "",
+                retryable=True,
+            )
+        try:
+            result = handler(self.context())
+            return check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
+        except BpmnError as err:
+            return err
+        except Exception as exc:  # noqa: BLE001 - any handler error is a technical failure
+            return Failure(exc, traceback.format_exc())
+
+    def complete(self, variables: Mapping[str, Any], *, mapped: bool = False) -> None:
+        """Complete with ``variables`` set (``mapped``: already through ``mappings.leave``)."""
+        if not mapped:
+            # Output mappings first: one that fails leaves the task as it was.
+            variables = mappings.leave(self.task, variables, self.run.services.script_engine)
+        mappings.finish(self.task, variables)
+        if self.config.get("async_after"):
+            # camunda:asyncAfter: commit here; a job leaves the task and moves on.
+            self.park(PARKED_JOB)
+            self.run.add_async_after(self)
+            return
+        self.task.internal_data.pop(PARKED, None)
+        self.task.complete()
+        self.run.history.record(self.task, self.started_at, self.run.now, "completed")
+
+    def throw_bpmn_error(self, err: BpmnError) -> Failure | None:
+        """Route a BPMN error to a matching boundary or event subprocess, or fail uncaught."""
+        _, variables = mappings.split(self.task, err.variables)  # locals end with the task
+        if not self.run.throw_error(self.task, err.code, variables):
+            return Failure(
+                err,
+                "".join(traceback.format_exception(err)),
+                retryable=False,
+            )
+        self.run.history.record(self.task, self.started_at, self.run.now, "error", str(err))
+        return None
+
+    def fail(self, failure: Failure) -> None:
+        """Re-raise to the caller: nothing of this engine call is committed."""
+        raise HandlerError(
+            f"task '{self.activity_id}' failed: {failure.message}", activity_id=self.activity_id
+        ) from failure.error
+
+    def park(self, reason: str) -> None:
+        self.task.internal_data[PARKED] = reason
+
+    def schedule_retry(self, failure: Failure) -> None:
+        """Discard the attempt, keep the task parked, and commit a continuation job due after
+        the retry policy's delay, or an incident when retries are spent or not allowed."""
+        self.park(PARKED_JOB)
+        self.run.schedule_retry(self, failure)
+
+    def defer(self) -> None:
+        """Commit now and leave the call of the handler to a job due at once."""
+        self.park(PARKED_JOB)
+        self.run.add_continuation(self)
+
+    def open_external_task(self, topic: str) -> None:
+        # The worker sees the locals of the input mappings (evaluated now, kept with the task).
+        mappings.enter(self.task, self.run.services.script_engine)
+        self.park(PARKED_EXTERNAL)
+        self.run.add_external_task(self, topic)

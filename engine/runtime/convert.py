@@ -1,0 +1,149 @@
+"""Small pure conversions: database rows to public objects, BPMN attributes to policies."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.bpmn.specs import activity_config
+from engine.core.errors import DeploymentError, EngineError
+from engine.core.models import HistoryEntry, Incident, Job, ProcessInstance
+from engine.core.retry import RetryPolicy
+from engine.deploy.bpmnxml import Source
+from engine.deploy.deployment import ProcessModel
+
+
+def instance(row: Mapping[str, Any]) -> ProcessInstance:
+    return ProcessInstance(
+        id=row["id"],
+        process_key=row["process_key"],
+        version=int(row["version"]),
+        business_key=row["business_key"],
+        state=row["state"],
+        variables=copy.deepcopy(row["variables"]),
+        waiting_at=list(row["waiting_at"]),
+        definition_id=row["definition_id"],
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+def history_entry(row: Mapping[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
+        activity_id=row["activity_id"],
+        activity_type=row["activity_type"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        outcome=row["outcome"],
+        error=row["error"],
+        activity_name=row["activity_name"],
+    )
+
+
+def job(row: Mapping[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        activity_id=row["activity_id"],
+        kind=row["kind"],
+        retries_left=int(row["retries_left"]),
+        due_at=row["due_at"],
+        attempts=int(row["attempts"]),
+        last_error=row["last_error"],
+        locked_by=row["locked_by"],
+        lock_expires_at=row["lock_expires_at"],
+        stacktrace=row["stacktrace"],
+        created_at=row["created_at"],
+        definition_id=row.get("definition_id"),
+    )
+
+
+def incident(row: Mapping[str, Any]) -> Incident:
+    return Incident(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        activity_id=row["activity_id"],
+        job_id=row["job_id"],
+        message=row["message"],
+        stacktrace=row["stacktrace"],
+        created_at=row["created_at"],
+        resolved_at=row["resolved_at"],
+        kind=row["kind"],
+    )
+
+
+def deployment_digest(sources: Iterable[Source]) -> str:
+    """Same files with the same content -> same digest, whatever their order."""
+    parts = sorted(f"{s.name}\0{s.digest}" for s in sources)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def task_retry_policy(default: RetryPolicy, cfg: Mapping[str, Any]) -> RetryPolicy:
+    """The engine default, overridden by ``camunda:failedJobRetryTimeCycle`` /
+    ``spillway:retryTimeCycle`` and ``spillway:retries`` on the task."""
+    policy = default
+    cycle = cfg.get("retry_cycle")
+    if cycle:
+        parsed = RetryPolicy.parse(str(cycle))
+        policy = dataclasses.replace(parsed, non_retryable=default.non_retryable)
+    retries = cfg.get("retries")
+    if retries is not None:
+        policy = dataclasses.replace(policy, retries=int(retries))
+    return policy
+
+
+def check_models(models: Iterable[ProcessModel]) -> None:
+    """Refuse, at deploy time, attribute values the runtime could not use."""
+    problems = []
+    for model in models:
+        for ts in model.all_task_specs():
+            cfg = activity_config(ts)
+            if not cfg:
+                continue
+            where = f"{model.resource}: task '{getattr(ts, 'bpmn_id', ts.name)}'"
+            try:
+                task_retry_policy(RetryPolicy(), cfg)
+            except (EngineError, ValueError) as exc:
+                problems.append(f"{where}: bad retry configuration: {exc}")
+    if problems:
+        raise DeploymentError(problems=problems)
+
+
+def new_job(
+    kind: str,
+    *,
+    activity_id: str,
+    due_at: datetime,
+    retries: int,
+    created_at: datetime,
+    payload: dict[str, Any],
+    instance_id: str | None = None,
+    task_id: str | None = None,
+    definition_id: str | None = None,
+) -> dict[str, Any]:
+    """A new, unlocked ``sw_jobs`` row."""
+    row: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "instance_id": instance_id,
+        "activity_id": activity_id,
+        "task_id": task_id,
+        "kind": kind,
+        "due_at": due_at,
+        "retries_left": retries,
+        "attempts": 0,
+        "last_error": None,
+        "stacktrace": None,
+        "locked_by": None,
+        "lock_expires_at": None,
+        "payload": payload,
+        "rev": 1,
+        "created_at": created_at,
+    }
+    if definition_id is not None:
+        row["definition_id"] = definition_id
+    return row

@@ -1,0 +1,695 @@
+"""One engine call's work on one instance: load, move the token on, collect what to commit.
+
+A ``Run`` never writes to the database: it changes the in-memory workflow and gathers rows in an
+``InstanceWrite``, which the engine applies in one transaction. If anything raises before that,
+nothing of the call is committed.
+
+Service tasks park in STARTED (see ``engine.bpmn.specs``); after each pass of SpiffWorkflow's engine
+steps the run hands every newly parked service task to its *behaviour* (``behaviors/``), which
+calls the handler through an ``Activation`` and decides what a failure means.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
+    ErrorEventDefinition,
+    SignalEventDefinition,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from engine.bpmn import (
+    call_mappings,
+    event_subprocesses,
+    mappings,
+    script_bindings,
+    signals,
+    specs,
+    subprocess_mappings,
+    timer_events,
+)
+from engine.bpmn.specs import ServiceTask, activity_config
+from engine.bpmn.task_tree import (
+    SPIFF_FAILURES,
+    History,
+    caught_definitions,
+    is_visible,
+    is_waiting_event,
+    message_definitions,
+    named_failure,
+    task_by_id,
+)
+from engine.core.errors import (
+    EngineError,
+    HandlerError,
+    InvalidVariables,
+    NotFound,
+)
+from engine.core.models import ProcessInstance
+from engine.core.retry import RetryPolicy
+from engine.core.variables import check_variables
+from engine.deploy.deployment import ProcessModel
+from engine.runtime import convert
+from engine.runtime.activation import (
+    Activation,
+    Behavior,
+    Handler,
+)
+from engine.runtime.run_jobs import RunJobs
+from engine.storage.outbox import OutboxRoute
+from engine.storage.store import InstanceWrite
+
+log = logging.getLogger("spillway.runtime")
+
+#: Subscription kinds of event subprocesses an event starts: (kind, definition, row suffix).
+_ESP_SUBSCRIPTIONS = (
+    ("message", MessageEventDefinition, ""),
+    ("signal", SignalEventDefinition, "/s"),
+)
+#: internal_data key on an event subprocess task once its start event fired.
+TRIGGERED = specs.TRIGGERED
+
+_OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+
+
+class Services(Protocol):
+    """What a run needs from the engine around it."""
+
+    def now(self) -> datetime: ...
+    def handler_for(self, name: str) -> Handler | None: ...
+    def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior: ...
+    def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy: ...
+    def outbox_route(self, topic: str) -> OutboxRoute | None: ...
+    @property
+    def script_engine(self) -> Any: ...
+
+
+@dataclass
+class JobContext:
+    """The job a run executes, when it was started by the job executor."""
+
+    row: dict[str, Any]
+    lock_owner: str | None
+
+
+is_event_subprocess = specs.is_event_subprocess
+
+
+class Run(RunJobs):
+    """The work of one engine call on one instance."""
+
+    def __init__(
+        self,
+        services: Services,
+        model: ProcessModel,
+        definition: Mapping[str, Any],
+        workflow: Any,
+        instance_row: dict[str, Any] | None,
+        *,
+        instance_id: str,
+        business_key: str | None,
+        job: JobContext | None = None,
+    ) -> None:
+        self.services = services
+        self.model = model
+        self.definition = definition
+        self.wf = workflow
+        self.row = instance_row
+        self.instance_id = instance_id
+        self.business_key = business_key
+        self.job = job
+        self.now = services.now()
+        runtime = (instance_row or {}).get("open_activities") or {}
+        self.history = History(
+            instance_id, dict(runtime.get("open", {})), int(runtime.get("seq", 0))
+        )
+        #: Jobs waiting on a task of this instance: task id (a continuation) or
+        #: "task id/event id" (a timer) -> job id. Reconciled at every finish().
+        self.job_keys: dict[str, str] = dict(runtime.get("jobs", {}))
+        #: Open external tasks of this instance: task id -> external task id (reconciled too).
+        self.external_keys: dict[str, str] = dict(runtime.get("external", {}))
+        self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
+        self._parked: list[Any] = []
+        self._step_started: dict[UUID, datetime] = {}
+        self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
+        self.wf.script_engine = services.script_engine
+        call_mappings.bind_business_key(self.wf, business_key)
+        script_bindings.bind_instance_id(self.wf, instance_id)  # execution.getProcessInstanceId
+
+    # -- construction -------------------------------------------------------------------
+
+    @classmethod
+    def new(
+        cls,
+        services: Services,
+        model: ProcessModel,
+        definition: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        business_key: str | None,
+        instance_id: str | None = None,
+    ) -> Run:
+        wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
+        event_subprocesses.install(wf)
+        initial = copy.deepcopy(dict(variables))
+        # The start task was made READY (with a copy of the root's data) during construction.
+        for task in (wf.task_tree, *wf.get_tasks(state=TaskState.READY)):
+            task.data.update(initial)
+        return cls(
+            services,
+            model,
+            definition,
+            wf,
+            None,
+            instance_id=instance_id or uuid.uuid4().hex,
+            business_key=business_key,
+        )
+
+    # -- moving on ----------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Leave the start event, or, with ``asyncBefore`` on it, commit a job that will."""
+        start = self.async_start_event()
+        if start is None:
+            self.advance()
+            self._start_at_first_start_event()
+            return
+        row = convert.new_job(
+            "async-continuation",
+            instance_id=self.instance_id,
+            activity_id=start.bpmn_id,
+            due_at=self.now,
+            retries=self.services.retry_policy_for(self.model, start).retries + 1,
+            created_at=self.now,
+            payload={"sync": False, "start": True},
+        )
+        self.write.jobs_insert.append(row)
+
+    def async_start_event(self) -> Any | None:
+        for ts in self.model.spec.task_specs.values():
+            is_none_start = type(ts).__name__ == "StartEvent" and type(
+                getattr(ts, "event_definition", None)
+            ).__name__ in ("NoneEventDefinition", "NoneType")
+            if is_none_start and activity_config(ts).get("async_before"):
+                return ts
+        return None
+
+    def begin_by_timer(self, event_id: str) -> None:
+        """Start through the timer start event ``event_id`` (its timer-start job fired)."""
+        # Other start events of the process (a none start fires at once) must not take the
+        # token: the instance starts where its timer fired, as in Camunda.
+        for task in self.wf.get_tasks(skip_subprocesses=True):
+            other_start = isinstance(task.task_spec, StartEvent) and not any(
+                t.event_id == event_id for t in timer_events.timers_of(task)
+            )
+            if other_start and not task.has_state(TaskState.FINISHED_MASK):
+                task.cancel()
+        self.advance()
+        if not self._fire_start_timer(event_id):
+            raise NotFound(f"process '{self.model.key}' has no timer start event '{event_id}'")
+
+    def _start_at_first_start_event(self) -> None:
+        """``start()`` of a process without a none start event begins at its first start
+        event (timer, message, signal), without a payload, as Camunda's
+        startProcessInstanceByKey does; with a none start event nothing else starts."""
+        start_specs = [ts for ts in self.wf.spec.start.outputs if isinstance(ts, StartEvent)]
+        if any(isinstance(ts.event_definition, NoneEventDefinition) for ts in start_specs):
+            return  # the usual case, without a walk of the task tree
+        starts = [
+            t
+            for t in self.wf.get_tasks(skip_subprocesses=True)
+            if isinstance(t.task_spec, StartEvent) and t.workflow is self.wf
+        ]
+        if any(t.state == TaskState.COMPLETED for t in starts):
+            return
+        if self._fire_start_timer(None):
+            return
+        for task in starts:
+            definition = task.task_spec.event_definition
+            if task.state == TaskState.WAITING and isinstance(
+                definition, MessageEventDefinition | SignalEventDefinition
+            ):
+                task.task_spec.catch(task, BpmnEvent(definition, {}))
+                task.task_spec._update(task)
+                self.advance()
+                return
+
+    def _fire_start_timer(self, event_id: str | None) -> bool:
+        """Fire a timer start event of the process that still waits: the one named, or, for
+        ``start()`` of a process whose only start events are timers, the first (as Camunda
+        starts such a process at once when asked to)."""
+        for task in self.wf.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+            if not isinstance(task.task_spec, StartEvent):
+                continue
+            for timer in timer_events.timers_of(task):
+                if event_id is None or timer.event_id == event_id:
+                    self.fire_timer(task, timer)
+                    self.advance()
+                    return True
+        return False
+
+    def begin_by_signal(self, name: str, variables: Mapping[str, Any], signal_id: str) -> None:
+        self.advance()
+        self.receive_signal(name, variables, signal_id)
+
+    def begin_by_message(self, name: str, variables: Mapping[str, Any]) -> None:
+        self.advance()
+        self.correlate(name, variables)
+
+    def _will_run(self, task: Any) -> None:
+        self._step_started[task.id] = self.now
+        self._running = task
+
+    def _step_error(self, exc: Exception) -> EngineError:
+        failure = named_failure(exc, self._running)
+        if failure is None:
+            raise exc
+        return failure
+
+    def _did_run(self, task: Any) -> None:
+        specs.apply_interrupts(self.wf)
+        if isinstance(task.task_spec, ServiceTask) and task.state == TaskState.STARTED:
+            self._parked.append(task)
+            return
+        if not is_visible(task):
+            return
+        started = self._step_started.pop(task.id, self.now)
+        if task.state == TaskState.COMPLETED:
+            if not self.history.close(str(task.id), self.now, "completed"):
+                self.history.add(task, started, self.now, "completed")
+        elif task.state == TaskState.ERROR:
+            self.history.add(task, started, self.now, "failed")
+
+    def advance(self) -> None:
+        """Run engine steps and service tasks until every path waits or ends."""
+        while True:
+            try:
+                self.wf.do_engine_steps(
+                    will_complete_task=self._will_run, did_complete_task=self._did_run
+                )
+            except EngineError:
+                raise
+            except SpiffWorkflowException as exc:
+                raise self._workflow_error(exc) from exc
+            except SPIFF_FAILURES as exc:
+                # A SpiffWorkflow internal failing on what a model feeds it (a multi-instance
+                # collection that is not a list, say): named, not raw.
+                raise self._step_error(exc) from exc
+            if not self._parked:
+                if self._end_idle_event_subprocesses() or self._end_finished_scopes():
+                    continue
+                return
+            parked, self._parked = self._parked, []
+            for task in parked:
+                if task.state != TaskState.STARTED:
+                    continue  # cancelled meanwhile, e.g. by an interrupting event
+                self.reach(task, in_job=False, attempt=1)
+
+    def _end_idle_event_subprocesses(self) -> bool:
+        """When a scope's own flow has ended, its event subprocesses that never started stop
+        listening (BPMN), so the scope can complete; SpiffWorkflow would wait for them."""
+        idle = [
+            t
+            for t in self.wf.get_tasks(state=TaskState.STARTED)
+            if is_event_subprocess(t) and TRIGGERED not in t.internal_data
+        ]
+        ended = False
+        for esp in idle:
+            scope = esp.workflow
+            busy = any(
+                t is not esp
+                and not is_event_subprocess(t)
+                and not isinstance(t.task_spec, _EndJoin | SimpleBpmnTask)
+                for t in scope.get_tasks(state=TaskState.DEFINITE_MASK, skip_subprocesses=True)
+            )
+            if busy:
+                continue
+            esp.cancel()
+            for join in scope.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+                if isinstance(join.task_spec, _EndJoin):
+                    join.task_spec._update(join)
+            ended = True
+        return ended
+
+    def _end_finished_scopes(self) -> bool:
+        """End a process or subprocess whose every task has finished but that never reached
+        its end: SpiffWorkflow starts an event subprocess that an event (an error, a message)
+        triggered without a path to the scope's end, so once it interrupted the scope and
+        finished, nothing would end it."""
+        ended = False
+        for wf in [*self.wf.subprocesses.values(), self.wf]:
+            if wf.completed or wf.last_task is None:
+                continue
+            if wf.get_next_task(state=TaskState.NOT_FINISHED_MASK, skip_subprocesses=True):
+                continue
+            wf._mark_complete(wf.last_task)
+            wf.completed_event(wf)
+            ended = True
+        return ended
+
+    def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
+        behavior = self.services.behavior_for(self.model, task.task_spec)
+        behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+
+    def _workflow_error(self, exc: SpiffWorkflowException) -> EngineError:
+        task = getattr(exc, "task", None)
+        where = f"at '{task.task_spec.bpmn_id}' " if task is not None else ""
+        return HandlerError(
+            f"process '{self.model.key}' failed {where}: {exc}",
+            activity_id=task.task_spec.bpmn_id if task is not None else None,
+        )
+
+    def throw_error(self, task: Any, code: str, variables: Mapping[str, Any]) -> bool:
+        """Throw a BPMN error from ``task``; False when nothing catches it."""
+        definition = ErrorEventDefinition(code, code=code)
+        event = BpmnEvent(definition, dict(variables), target=task.workflow)
+        if not event_subprocesses.can_catch(task.workflow, event):
+            return False
+        task.data.update(variables)
+        subprocess_mappings.note_thrower(task)  # the scopes it leaves filter what it carries
+        self.wf.top_workflow.event_manager.catch(event)
+        specs.apply_interrupts(self.wf)
+        return True
+
+    # -- the public commands ------------------------------------------------------------
+
+    def waiting_tasks(self, activity_id: str) -> list[Any]:
+        return [
+            t
+            for t in self.wf.get_tasks(state=_OPEN_STATES)
+            if getattr(t.task_spec, "bpmn_id", None) == activity_id
+        ]
+
+    def complete_task(self, activity_id: str, variables: Mapping[str, Any]) -> None:
+        candidates = self.waiting_tasks(activity_id)
+        manual = [t for t in candidates if t.state == TaskState.READY and t.task_spec.manual]
+        receive = [
+            t
+            for t in candidates
+            if t.state == TaskState.WAITING
+            and isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+            and not isinstance(t.task_spec, BoundaryEvent)
+        ]
+        if manual:
+            task = manual[0]
+            mappings.set_values(task, copy.deepcopy(dict(variables)))  # locals stay local
+            task.complete()
+        elif receive:
+            task = receive[0]
+            self._deliver(task, task.task_spec.event_definition, variables)
+        else:
+            raise NotFound(
+                f"instance {self.instance_id} has no user, manual or receive task waiting at "
+                f"'{activity_id}' (waiting at: {', '.join(self.waiting_at()) or 'nothing'})"
+            )
+        self.history.record(task, self.now, self.now, "completed")
+        self.advance()
+
+    def message_catchers(self, name: str) -> list[tuple[Any, MessageEventDefinition]]:
+        return [
+            (t, d)
+            for t in self.wf.get_tasks(state=TaskState.WAITING)
+            for d in message_definitions(t)
+            if d.name == name
+        ]
+
+    def correlate(self, name: str, variables: Mapping[str, Any]) -> None:
+        catchers = self.message_catchers(name)
+        if catchers:
+            self._deliver(*catchers[0], variables)
+        elif not self._start_message_event_subprocess(name, variables):
+            raise NotFound(f"instance {self.instance_id} does not wait for message '{name}'")
+        self.advance()
+
+    def receive_signal(self, name: str, variables: Mapping[str, Any], signal_id: str) -> None:
+        """A signal from outside this call (``ProcessEngine.signal`` or another instance's
+        throw): every catcher here takes it, once per signal id."""
+        signals.deliver(self.wf, name, variables, signal_id)
+        specs.apply_interrupts(self.wf)
+        self.advance()
+
+    def _start_message_event_subprocess(self, name: str, variables: Mapping[str, Any]) -> bool:
+        for scope in event_subprocesses.active_scopes(self.wf):
+            for ts in event_subprocesses.subprocess_starts(scope, MessageEventDefinition):
+                if ts.event_definition.name != name:
+                    continue
+                event = BpmnEvent(ts.event_definition, copy.deepcopy(dict(variables)))
+                start = event_subprocesses.start_event_subprocess(scope, event)
+                if start is not None:
+                    self.triggered(start)
+                    return True
+        return False
+
+    def _deliver(
+        self, task: Any, definition: MessageEventDefinition, variables: Mapping[str, Any]
+    ) -> None:
+        event = BpmnEvent(definition, copy.deepcopy(dict(variables)))
+        task.task_spec.catch(task, event)
+        task.task_spec._update(task)
+        self.triggered(task)
+
+    def fire_timer(
+        self, task: Any, timer: Any, following: datetime | None = None, fired: int = 1
+    ) -> None:
+        timer_events.fire(task, timer, following, fired)
+        self.triggered(task)
+
+    def event_subprocess_of(self, task: Any) -> Any | None:
+        """The event subprocess whose start event ``task`` is, if it is one."""
+        if not isinstance(task.task_spec, StartEvent):
+            return None
+        parent = self.task(str(task.workflow.parent_task_id or ""))
+        return parent if parent is not None and is_event_subprocess(parent) else None
+
+    def triggered(self, task: Any) -> None:
+        """An event fired on ``task``: an event subprocess it starts begins now (its start
+        event's ``catch``, ``engine.bpmn.specs.StartEvent``, already interrupted the scope)."""
+        specs.apply_interrupts(self.wf)
+        esp = self.event_subprocess_of(task)
+        if esp is not None:
+            self._step_started[esp.id] = self.now
+
+    # -- results ------------------------------------------------------------------------
+
+    def open_tasks(self) -> list[Any]:
+        """Visible tasks where a token is (READY, STARTED or WAITING): one tree walk."""
+        return [t for t in self.wf.get_tasks(state=_OPEN_STATES) if is_visible(t)]
+
+    def waiting_at(self, open_tasks: list[Any] | None = None) -> list[str]:
+        ids = set()
+        for task in self.open_tasks() if open_tasks is None else open_tasks:
+            spec = task.task_spec
+            if (
+                (task.state == TaskState.READY and spec.manual)
+                or (
+                    task.state == TaskState.WAITING
+                    and isinstance(spec, CatchingEvent)
+                    and not isinstance(spec, BoundaryEvent | StartEvent)
+                    and is_waiting_event(task)
+                )
+                or (task.state == TaskState.STARTED and isinstance(spec, ServiceTask))
+            ):
+                ids.add(spec.bpmn_id)
+        return sorted(ids)
+
+    def variables(self, open_tasks: list[Any]) -> dict[str, Any]:
+        """Process-level variables: the end data when completed, else the merged data of the
+        tasks where tokens are (in tree order, so later branches win on clashes)."""
+        if self.wf.completed:
+            end = self.wf.last_task
+            data = dict(end.data) if end is not None else {}
+            data.update(self.wf.data)
+            data.pop("data_objects", None)
+            return data
+        merged: dict[str, Any] = {}
+        # A branch that already reached its end event keeps what it wrote visible, as process
+        # variables are in Camunda (its data is on that end event until the process ends).
+        for task in self.wf.get_tasks(state=TaskState.COMPLETED, skip_subprocesses=True):
+            if isinstance(task.task_spec, EndEvent):
+                merged.update(task.data)
+        for task in open_tasks or [self.wf.task_tree]:
+            # A token waiting at a join has no data of its own until the join fires: the data
+            # is still on the task that brought it there.
+            # Locals of the embedded subprocesses around a task are not instance variables.
+            if task.parent is not None:
+                merged.update(subprocess_mappings.process_data(task.parent))
+            merged.update(subprocess_mappings.process_data(task))
+        return merged
+
+    def state(self, had_open_incident: bool) -> str:
+        """``had_open_incident``: the instance had one before this run; incidents this run
+        opens count too."""
+        if self.wf.completed:
+            return "completed"
+        return "incident" if had_open_incident or self.write.incidents_insert else "active"
+
+    def _close_history(self, open_tasks: list[Any]) -> None:
+        """Close open rows of tasks that finished or were cancelled, open rows for new
+        wait states."""
+        for task_id in list(self.history.open):
+            task = task_by_id(self.wf, task_id)
+            if task is None:
+                self.history.close(task_id, self.now, "cancelled")
+            elif task.state == TaskState.COMPLETED:
+                self.history.close(task_id, self.now, "completed")
+            elif task.state == TaskState.CANCELLED:
+                self.history.close(task_id, self.now, "cancelled")
+            elif task.state == TaskState.ERROR:
+                self.history.close(task_id, self.now, "failed")
+        for task in open_tasks:
+            if str(task.id) in self.history.open:
+                continue
+            spec = task.task_spec
+            # Boundary events and the start events of event subprocesses are not where a token
+            # waits: they enter history when they fire, the event subprocess when triggered.
+            waits = (
+                (task.state == TaskState.READY and spec.manual)
+                or (
+                    task.state == TaskState.WAITING
+                    and is_waiting_event(task)
+                    and not isinstance(spec, BoundaryEvent | StartEvent)
+                )
+                or (
+                    task.state == TaskState.STARTED
+                    and (not is_event_subprocess(task) or TRIGGERED in task.internal_data)
+                )
+            )
+            if waits:
+                self.history.add(task, self._step_started.get(task.id, self.now), None, None)
+
+    def subscriptions(self, open_tasks: list[Any]) -> list[dict[str, Any]]:
+        rows = []
+        for task in open_tasks:
+            if task.state != TaskState.WAITING:
+                continue
+            # An event-based gateway waits for several messages (and signals) at one task.
+            for n, message in enumerate(caught_definitions(task, MessageEventDefinition)):
+                key = str(task.id) if n == 0 else f"{task.id}/{n}"
+                rows.append(self._subscription(key, "message", message.name, task))
+            for n, signal in enumerate(caught_definitions(task, SignalEventDefinition)):
+                rows.append(self._subscription(f"{task.id}/s{n}", "signal", signal.name, task))
+        for scope in event_subprocesses.active_scopes(self.wf):
+            for kind, cls, suffix in _ESP_SUBSCRIPTIONS:
+                for ts in event_subprocesses.subprocess_starts(scope, cls):
+                    # The event subprocess does not exist until its event comes: the row's task
+                    # id names the scope and the start event.
+                    digest = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}{suffix}".encode())
+                    row_id = f"esp-{digest.hexdigest()[:40]}"
+                    rows.append(self._subscription(row_id, kind, ts.event_definition.name, ts))
+        return rows
+
+    def _subscription(
+        self, task_id: str, kind: str, name: str, task_or_spec: Any
+    ) -> dict[str, Any]:
+        spec = getattr(task_or_spec, "task_spec", task_or_spec)
+        return {
+            "instance_id": self.instance_id,
+            "task_id": task_id,
+            "kind": kind,
+            "name": name,
+            "activity_id": spec.bpmn_id,
+            "business_key": self.business_key,
+        }
+
+    def _signal_jobs(self) -> None:
+        """Signals thrown in this call reach other instances through a job committed with it
+        (``engine.bpmn.signals``)."""
+        for name, variables in signals.thrown(self.wf):
+            self.write.jobs_insert.append(
+                convert.new_job(
+                    signals.KIND,
+                    activity_id=name,
+                    due_at=self.now,
+                    retries=signals.RETRIES,
+                    created_at=self.now,
+                    payload={
+                        "name": name,
+                        "variables": variables,
+                        "signal_id": signals.new_signal_id(),
+                        "source": self.instance_id,
+                    },
+                )
+            )
+
+    def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
+        """Fill in the instance row and history; the write is ready to apply."""
+        open_tasks = self.open_tasks()
+        self._signal_jobs()
+        self._stop_capped_loops(open_tasks)
+        self._reconcile_jobs()
+        self._reconcile_external()
+        self._close_history(open_tasks)
+        now = self.now
+        state = self.state(has_open_incident)
+        variables = self.variables(open_tasks)
+        try:
+            check_variables(variables, f"instance {self.instance_id}")
+        except InvalidVariables as exc:
+            raise InvalidVariables(f"process data cannot be stored: {exc}") from exc
+        previous_subs = int(((self.row or {}).get("open_activities") or {}).get("subs", 0))
+        subs = self.subscriptions(open_tasks)
+        instance = {
+            "id": self.instance_id,
+            "definition_id": self.definition["id"],
+            "process_key": self.model.key,
+            "version": self.definition["version"],
+            "business_key": self.business_key,
+            "state": state,
+            "waiting_at": self.waiting_at(open_tasks),
+            "variables": variables,
+            "open_activities": {
+                "open": self.history.open,
+                "seq": self.history.seq,
+                "subs": len(subs),
+                "jobs": self.job_keys,
+                "external": self.external_keys,
+            },
+            "data": codec.dump(self.wf),
+            "format": 1,
+            "updated_at": now,
+            "ended_at": now if state == "completed" else None,
+        }
+        if self.row is None:
+            instance.update(rev=1, created_at=now)
+            self.write.expected_rev = None
+        else:
+            instance["rev"] = int(self.row["rev"]) + 1
+            self.write.expected_rev = int(self.row["rev"])
+        self.write.instance = instance
+        self.write.history_insert = self.history.inserts
+        self.write.history_update = self.history.updates
+        if subs or previous_subs:
+            self.write.subscriptions = subs
+        return self.write
+
+    def snapshot(self) -> ProcessInstance:
+        row = self.write.instance
+        return ProcessInstance(
+            id=row["id"],
+            process_key=row["process_key"],
+            version=row["version"],
+            business_key=row["business_key"],
+            state=row["state"],
+            variables=copy.deepcopy(row["variables"]),
+            waiting_at=list(row["waiting_at"]),
+            definition_id=row["definition_id"],
+            created_at=row.get("created_at") or (self.row or {}).get("created_at"),
+            ended_at=row["ended_at"],
+        )

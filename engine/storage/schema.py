@@ -1,0 +1,198 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+The tables are created and upgraded by the Alembic migrations in ``engine/migrations``; this
+module only describes them for queries. A change here goes with a new migration revision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on every backend.
+
+    SQLite keeps them as ISO text, which compares in time order because every value is UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the engine stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - pysqlite parses DateTime itself
+            value = datetime.fromisoformat(value)
+        result: datetime = value
+        return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
+
+
+#: The PostgreSQL channel a commit that creates work NOTIFYs (``engine.storage.notify``).
+NOTIFY_CHANNEL = "spillway_jobs"
+
+metadata = sa.MetaData()
+
+deployments = sa.Table(
+    "sw_deployments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+resources = sa.Table(
+    "sw_resources",
+    metadata,
+    sa.Column("deployment_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(1024), primary_key=True),
+    sa.Column("content", sa.LargeBinary(), nullable=False),
+)
+
+definitions = sa.Table(
+    "sw_definitions",
+    metadata,
+    sa.Column("id", sa.String(300), primary_key=True),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("deployment_id", sa.String(64), nullable=False),
+    sa.Column("resource", sa.String(1024), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("message_starts", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("key", "version", name="uq_sw_definitions_key_version"),
+)
+
+instances = sa.Table(
+    "sw_instances",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("definition_id", sa.String(300), nullable=False),
+    sa.Column("process_key", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("business_key", sa.String(255), nullable=True, index=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("waiting_at", sa.JSON(), nullable=False),
+    sa.Column("variables", sa.JSON(), nullable=False),
+    sa.Column("open_activities", sa.JSON(), nullable=False),
+    sa.Column("data", sa.Text(), nullable=False),
+    sa.Column("format", sa.Integer(), nullable=False),
+    sa.Column("rev", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_sw_instances_key_state", "process_key", "state"),
+)
+
+history = sa.Table(
+    "sw_history",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("activity_name", sa.String(255), nullable=True),
+    sa.Column("activity_type", sa.String(64), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+)
+
+subscriptions = sa.Table(
+    "sw_subscriptions",
+    metadata,
+    sa.Column("instance_id", sa.String(64), primary_key=True),
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("business_key", sa.String(255), nullable=True),
+    sa.Index("ix_sw_subscriptions_kind_name", "kind", "name"),
+)
+
+jobs = sa.Table(
+    "sw_jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    # NULL for a definition's job (a timer start event), named by definition_id instead.
+    sa.Column("instance_id", sa.String(64), nullable=True, index=True),
+    sa.Column("definition_id", sa.String(300), nullable=True, index=True),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("retries_left", sa.Integer(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("stacktrace", sa.Text(), nullable=True),
+    sa.Column("locked_by", sa.String(255), nullable=True),
+    sa.Column("lock_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("rev", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sw_jobs_due", "retries_left", "due_at"),
+    # Acquisition scans due jobs in due order and stops at its batch size.
+    sa.Index("ix_sw_jobs_due_at", "due_at", "id"),
+)
+
+incidents = sa.Table(
+    "sw_incidents",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=True, index=True),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("job_id", sa.String(64), nullable=True, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("stacktrace", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+)
+
+external_tasks = sa.Table(
+    "sw_external_tasks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("process_key", sa.String(255), nullable=False),
+    sa.Column("business_key", sa.String(255), nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("retries", sa.Integer(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Column("error_details", sa.Text(), nullable=True),
+    sa.Column("lock_owner", sa.String(255), nullable=True),
+    sa.Column("lock_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("priority", sa.Integer(), nullable=False),
+    sa.Column("rev", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_sw_external_tasks_fetch", "topic", "state", "due_at"),
+)
+
+outbox = sa.Table(
+    "sw_outbox",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("published_at", UTCDateTime(), nullable=True, index=True),
+)

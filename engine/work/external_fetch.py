@@ -1,0 +1,171 @@
+"""What an external task shows a worker: the requested topics, and the parked task's own data.
+
+Topics for ``fetch_and_lock`` come in three forms (mixable in one list)::
+
+    ["billing", "shipping"]                                  # names: the call's lock_duration
+    [("billing", 30.0), ("shipping", 120.0, ["order_id"])]   # (name, seconds[, variable names])
+    [{"topic": "billing", "lock_duration": 30.0, "variables": ["amount"]}]
+
+Durations are seconds (or ``timedelta``) like everywhere in Spillway. The dict form also takes
+Camunda's key ``topicName``; Camunda's ``lockDuration`` (milliseconds) is refused by name so a
+copied REST body cannot lock a task for a thousand times too long.
+
+Variables are read from the stored instance without building the workflow: SpiffWorkflow keeps
+each task's data as a delta against its parent, so a task's data is its ancestors' deltas
+applied from the root down. That is the data a synchronous handler of the same task would see
+(process variables plus, inside a multi-instance activity, the item variable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from engine.bpmn.mappings import LOCALS
+from engine.core.errors import EngineError
+
+DEFAULT_LOCK_DURATION = 60.0  # seconds; Camunda's clients default to 20 s, its REST has none
+MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
+
+
+@dataclass(frozen=True)
+class TopicRequest:
+    topic: str
+    lock_duration: float
+    #: Variable names to return; None returns all of the task's variables.
+    variables: tuple[str, ...] | None = None
+
+
+def seconds(value: object, what: str) -> float:
+    """A positive duration in seconds from float seconds or a timedelta."""
+    if isinstance(value, timedelta):
+        result = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise EngineError(f"{what} must be seconds or a timedelta, got {value!r}")
+    if not 0 < result <= MAX_LOCK_DURATION:
+        raise EngineError(f"{what} must be > 0 and at most {MAX_LOCK_DURATION:g} s, got {value!r}")
+    return result
+
+
+def _names(value: object, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise EngineError(f"{where}: variables must be a list of names, got {value!r}")
+    if not all(isinstance(v, str) and v for v in value):
+        raise EngineError(f"{where}: variables must be non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def parse_topics(
+    topics: object, lock_duration: object, variables: object
+) -> dict[str, TopicRequest]:
+    """The topic list of a ``fetch_and_lock`` call, validated; keyed by topic name."""
+    default_lock = seconds(lock_duration, "lock_duration")
+    default_names = _names(variables, "fetch_and_lock")
+    if isinstance(topics, str | bytes) or not isinstance(topics, Sequence) or not topics:
+        raise EngineError(f"topics must be a non-empty list, got {topics!r}")
+    out: dict[str, TopicRequest] = {}
+    for item in topics:
+        if isinstance(item, str):
+            request = TopicRequest(item, default_lock, default_names)
+        elif isinstance(item, Mapping):
+            request = _from_mapping(item, default_lock, default_names)
+        elif isinstance(item, tuple) and 1 <= len(item) <= 3:
+            where = f"topic {item[0]!r}"
+            request = TopicRequest(
+                item[0],
+                seconds(item[1], f"{where}: lock duration") if len(item) > 1 else default_lock,
+                _names(item[2], where) if len(item) > 2 else default_names,
+            )
+        else:
+            raise EngineError(
+                f"a topic is a name, a (name, lock_duration[, variables]) tuple or a dict, "
+                f"got {item!r}"
+            )
+        if not isinstance(request.topic, str) or not request.topic:
+            raise EngineError(f"a topic name must be a non-empty string, got {request.topic!r}")
+        if request.topic in out:
+            raise EngineError(f"topic '{request.topic}' is requested twice")
+        out[request.topic] = request
+    return out
+
+
+def _from_mapping(
+    item: Mapping[Any, Any], default_lock: float, default_names: tuple[str, ...] | None
+) -> TopicRequest:
+    if "lockDuration" in item:
+        raise EngineError(
+            "topic dict: 'lockDuration' is Camunda's milliseconds; "
+            "give 'lock_duration' in seconds instead"
+        )
+    unknown = set(item) - {"topic", "topicName", "lock_duration", "variables"}
+    if unknown:
+        raise EngineError(f"topic dict: unknown keys {sorted(map(str, unknown))}")
+    name = item.get("topic", item.get("topicName"))
+    where = f"topic {name!r}"
+    lock = (
+        seconds(item["lock_duration"], f"{where}: lock_duration")
+        if "lock_duration" in item
+        else default_lock
+    )
+    names = _names(item["variables"], where) if "variables" in item else default_names
+    return TopicRequest(name, lock, names)
+
+
+class InstanceData:
+    """One stored instance state, parsed once, answering the data of any of its tasks."""
+
+    def __init__(self, state_json: str, fallback: Mapping[str, Any]) -> None:
+        self._state: dict[str, Any] = json.loads(state_json)
+        self._fallback = fallback
+        self._maps: list[dict[str, Any]] = [self._state.get("tasks", {})]
+        for sub in (self._state.get("subprocesses") or {}).values():
+            self._maps.append(sub.get("tasks", {}))
+
+    def task_data(self, task_id: str) -> dict[str, Any]:
+        """The task's data; the instance's process variables if the task is not in the state
+        any more (it moved on after the row was read)."""
+        for tasks in self._maps:
+            if task_id in tasks:
+                data = _walk(tasks, task_id)
+                if data is not None:
+                    # The locals of the task's input mappings (engine.bpmn.mappings) cover them.
+                    data.update((tasks[task_id].get("internal_data") or {}).get(LOCALS) or {})
+                    return data
+        return dict(self._fallback)
+
+
+def _walk(tasks: Mapping[str, Any], task_id: str) -> dict[str, Any] | None:
+    chain = []
+    current: str | None = task_id
+    while current is not None:
+        node = tasks.get(current)
+        if node is None:
+            return None
+        chain.append(node)
+        current = node.get("parent")
+    data: dict[str, Any] = {}
+    for node in reversed(chain):
+        delta = node.get("delta")
+        if delta and node.get("parent") is not None:
+            data = {**data, **delta.get("updates", {})}
+            for key in delta.get("deletions", ()):
+                data.pop(key, None)
+        else:
+            data = dict(node.get("data") or {})
+    data.pop("data_objects", None)
+    return data
+
+
+def select(data: Mapping[str, Any], names: tuple[str, ...] | None) -> dict[str, Any]:
+    """The named variables (all for None), copied: tasks of one instance share parsed values."""
+    chosen = dict(data) if names is None else {n: data[n] for n in names if n in data}
+    # A JSON round trip copies plain JSON values several times faster than deepcopy.
+    copied: dict[str, Any] = json.loads(json.dumps(chosen))
+    return copied
