@@ -1,11 +1,13 @@
 """Testing processes with pytest: virtual time and BPMN-aware assertions (public API).
 
 The pytest plugin (``engine.testing.plugin``, registered on install) provides the fixtures
-``process_engine`` and ``clock``; see docs/testing.md.
+``process_engine``, ``clock`` and ``spillway_env`` and the ``--spillway-coverage`` option; see
+docs/testing.md.
 """
 
 from engine.testing.assertions import ProcessInstanceAssert, assert_that, use_engine
 from engine.testing.clock import ManualClock
+from engine.testing.environment import MockHandler, MockWorker, ProcessEnvironment
 from engine.testing.helpers import (
     FailingHandler,
     advance_and_run,
@@ -16,6 +18,9 @@ from engine.testing.helpers import (
 __all__ = [
     "FailingHandler",
     "ManualClock",
+    "MockHandler",
+    "MockWorker",
+    "ProcessEnvironment",
     "ProcessInstanceAssert",
     "advance_and_run",
     "assert_that",

@@ -1,7 +1,9 @@
 """The pytest plugin (registered through the ``pytest11`` entry point on install).
 
-Fixtures: ``clock`` (a ManualClock) and ``process_engine`` (a fresh engine on in-memory SQLite
-driven by that clock, and the engine ``assert_that`` uses during the test). ``--spillway-db URL``
+Fixtures: ``clock`` (a ManualClock), ``process_engine`` (a fresh engine on in-memory SQLite
+driven by that clock, and the engine ``assert_that`` uses during the test) and ``spillway_env``
+(both in one ``ProcessEnvironment`` with mocks and time travel). ``--spillway-coverage`` turns
+on path coverage (``engine.testing.coverage_plugin``). ``--spillway-db URL``
 or the ``SPILLWAY_TEST_DB`` environment variable point ``process_engine`` at a file or a
 PostgreSQL database instead; that database is emptied before each test (so never point it at
 one whose data matters).
@@ -22,6 +24,8 @@ from engine.engine import ProcessEngine
 from engine.storage import schema
 from engine.testing.assertions import use_engine
 from engine.testing.clock import ManualClock
+from engine.testing.coverage_plugin import CoveragePlugin, add_options
+from engine.testing.environment import ProcessEnvironment
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="database URL for the process_engine fixture (default: in-memory SQLite)",
     )
+    add_options(group)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--spillway-coverage"):
+        coverage = CoveragePlugin(config)
+        coverage.install()
+        config.pluginmanager.register(coverage, "spillway-coverage")
 
 
 @pytest.fixture
@@ -56,6 +68,18 @@ def process_engine(request: pytest.FixtureRequest, clock: ManualClock) -> Iterat
             yield engine
     finally:
         engine.close()
+
+
+@pytest.fixture
+def spillway_env(process_engine: ProcessEngine, clock: ManualClock) -> Iterator[ProcessEnvironment]:
+    """The ``process_engine`` and its ``clock`` in one ``ProcessEnvironment``: ``advance``,
+    ``mock_worker``, ``mock_handler``, ``complete_user_task``, ``correlate``; mocks are undone
+    after the test."""
+    env = ProcessEnvironment(process_engine, clock)
+    try:
+        yield env
+    finally:
+        env.close()
 
 
 def _empty(engine: ProcessEngine) -> None:
