@@ -28,6 +28,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import CallActivity
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn.call_mappings import MappedCallActivity
 from engine.bpmn.specs import TRIGGERED, is_event_subprocess
 from engine.bpmn.task_tree import is_visible
 
@@ -52,7 +53,7 @@ def trace(workflow: Any) -> dict[str, ProcessTrace]:
     pending = sorted(workflow.subprocesses.values(), key=lambda w: w.depth)
     for sub in pending:
         parent_task = workflow.get_task_from_id(sub.parent_task_id)
-        if isinstance(parent_task.task_spec, CallActivity):
+        if _calls_a_process(parent_task.task_spec, sub.spec):
             owners[id(sub)] = str(sub.spec.name)
         else:
             owners[id(sub)] = owners.get(id(parent_task.workflow), str(workflow.spec.name))
@@ -60,6 +61,15 @@ def trace(workflow: Any) -> dict[str, ProcessTrace]:
         owner = owners[id(flow)]
         _visit(flow, traces.setdefault(owner, ProcessTrace(owner)))
     return traces
+
+
+def _calls_a_process(spec: Any, sub_spec: Any) -> bool:
+    """A call activity's subworkflow runs another process; an embedded subprocess's (which
+    SpiffWorkflow names after the element, and Spillway's SubProcess spec also derives from
+    CallActivity) belongs to the process around it."""
+    if isinstance(spec, MappedCallActivity):
+        return True
+    return isinstance(spec, CallActivity) and sub_spec.name != spec.bpmn_id
 
 
 def _visit(flow: Any, into: ProcessTrace) -> None:

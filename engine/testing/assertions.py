@@ -4,7 +4,8 @@ camunda-bpm-assert.
 Every check reads the instance afresh from the engine's database (``get_instance``,
 ``history``, ``jobs``, ``incidents``), never from the snapshot it was given, so a test sees what
 was committed. A failing check raises ``AssertionError`` describing the whole instance: state,
-waits, variables, history, open jobs and incidents.
+waits, the path it took (ids with their virtual times), variables, history, open jobs and
+incidents; a wrong wait also names the wait states it could have reached instead.
 
 The engine comes from ``engine=`` or else from the engine in use: the ``process_engine`` fixture
 puts its engine in use for the test; ``use_engine(eng)`` does the same for an engine of your own.
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.core.errors import NotFound
 from engine.core.models import ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
+from engine.testing.bpmn_graph import process_graph
+from engine.testing.explain import path_lines, waiting_hints
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -126,7 +129,8 @@ class ProcessInstanceAssert:
         waits = self._waits(activity_ids, check)
         missing = [a for a in activity_ids if a not in waits]
         if missing:
-            self._fail(check, f"it does not wait at {_ids(missing)}; it waits at {_ids(waits)}")
+            reason = f"it does not wait at {_ids(missing)}; it waits at {_ids(waits)}"
+            self._fail(check, reason, self._hints(missing, waits))
         return self
 
     def is_waiting_exactly_at(self, *activity_ids: str) -> ProcessInstanceAssert:
@@ -135,7 +139,8 @@ class ProcessInstanceAssert:
         check = _call("is_waiting_exactly_at", activity_ids)
         waits = self._waits(activity_ids, check)
         if set(waits) != set(activity_ids):
-            self._fail(check, f"it waits at {_ids(waits)}")
+            missing = [a for a in activity_ids if a not in waits]
+            self._fail(check, f"it waits at {_ids(waits)}", self._hints(missing, waits))
         return self
 
     def is_not_waiting_at(self, *activity_ids: str) -> ProcessInstanceAssert:
@@ -147,6 +152,14 @@ class ProcessInstanceAssert:
         if found:
             self._fail(check, f"it waits at {_ids(found)}")
         return self
+
+    def _hints(self, missing: Sequence[str], waits: Sequence[str]) -> list[str]:
+        """Why it is not where the test expected it (see ``explain.waiting_hints``)."""
+        if not missing:
+            return []
+        inst = self.instance
+        graph = process_graph(self.engine, inst)
+        return waiting_hints(graph, missing, waits, self.engine.history(self.instance_id))
 
     def _waits(self, activity_ids: Sequence[str], check: str) -> list[str]:
         if not activity_ids:
@@ -277,10 +290,11 @@ class ProcessInstanceAssert:
 
     # -- failure ------------------------------------------------------------------------
 
-    def _fail(self, check: str, reason: str) -> NoReturn:
+    def _fail(self, check: str, reason: str, hints: Sequence[str] = ()) -> NoReturn:
         __tracebackhide__ = True
+        more = "".join(f"\n{hint}" for hint in hints)
         raise AssertionError(
-            f"assert_that('{self.instance_id}').{check}: {reason}\n\n{self.describe()}"
+            f"assert_that('{self.instance_id}').{check}: {reason}{more}\n\n{self.describe()}"
         )
 
     def describe(self) -> str:
@@ -311,6 +325,7 @@ def describe_instance(
     lines = [
         f"instance {inst.id} of '{inst.process_key}' v{inst.version}{key}: state '{inst.state}'",
         f"waiting at: {', '.join(inst.waiting_at) or 'nothing'}",
+        *path_lines(history),
     ]
     lines += _section("variables", sorted(inst.variables.items()), _variable)
     shown = list(history)[-MAX_HISTORY:]
