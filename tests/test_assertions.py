@@ -4,11 +4,13 @@ message, and how the engine is found."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from engine import BpmnError, ProcessEngine
-from engine.testing import ManualClock, assert_that, fails_times, use_engine
+from engine.testing import ManualClock, advance_and_run, assert_that, fails_times, use_engine
+from processes import order_handlers
 from tests.bpmnbuild import process, service, user
 
 PARALLEL = process(
@@ -266,3 +268,86 @@ def test_explicit_engine_wins_over_the_fixture(
     assert_that(inst, engine=eng).is_waiting_at("U")
     with pytest.raises(AssertionError, match="no process instance"):
         assert_that(inst).is_active()  # the fixture's engine has another database
+
+
+# -- the path taken and where it could have waited instead ------------------------------------
+
+ORDER = Path(__file__).parent.parent / "processes" / "order.bpmn"
+
+
+@pytest.fixture
+def order(process_engine: ProcessEngine) -> ProcessEngine:
+    order_handlers.register(process_engine)
+    process_engine.deploy(str(ORDER))
+    return process_engine
+
+
+def test_the_path_is_a_compact_list_of_ids_at_their_virtual_times(
+    process_engine: ProcessEngine, clock: ManualClock
+) -> None:
+    retried = process(
+        "retried",
+        service(
+            "A",
+            handler="a",
+            body="<bpmn:extensionElements><camunda:failedJobRetryTimeCycle>R3/PT1H"
+            "</camunda:failedJobRetryTimeCycle></bpmn:extensionElements>",
+        ),
+        user("U"),
+    )
+    process_engine.register_handler("a", fails_times(2, result={"ok": True}))
+    process_engine.deploy(retried)
+    inst = process_engine.start("retried")
+    advance_and_run(clock, process_engine, 3 * 3600)
+    with pytest.raises(AssertionError) as excinfo:
+        assert_that(inst).is_completed()
+    text = failure(excinfo)
+    path = text[text.index("path (virtual time):") : text.index("\nvariables:")]
+    assert path.splitlines() == [
+        "path (virtual time):",
+        "  2030-01-01 09:00:00  StartEvent_1 > A (failed)",
+        "             10:00:00  A (failed)",
+        "             11:00:00  A > U (waiting)",
+    ]
+
+
+def test_the_path_writes_the_date_when_the_day_changes(
+    process_engine: ProcessEngine, clock: ManualClock
+) -> None:
+    process_engine.register_handler("a", lambda ctx: None)
+    process_engine.deploy(LOOP)
+    inst = process_engine.start("loop")
+    clock.advance(2 * 86400)
+    process_engine.complete_task(inst.id, "U", {"again": False})
+    with pytest.raises(AssertionError) as excinfo:
+        assert_that(inst).is_active()
+    assert (
+        "path (virtual time):\n"
+        "  2030-01-01 09:00:00  StartEvent_1 > A\n"
+        "  2030-01-03 09:00:00  U > Again > EndEvent_1\n"
+    ) in failure(excinfo)
+
+
+def test_a_wrong_wait_names_the_wait_states_it_could_have_reached(order: ProcessEngine) -> None:
+    inst = order.start("order", {"amount": 30, "card": "4111"})
+    with pytest.raises(AssertionError) as excinfo:
+        assert_that(inst).is_waiting_at("ApproveOrder")
+    lines = failure(excinfo).splitlines()
+    assert lines[0].endswith("it does not wait at ['ApproveOrder']; it waits at nothing")
+    assert lines[1] == (
+        "nearest wait states it could have reached instead: "
+        "ApproveOrder (1 step after Gateway_Amount)"
+    )
+
+
+def test_a_wait_at_something_that_never_waits_says_so(order: ProcessEngine) -> None:
+    inst = order.start("order", {"amount": 5000, "card": "4111"})
+    with pytest.raises(AssertionError) as excinfo:
+        assert_that(inst).is_waiting_exactly_at("Gateway_Merge", "Approve")
+    lines = failure(excinfo).splitlines()
+    assert lines[0].endswith(
+        "is_waiting_exactly_at('Gateway_Merge', 'Approve'): it waits at ['ApproveOrder']"
+    )
+    assert lines[1] == "'Gateway_Merge' is an exclusiveGateway: an instance never waits there"
+    assert lines[2] == "'Approve' is no flow node of process 'order'"
+    assert lines[3] == "nearest wait states it could have reached instead: none"

@@ -104,9 +104,17 @@ def test_a_failing_assertion_shows_waits_variables_and_history(
         r"\['Ship'\]; it waits at \['Approve'\]",
         lines[0],
     )
-    body = "\n".join(lines[1:])
+    # Where it could have waited instead, then the instance with the path it took.
+    assert lines[1:3] == [
+        "'Ship' is no flow node of process 'approval'",
+        "nearest wait states it could have reached instead: none",
+    ]
+    body = "\n".join(lines[3:])
     assert re.search(r"instance \w+ of 'approval' v1, business key 'B-7': state 'active'", body)
     assert "waiting at: Approve\n" in body
+    assert (
+        "path (virtual time):\n  2030-01-01 09:00:00  StartEvent_1 > Total > Approve (waiting)\n"
+    ) in body
     assert "variables:\n  amount = 15\n  total = 30\n" in body
     assert "history (oldest first):\n  2030-01-01 09:00:00  StartEvent_1 (startEvent)" in body
     assert "  2030-01-01 09:00:00  Total (serviceTask)  completed\n" in body

@@ -33,11 +33,13 @@ _MARK = {"completed": "", None: " (waiting)", "failed": " (failed)"}
 
 
 def path_lines(history: Sequence[HistoryEntry]) -> list[str]:
-    """``path (virtual time):`` then one line per moment: its time and the ids entered then,
-    in order, ``>`` between them; the date is written when it changes."""
+    """``path (virtual time):`` then one line per moment: its time and the ids passed then
+    (ended; a wait still open: begun), in order, ``>`` between them; the date is written when
+    it changes. A failed attempt is marked ``(failed)``, an open wait ``(waiting)``."""
     if not history:
         return ["path: nothing yet"]
-    entries = list(history)
+    # An activity is passed when it ends (a wait: since it began); ties keep the history's order.
+    entries = sorted(history, key=lambda h: h.ended_at or h.started_at)
     skipped = max(0, len(entries) - MAX_PATH)
     entries = entries[skipped:]
     lines = ["path (virtual time):"]
@@ -45,7 +47,7 @@ def path_lines(history: Sequence[HistoryEntry]) -> list[str]:
         lines.append(f"  ... {skipped} earlier entries")
     groups: list[tuple[datetime, list[str]]] = []
     for entry in entries:
-        moment = entry.started_at.replace(microsecond=0)
+        moment = (entry.ended_at or entry.started_at).replace(microsecond=0)
         step = entry.activity_id + _MARK.get(entry.outcome, f" ({entry.outcome})")
         if groups and groups[-1][0] == moment:
             groups[-1][1].append(step)
@@ -79,7 +81,8 @@ def waiting_hints(
         if node is None:
             lines.append(f"'{activity_id}' is no flow node of process '{graph.process_id}'")
         elif node.type in _NEVER_WAIT:
-            lines.append(f"'{activity_id}' is a {node.type}: an instance never waits there")
+            article = "an" if node.type[0] in "aeiou" else "a"
+            lines.append(f"'{activity_id}' is {article} {node.type}: an instance never waits there")
     passed = [h.activity_id for h in history]
     starts = list(dict.fromkeys(passed + list(waits)))
     skip = set(passed) | set(waits)
