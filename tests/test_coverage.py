@@ -329,3 +329,25 @@ def test_the_terminal_summary_and_the_html_report(order: ProcessEngine, tmp_path
     assert set(payload["missed"]) == missed(processes[0])
     assert "Flow_Small" in payload["taken"]
     assert "<code>Flow_Large</code></td><td>Gateway_Amount &rarr; ApproveOrder" in page
+
+
+def test_an_event_subprocess_counts_when_its_event_fired(eng: ProcessEngine) -> None:
+    from tests.test_event_subprocesses import ERROR_END, ON_ERROR, USER_THEN_END, document
+
+    eng.register_handler("handle", lambda ctx: {"handled": True})
+    eng.deploy(document(USER_THEN_END, ON_ERROR))
+    inst = eng.start("p")
+    eng.complete_task(inst.id, "Inner")
+    eng.complete_task(inst.id, "After")
+    quiet = coverage(eng)["p"]
+    assert missed(quiet) == {"Handler", "Caught", "h1", "Handle", "h2", "Handled"}
+    assert quiet.percent < 100
+
+    fired = ProcessEngine("sqlite://", clock=ManualClock())
+    with fired:
+        fired.register_handler("handle", lambda ctx: {"handled": True})
+        fired.deploy(document(ERROR_END, ON_ERROR))
+        fired.start("p")
+        p = coverage(fired)["p"]
+    # The error ended the subprocess: Sub's outgoing flow and what follows were never taken.
+    assert missed(p) == {"f3", "After", "f4", "Finish"}
