@@ -159,6 +159,17 @@ def test_complete_user_task_finds_the_one_task_and_runs_on(env: ProcessEnvironme
     assert done.variables == {"ok": True, "shipped": True}
 
 
+def test_complete_user_task_by_activity_id_in_the_one_instance_waiting_there(
+    env: ProcessEnvironment,
+) -> None:
+    env.deploy(process("review", user("Review"), service("Ship", handler="ship")))
+    inst = env.start("review")
+    assert env.complete_user_task("Review").id == inst.id
+    assert_that(inst, engine=env.engine).is_completed()
+    with pytest.raises(AssertionError, match=r"complete_user_task\('Review'\): 0 instances"):
+        env.complete_user_task("Review")
+
+
 def test_complete_user_task_names_the_candidates_when_it_cannot_choose(
     env: ProcessEnvironment,
 ) -> None:

@@ -212,7 +212,13 @@ class _Reading:
                     ).all()
                 )
                 for inst in chunk:
-                    self._instance(str(inst.id), str(inst.definition_id), data[inst.id])
+                    try:
+                        self._instance(str(inst.id), str(inst.definition_id), data[inst.id])
+                    except Exception as exc:  # noqa: BLE001 - noted; the other instances count
+                        self.data.errors.append(
+                            f"{self.engine.store.url}: instance {inst.id}: "
+                            f"{type(exc).__name__}: {exc}"
+                        )
                     self.collector._seen[str(inst.id)] = int(inst.rev)
 
     def _digest_of(self, definition: Mapping[str, Any]) -> str:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from engine.core.errors import BpmnError
+from engine.core.errors import BpmnError, NotFound
 from engine.core.models import ExternalTask, Job, ProcessInstance, TaskContext
 from engine.core.variables import check_variables
 from engine.testing.assertions import ProcessInstanceAssert, assert_that, use_engine
@@ -158,14 +158,38 @@ class ProcessEnvironment:
         variables: Mapping[str, Any] | None = None,
     ) -> ProcessInstance:
         """Complete the user (or manual, or receive) task ``activity_id`` of the instance; without
-        it, the one such task it waits at. Runs what falls due after; returns the instance."""
+        it, the one such task it waits at. ``complete_user_task("Approve")`` (an activity id
+        instead of an instance) completes it in the one instance waiting there. Runs what falls
+        due after; returns the instance."""
         __tracebackhide__ = True
         instance_id = instance.id if isinstance(instance, ProcessInstance) else instance
-        if activity_id is None:
+        if activity_id is None and not isinstance(instance, ProcessInstance):
+            if self._instance_exists(instance_id):
+                activity_id = self._only_task(instance_id)
+            else:
+                activity_id, instance_id = instance_id, self._only_instance_at(instance_id)
+        elif activity_id is None:
             activity_id = self._only_task(instance_id)
         self.engine.complete_task(instance_id, activity_id, variables=dict(variables or {}))
         self.run()
         return self.engine.get_instance(instance_id)
+
+    def _instance_exists(self, instance_id: str) -> bool:
+        try:
+            self.engine.get_instance(instance_id)
+        except NotFound:
+            return False
+        return True
+
+    def _only_instance_at(self, activity_id: str) -> str:
+        __tracebackhide__ = True
+        found = [i.id for i in self.engine.instances() if activity_id in i.waiting_at]
+        if len(found) != 1:
+            raise AssertionError(
+                f"complete_user_task('{activity_id}'): {len(found)} instances wait there "
+                f"({', '.join(found) or 'none'}); pass the instance"
+            )
+        return found[0]
 
     def _only_task(self, instance_id: str) -> str:
         __tracebackhide__ = True
