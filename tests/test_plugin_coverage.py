@@ -186,3 +186,28 @@ def test_the_report_directory_is_relative_to_where_pytest_runs(
     result = run(suite, "--spillway-coverage", f"--spillway-coverage-report={target}")
     assert coverage_section(result)[-1] == f"report: {target / 'index.html'}"
     assert (target / "index.html").exists()
+
+
+def test_an_engine_a_test_never_closed_is_read_after_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    shutil.copytree(EXAMPLES, pytester.path / "processes")
+    pytester.makepyfile(
+        test_unclosed="""
+        from engine import ProcessEngine
+        from engine.testing import ManualClock
+        from processes import order_handlers
+
+
+        def test_forgets_to_close():
+            eng = ProcessEngine("sqlite://", clock=ManualClock())
+            order_handlers.register(eng)
+            eng.deploy("processes/order.bpmn")
+            eng.start("order", {"amount": 30, "card": "4111"})
+        """
+    )
+    result = run(pytester, "--spillway-coverage")
+    result.assert_outcomes(passed=1)
+    assert coverage_section(result)[1] == (
+        "order: nodes 7/11 (63.6%), flows 6/10 (60.0%), 1 instance"
+    )

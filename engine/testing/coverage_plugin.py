@@ -1,9 +1,9 @@
 """``pytest --spillway-coverage``: the pytest side of path coverage.
 
 While coverage is on, every ``ProcessEngine`` the run creates is followed (the fixtures' engines
-and those a test makes itself): its database is read into the collector when the engine is
-closed, after each test for engines still open, and at the end of the session. Each process
-(each pytest-xdist worker, and the controller) writes its data to
+and those a test makes itself, closed or not): its database is read into the collector when the
+engine is closed, after each test for engines still open, and at the end of the session. Each
+process (each pytest-xdist worker, and the controller) writes its data to
 ``<report dir>/.data/<worker>.json``; the process that reports (the controller, or the only
 process) merges the files, prints the summary, writes the HTML report and applies
 ``--spillway-coverage-fail-under``.
@@ -76,6 +76,9 @@ class CoveragePlugin:
         self.index: Path | None = None
         self.errors: list[str] = []
         self._engines: weakref.WeakSet[ProcessEngine] = weakref.WeakSet()
+        # Engines made during the current test, held until its teardown has read them: an
+        # in-memory engine a test never closed could otherwise be collected with its frame.
+        self._young: list[ProcessEngine] = []
         self._lock = threading.Lock()
         self._restore: list[Callable[[], None]] = []
         if self.reports:
@@ -94,6 +97,7 @@ class CoveragePlugin:
             init(engine, *args, **kwargs)
             with plugin._lock:
                 plugin._engines.add(engine)
+                plugin._young.append(engine)
 
         @functools.wraps(close)
         def collected_close(engine: ProcessEngine) -> None:
@@ -147,6 +151,8 @@ class CoveragePlugin:
             return (yield)
         finally:
             self.collect_open_engines()
+            with self._lock:
+                self._young.clear()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
