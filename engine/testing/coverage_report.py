@@ -202,8 +202,10 @@ _SCRIPT = """
   try {
     await viewer.importXML(data.xml);
   } catch (err) {
-    canvasElement.innerHTML = '<p class="note">The diagram cannot be drawn: ' +
-      String(err.message || err).replace(/</g, '&lt;') + '</p>';
+    const message = String(err.message || err);
+    canvasElement.innerHTML = /no diagram to display/.test(message)
+      ? '<p class="note">This document has no diagram (BPMNDI): see the lists below.</p>'
+      : '<p class="note">The diagram cannot be drawn: ' + message.replace(/</g, '&lt;') + '</p>';
     return;
   }
   const canvas = viewer.get('canvas');
