@@ -32,8 +32,8 @@ from typing import Any
 from lxml import etree
 
 from engine.bpmn import script_bindings
+from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import BPMN_NS, camunda
 from engine.expressions import javascript
 from engine.expressions import juel as expressions
 

@@ -25,11 +25,11 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import EngineError, ExpressionError
 from engine.core.timers import TimerDefinition, TimerError, parse_timer
 from engine.expressions import juel as expressions
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 KINDS = ("timeDate", "timeDuration", "timeCycle")
 #: Kind of a timer drawn without a time: it never falls due (see ``parse_definition``).
 UNSET = "unset"

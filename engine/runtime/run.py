@@ -16,9 +16,8 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -37,10 +36,9 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import (
-    call_mappings,
     event_subprocesses,
+    instance_context,
     mappings,
-    script_bindings,
     signals,
     specs,
     subprocess_mappings,
@@ -64,17 +62,12 @@ from engine.core.errors import (
     NotFound,
 )
 from engine.core.models import ProcessInstance
-from engine.core.retry import RetryPolicy
 from engine.core.variables import check_variables
 from engine.deploy.deployment import ProcessModel
 from engine.runtime import convert
-from engine.runtime.activation import (
-    Activation,
-    Behavior,
-    Handler,
-)
+from engine.runtime.activation import Activation
 from engine.runtime.run_jobs import RunJobs
-from engine.storage.outbox import OutboxRoute
+from engine.runtime.services import JobContext, Services
 from engine.storage.store import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
@@ -88,26 +81,6 @@ _ESP_SUBSCRIPTIONS = (
 TRIGGERED = specs.TRIGGERED
 
 _OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
-
-
-class Services(Protocol):
-    """What a run needs from the engine around it."""
-
-    def now(self) -> datetime: ...
-    def handler_for(self, name: str) -> Handler | None: ...
-    def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior: ...
-    def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy: ...
-    def outbox_route(self, topic: str) -> OutboxRoute | None: ...
-    @property
-    def script_engine(self) -> Any: ...
-
-
-@dataclass
-class JobContext:
-    """The job a run executes, when it was started by the job executor."""
-
-    row: dict[str, Any]
-    lock_owner: str | None
 
 
 is_event_subprocess = specs.is_event_subprocess
@@ -151,8 +124,7 @@ class Run(RunJobs):
         self._step_started: dict[UUID, datetime] = {}
         self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
         self.wf.script_engine = services.script_engine
-        call_mappings.bind_business_key(self.wf, business_key)
-        script_bindings.bind_instance_id(self.wf, instance_id)  # execution.getProcessInstanceId
+        instance_context.bind(self.wf, instance_id, business_key)
 
     # -- construction -------------------------------------------------------------------
 

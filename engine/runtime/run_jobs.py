@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn import call_mappings, loops, mappings, timer_events
+from engine.bpmn import instance_context, loops, mappings, timer_events
 from engine.bpmn.task_tree import History, task_by_id
 from engine.runtime import convert
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
@@ -21,7 +21,7 @@ from engine.storage.store import InstanceWrite
 
 if TYPE_CHECKING:
     from engine.deploy.deployment import ProcessModel
-    from engine.runtime.run import JobContext, Services
+    from engine.runtime.services import JobContext, Services
 
 log = logging.getLogger("spillway.runtime")
 
@@ -180,7 +180,7 @@ class RunJobs:
                 "task_id": str(act.task.id),
                 "topic": topic,
                 "process_key": self.model.key,
-                "business_key": call_mappings.business_key_of(act.task, self.business_key),
+                "business_key": instance_context.business_key_of(act.task, self.business_key),
                 "state": "open",
                 "retries": None,
                 "attempts": 0,

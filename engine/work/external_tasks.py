@@ -34,7 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.bpmn.specs import activity_config
 from engine.core.errors import EngineError, LockLost, NotFound
@@ -44,9 +44,7 @@ from engine.core.variables import check_variables
 from engine.work import external_fetch as task_data
 from engine.work.external_fetch import DEFAULT_LOCK_DURATION
 from engine.work.external_reports import Report, ReportCombiner, check_lock, lock_lost
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.work.host import ExternalHost
 
 log = logging.getLogger("spillway.external")
 
@@ -58,7 +56,7 @@ MAX_FETCH = 1000  # tasks per fetch_and_lock call
 class ExternalTaskService:
     """The external-task API of one engine (``ProcessEngine.external_tasks``)."""
 
-    def __init__(self, engine: ProcessEngine) -> None:
+    def __init__(self, engine: ExternalHost) -> None:
         self.engine = engine
         self.store = engine.store
         self._reports = ReportCombiner(engine)
@@ -219,7 +217,7 @@ class ExternalTaskService:
             retries,
             due.isoformat(),
         )
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
         return True
 
     def policy_decision(self, row: Mapping[str, Any], retryable: bool) -> tuple[int, float]:
@@ -361,7 +359,7 @@ class ExternalTaskService:
         row = self.store.external_task(task_id)
         if row is None or not self.store.unlock_external_task(task_id):
             raise NotFound(f"no open external task with id '{task_id}'")
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
 
     def retry(self, task_id: str, retries: int) -> ExternalTask:
         """Operator retry (``eng.retry``): resolve the task's incident, fetchable now. Only a
@@ -375,7 +373,7 @@ class ExternalTaskService:
             row = self.store.retry_external_task(task_id, retries, self.engine.now())
         except KeyError:
             raise NotFound(f"no external task with id '{task_id}'") from None
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
         return self._tasks([row], {})[0]
 
     # -- what pools need ----------------------------------------------------------------
@@ -416,7 +414,7 @@ class ExternalTaskService:
         definition = self.store.definition(definition_id)
         if definition is None:
             return {}, self.engine.retry_policy
-        model = self.engine._model(definition)
+        model = self.engine.commands.model(definition)
         # A multi-instance activity has two specs of that id; the parked one carries the config.
         found = [ts for ts in model.all_task_specs() if getattr(ts, "bpmn_id", None) == activity_id]
         spec = next((ts for ts in found if activity_config(ts)), found[0] if found else None)
