@@ -30,7 +30,7 @@ from engine.bpmn import instance_context
 from engine.bpmn import mappings as io_mappings
 from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.expressions import juel as expressions
+from engine.expressions import juel
 
 #: Reserved variable through which expressions read the business key (engine.expressions.juel).
 BUSINESS_KEY_VARIABLE = "__business_key__"
@@ -122,7 +122,7 @@ def _check_expression(text: str, what: str) -> str | None:
             return f"{what} '{text}' is not valid JSON: {exc}"
         return None
     try:
-        expressions.compile_expression(text)
+        juel.compile_expression(text)
     except ExpressionError as exc:
         return f"{what} cannot be evaluated: {exc}"
     return None
@@ -184,7 +184,7 @@ def problem(element: etree._Element) -> str | None:
 def _spin_value(text: str) -> Any:
     match = _SPIN_LITERAL.match(text)
     assert match is not None
-    literal = expressions.evaluate("${" + match.group(1) + "}", {})
+    literal = juel.evaluate("${" + match.group(1) + "}", {})
     return json.loads(str(literal))
 
 
@@ -192,7 +192,7 @@ def _evaluate(text: str, variables: Mapping[str, Any], element_id: str, what: st
     try:
         if _SPIN_LITERAL.match(text):
             return _spin_value(text)
-        return expressions.evaluate(text, variables)
+        return juel.evaluate(text, variables)
     except (ExpressionError, ValueError) as exc:
         raise ExpressionError(f"element '{element_id}': {what}: {exc}") from exc
 

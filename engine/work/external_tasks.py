@@ -41,7 +41,7 @@ from engine.core.errors import EngineError, LockLost, NotFound
 from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
 from engine.core.variables import check_variables
-from engine.work import external_fetch as task_data
+from engine.work import external_fetch
 from engine.work.external_fetch import DEFAULT_LOCK_DURATION
 from engine.work.external_reports import Report, ReportCombiner, check_lock, lock_lost
 from engine.work.host import ExternalHost
@@ -79,7 +79,7 @@ class ExternalTaskService:
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise EngineError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
-        requests = task_data.parse_topics(topics, lock_duration, variables)
+        requests = external_fetch.parse_topics(topics, lock_duration, variables)
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
         rows = self.store.lock_external_tasks(worker_id, expiry, now, min(max_tasks, MAX_FETCH))
@@ -97,7 +97,7 @@ class ExternalTaskService:
         if not rows:
             return []
         states = self.store.instance_states(sorted({r["instance_id"] for r in rows}))
-        parsed: dict[str, task_data.InstanceData] = {}
+        parsed: dict[str, external_fetch.InstanceData] = {}
         out = []
         for row in rows:
             iid = row["instance_id"]
@@ -105,7 +105,7 @@ class ExternalTaskService:
             data: Mapping[str, Any] = {}
             if state is not None:
                 if iid not in parsed:
-                    parsed[iid] = task_data.InstanceData(state["data"], state["variables"])
+                    parsed[iid] = external_fetch.InstanceData(state["data"], state["variables"])
                 data = parsed[iid].task_data(row["task_id"])
             out.append(
                 ExternalTask(
@@ -113,7 +113,7 @@ class ExternalTaskService:
                     topic=row["topic"],
                     instance_id=iid,
                     activity_id=row["activity_id"],
-                    variables=task_data.select(data, only.get(row["topic"])),
+                    variables=external_fetch.select(data, only.get(row["topic"])),
                     retries=row["retries"],
                     lock_expires_at=row["lock_expires_at"],
                     business_key=row["business_key"],
@@ -342,7 +342,7 @@ class ExternalTaskService:
         """Heartbeat: the lock of ``worker_id`` now expires ``lock_duration`` from now."""
         _check_worker(worker_id)
         until = self.engine.now() + timedelta(
-            seconds=task_data.seconds(lock_duration, "lock_duration")
+            seconds=external_fetch.seconds(lock_duration, "lock_duration")
         )
         if self.store.extend_external_lock(task_id, worker_id, until):
             return
@@ -442,6 +442,6 @@ def _timeout(value: float | timedelta) -> float:
         result = float(value)
     else:
         raise EngineError(f"retry_timeout must be seconds or a timedelta, got {value!r}")
-    if not 0 <= result <= task_data.MAX_LOCK_DURATION:
+    if not 0 <= result <= external_fetch.MAX_LOCK_DURATION:
         raise EngineError(f"retry_timeout must be between 0 and a year, got {value!r}")
     return result
