@@ -64,6 +64,15 @@ class HandlerSource(Protocol):
     def script_engine(self) -> Any: ...
 
 
+class Bookings(Protocol):
+    """What an activation books through its run's ledger (``engine.runtime.ledger.Ledger``)."""
+
+    def add_async_after(self, act: Activation) -> None: ...
+    def add_continuation(self, act: Activation) -> None: ...
+    def schedule_retry(self, act: Activation, failure: Failure) -> None: ...
+    def add_external_task(self, act: Activation, topic: str) -> None: ...
+
+
 class ActivationRun(Protocol):
     """What an activation needs from the run it belongs to (``engine.runtime.run.Run``)."""
 
@@ -80,11 +89,10 @@ class ActivationRun(Protocol):
     @property
     def history(self) -> History: ...
 
+    @property
+    def ledger(self) -> Bookings: ...
+
     def throw_error(self, task: Any, code: str, variables: Mapping[str, Any]) -> bool: ...
-    def add_async_after(self, act: Activation) -> None: ...
-    def add_continuation(self, act: Activation) -> None: ...
-    def schedule_retry(self, act: Activation, failure: Failure) -> None: ...
-    def add_external_task(self, act: Activation, topic: str) -> None: ...
 
 
 class Activation:
@@ -178,7 +186,7 @@ class Activation:
         if self.config.get("async_after"):
             # camunda:asyncAfter: commit here; a job leaves the task and moves on.
             self.park(PARKED_JOB)
-            self.run.add_async_after(self)
+            self.run.ledger.add_async_after(self)
             return
         self.task.internal_data.pop(PARKED, None)
         self.task.complete()
@@ -209,15 +217,15 @@ class Activation:
         """Discard the attempt, keep the task parked, and commit a continuation job due after
         the retry policy's delay, or an incident when retries are spent or not allowed."""
         self.park(PARKED_JOB)
-        self.run.schedule_retry(self, failure)
+        self.run.ledger.schedule_retry(self, failure)
 
     def defer(self) -> None:
         """Commit now and leave the call of the handler to a job due at once."""
         self.park(PARKED_JOB)
-        self.run.add_continuation(self)
+        self.run.ledger.add_continuation(self)
 
     def open_external_task(self, topic: str) -> None:
         # The worker sees the locals of the input mappings (evaluated now, kept with the task).
         mappings.enter(self.task, self.run.services.script_engine)
         self.park(PARKED_EXTERNAL)
-        self.run.add_external_task(self, topic)
+        self.run.ledger.add_external_task(self, topic)

@@ -30,6 +30,7 @@ from engine.core.models import ProcessInstance
 from engine.core.stats import Counters
 from engine.deploy import bpmnxml
 from engine.deploy.deployment import ProcessModel, compile_sources
+from engine.runtime import finish
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext, Services
@@ -162,7 +163,7 @@ class Commands:
     def commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
         """Write what the run did in one transaction, wake the listeners, deliver the signals
         it threw; the instance as committed."""
-        write = run.finish(self.codec, has_open_incident)
+        write = finish.instance_write(run, self.codec, has_open_incident)
         self.store.apply(write)
         self._notify(write)
         for job in write.jobs_insert:
@@ -171,7 +172,7 @@ class Commands:
                 # process stops first (engine.bpmn.signals).
                 with contextlib.suppress(EngineError):
                     self._run_signal_job(str(job["id"]))
-        return run.snapshot()
+        return finish.snapshot(run)
 
     def command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
         """Load the instance, apply ``action`` to it, commit; re-run on a conflict."""
