@@ -124,6 +124,10 @@ class ProcessEngine:
             raise EngineError(f"register_handler needs a name and a callable, got {name!r}, {fn!r}")
         self._handlers[name] = fn
 
+    def unregister_handler(self, name: str) -> Handler | None:
+        """Forget the handler registered as ``name``; returns it (None if there was none)."""
+        return self._handlers.pop(name, None)
+
     def handler(self, name: str) -> Callable[[H], H]:
         """Decorator form of ``register_handler``."""
 

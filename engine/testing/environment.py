@@ -257,8 +257,7 @@ class ProcessEnvironment:
             if previous is not None:
                 self.engine.register_handler(name, previous)
             else:
-                # No public way to unregister: a handler that was not there goes again.
-                self.engine._handlers.pop(name, None)
+                self.engine.unregister_handler(name)
         self.workers.clear()
 
     # -- time -----------------------------------------------------------------------------
