@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
+from engine.core import models
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.core.models import ProcessInstance
 from engine.core.stats import Counters
@@ -44,15 +45,12 @@ T = TypeVar("T")
 CONFLICT_RETRIES = 8
 CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
 
-#: Instance states after which no command applies.
-ENDED_STATES = ("completed", "terminated")
-
 Listener = Callable[[str], None]
 
 
 def has_ended(run: Run) -> bool:
-    """The loaded instance has completed or was terminated."""
-    return run.row is not None and run.row["state"] in ENDED_STATES
+    """The loaded instance has completed or was terminated: no command applies to it."""
+    return run.row is not None and models.has_ended(run.row["state"])
 
 
 class Commands:
@@ -280,4 +278,4 @@ class Commands:
         return started
 
 
-__all__ = ["CONFLICT_RETRIES", "ENDED_STATES", "Commands", "has_ended"]
+__all__ = ["CONFLICT_RETRIES", "Commands", "has_ended"]

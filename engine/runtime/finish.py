@@ -7,7 +7,6 @@ reconciled ledger, gathered in the run's ``InstanceWrite`` ready for ``Store.app
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ from engine.core.errors import InvalidVariables
 from engine.core.models import ProcessInstance
 from engine.core.variables import check_variables
 from engine.deploy.deployment import ProcessModel
+from engine.runtime import rows
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.ledger import Ledger
 from engine.storage.store import InstanceWrite
@@ -159,15 +159,5 @@ def instance_write(
 def snapshot(run: Finishing) -> ProcessInstance:
     """The instance as the finished write left it."""
     row = run.write.instance
-    return ProcessInstance(
-        id=row["id"],
-        process_key=row["process_key"],
-        version=row["version"],
-        business_key=row["business_key"],
-        state=row["state"],
-        variables=copy.deepcopy(row["variables"]),
-        waiting_at=list(row["waiting_at"]),
-        definition_id=row["definition_id"],
-        created_at=row.get("created_at") or (run.row or {}).get("created_at"),
-        ended_at=row["ended_at"],
-    )
+    created_at = row.get("created_at") or (run.row or {}).get("created_at")
+    return rows.instance({**row, "created_at": created_at})

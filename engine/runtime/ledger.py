@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
 from engine.bpmn.task_tree import History, task_by_id
 from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
+from engine.runtime import rows
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
 from engine.runtime.services import JobContext, Services
 from engine.storage.outbox import drop_task, route_task
@@ -67,7 +67,7 @@ class Ledger:
     def _job_row(
         self, act: Activation, kind: str, due_at: datetime, retries: int
     ) -> dict[str, Any]:
-        return convert.new_job(
+        return rows.new_job(
             kind,
             instance_id=self.run.instance_id,
             activity_id=act.activity_id,
@@ -99,7 +99,7 @@ class Ledger:
                 continue
             task.internal_data[PARKED] = PARKED_JOB
             error = loops.limit_reached(task)
-            row = convert.new_job(
+            row = rows.new_job(
                 "async-continuation",
                 instance_id=self.run.instance_id,
                 activity_id=task.task_spec.bpmn_id,
@@ -284,7 +284,7 @@ class Ledger:
             ]
             return
         policy = self.run.services.retry_policy_for(self.run.model, w.task.task_spec)
-        row = convert.new_job(
+        row = rows.new_job(
             "timer",
             instance_id=self.run.instance_id,
             activity_id=w.timer.event_id,
@@ -302,7 +302,7 @@ class Ledger:
         (``engine.bpmn.signals``)."""
         for name, variables in signals.thrown(self.run.wf):
             self.run.write.jobs_insert.append(
-                convert.new_job(
+                rows.new_job(
                     signals.KIND,
                     activity_id=name,
                     due_at=self.run.now,

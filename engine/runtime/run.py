@@ -59,7 +59,7 @@ from engine.core.errors import (
     NotFound,
 )
 from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
+from engine.runtime import rows
 from engine.runtime.activation import PARKED, Activation
 from engine.runtime.ledger import Ledger
 from engine.runtime.services import JobContext, Services
@@ -148,7 +148,7 @@ class Run:
             self.advance()
             self._start_at_first_start_event()
             return
-        row = convert.new_job(
+        row = rows.new_job(
             "async-continuation",
             instance_id=self.instance_id,
             activity_id=start.bpmn_id,
