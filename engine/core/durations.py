@@ -12,6 +12,14 @@ MAX_SECONDS = timedelta.max.total_seconds()
 
 Seconds = float | timedelta
 
+#: Seconds a job or an external task stays locked by whoever took it (the job executor,
+#: ``fetch_and_lock``, a worker pool) unless the caller says otherwise. Five minutes, as
+#: Camunda 7's job executor (lockTimeInMillis) and Camunda 8's job workers (timeout) default
+#: to: a lock that runs out while its handler still works lets a second worker run the same
+#: task, which is worse than a crashed worker's task waiting a few minutes. Pools extend
+#: their locks while a handler runs; see docs/external-tasks.md.
+DEFAULT_LOCK_DURATION = 300.0
+
 
 def seconds(
     value: object,

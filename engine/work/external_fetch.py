@@ -27,7 +27,6 @@ from engine.bpmn.mappings import LOCALS
 from engine.core import durations
 from engine.core.errors import EngineError
 
-DEFAULT_LOCK_DURATION = 60.0  # seconds; Camunda's clients default to 20 s, its REST has none
 MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
 
 

@@ -21,6 +21,7 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime.activation import PARKED, PARKED_JOB, Failure
 from engine.runtime.commands import has_ended
@@ -31,7 +32,6 @@ from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
 
-DEFAULT_LOCK_DURATION = 300.0  # seconds; a job running longer may be taken by another node
 #: How long (seconds) the instance row read at acquisition may stand in for a fresh read.
 PRELOAD_MAX_AGE = 1.0
 ACQUIRED_AT = "_acquired_at"
