@@ -12,17 +12,15 @@ import copy
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from engine.bpmn import instance_context, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
-from engine.bpmn.task_tree import History
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
 from engine.core.models import TaskContext
 from engine.core.variables import check_variables
-from engine.deploy.deployment import ProcessModel
+from engine.runtime.run_view import RunView
 
 #: What a service task's handler is: called with the task's context, returns variables to set.
 Handler = Callable[[TaskContext], Mapping[str, Any] | None]
@@ -73,21 +71,11 @@ class Bookings(Protocol):
     def add_external_task(self, act: Activation, topic: str) -> None: ...
 
 
-class ActivationRun(Protocol):
+class ActivationRun(RunView, Protocol):
     """What an activation needs from the run it belongs to (``engine.runtime.run.Run``)."""
 
     @property
     def services(self) -> HandlerSource: ...
-    @property
-    def model(self) -> ProcessModel: ...
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
 
     @property
     def ledger(self) -> Bookings: ...

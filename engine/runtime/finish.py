@@ -17,21 +17,21 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state, specs
-from engine.bpmn.task_tree import History, is_waiting_event, task_by_id
+from engine.bpmn.task_tree import is_waiting_event, task_by_id
 from engine.core.errors import InvalidVariables
 from engine.core.models import ProcessInstance
 from engine.core.variables import check_variables
-from engine.deploy.deployment import ProcessModel
 from engine.runtime import rows
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.ledger import Ledger
+from engine.runtime.run_view import RunView
 from engine.storage.store import InstanceWrite
 
 #: Version of the stored instance format (the ``format`` column).
 INSTANCE_FORMAT = 1
 
 
-class Finishing(Protocol):
+class Finishing(RunView, Protocol):
     """What finishing reads of a run (``engine.runtime.run.Run``)."""
 
     @property
@@ -40,18 +40,6 @@ class Finishing(Protocol):
     def row(self) -> dict[str, Any] | None: ...
     @property
     def definition(self) -> Mapping[str, Any]: ...
-    @property
-    def model(self) -> ProcessModel: ...
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
-    @property
-    def write(self) -> InstanceWrite: ...
     @property
     def ledger(self) -> Ledger: ...
     @property

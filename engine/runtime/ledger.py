@@ -19,38 +19,25 @@ from typing import Any, Protocol
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
-from engine.bpmn.task_tree import History, task_by_id
-from engine.deploy.deployment import ProcessModel
+from engine.bpmn.task_tree import task_by_id
 from engine.runtime import rows
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
+from engine.runtime.run_view import RunView
 from engine.runtime.services import JobContext, Services
 from engine.storage.outbox import drop_task, route_task
-from engine.storage.store import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
 
 
-class Booked(Protocol):
+class Booked(RunView, Protocol):
     """What a ledger reads of its run (``engine.runtime.run.Run``)."""
 
     @property
     def services(self) -> Services: ...
     @property
-    def model(self) -> ProcessModel: ...
-    @property
     def wf(self) -> Any: ...
     @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
     def job(self) -> JobContext | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
-    @property
-    def write(self) -> InstanceWrite: ...
 
 
 class Ledger:
