@@ -35,7 +35,9 @@ from engine.core.errors import (
     EngineError,
     NotFound,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.stats import Counters
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -43,8 +45,6 @@ from engine.core.models import (
     Job,
     ProcessInstance,
 )
-from engine.core.retry import RetryPolicy
-from engine.core.stats import Counters
 from engine.core.variables import check_variables
 from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
@@ -114,7 +114,7 @@ class ProcessEngine:
             # Looked up at each call: a signal job runs as any job does (execute_job).
             run_signal_job=lambda job_id: self.execute_job(job_id),
         )
-        self.jobs_runner = JobRunner(self)
+        self.job_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
 
     # -- handlers -----------------------------------------------------------------------
@@ -430,7 +430,7 @@ class ProcessEngine:
     def execute_job(self, job_id: str) -> None:
         """Run one job now in this thread, whether it is due or not."""
         owner = new_owner("execute")
-        rows = self.jobs_runner.acquire(owner, 1, job_id=job_id)
+        rows = self.job_runner.acquire(owner, 1, job_id=job_id)
         if not rows:
             row = self.store.job(job_id)
             if row is None:
@@ -438,7 +438,7 @@ class ProcessEngine:
             if int(row["retries_left"]) <= 0:
                 raise EngineError(f"job {job_id} has no retries left; retry() it first")
             raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
-        self.jobs_runner.execute(rows[0], owner)
+        self.job_runner.execute(rows[0], owner)
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in this thread until none is due; returns how many ran.
@@ -449,13 +449,13 @@ class ProcessEngine:
         owner = new_owner("run_jobs")
         count = 0
         while max_jobs is None or count < max_jobs:
-            batch = self.jobs_runner.acquire(
+            batch = self.job_runner.acquire(
                 owner, 16 if max_jobs is None else min(16, max_jobs - count)
             )
             if not batch:
                 return count
             for row in batch:
-                self.jobs_runner.execute(row, owner)
+                self.job_runner.execute(row, owner)
                 count += 1
         return count
 

@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
-from engine.core import models
+from engine.core import values
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
-from engine.core.models import ProcessInstance
 from engine.core.stats import Counters
+from engine.core.values import ProcessInstance
 from engine.deploy import bpmnxml
 from engine.deploy.deployment import ProcessModel, compile_sources
 from engine.runtime import finish
@@ -50,7 +50,7 @@ Listener = Callable[[str], None]
 
 def has_ended(run: Run) -> bool:
     """The loaded instance has completed or was terminated: no command applies to it."""
-    return run.row is not None and models.has_ended(run.row["state"])
+    return run.row is not None and values.has_ended(run.row["state"])
 
 
 class Commands:

@@ -19,7 +19,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import instance_state, specs
 from engine.bpmn.task_tree import is_waiting_event, task_by_id
 from engine.core.errors import InvalidVariables
-from engine.core.models import ProcessInstance
+from engine.core.values import ProcessInstance
 from engine.core.variables import check_variables
 from engine.runtime import rows
 from engine.runtime.codec import InstanceCodec

@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
 from engine.bpmn.task_tree import task_by_id
 from engine.runtime import rows
-from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
+from engine.runtime.activation import PARKED_EXTERNAL, PARKED_JOB, PARKED_KEY, Activation, Failure
 from engine.runtime.run_view import RunView
 from engine.runtime.services import JobContext, Services
 from engine.storage.outbox import drop_task, route_task
@@ -82,9 +82,9 @@ class Ledger:
         """A standard loop the iteration cap stopped (engine.bpmn.loops) waits for an operator: an
         incident on a job that resumes the loop when retried."""
         for task in open_tasks:
-            if not loops.is_capped(task) or task.internal_data.get(PARKED) == PARKED_JOB:
+            if not loops.is_capped(task) or task.internal_data.get(PARKED_KEY) == PARKED_JOB:
                 continue
-            task.internal_data[PARKED] = PARKED_JOB
+            task.internal_data[PARKED_KEY] = PARKED_JOB
             error = loops.limit_reached(task)
             row = rows.new_job(
                 "async-continuation",
@@ -216,7 +216,7 @@ class Ledger:
             if (
                 task is not None
                 and task.state == TaskState.STARTED
-                and task.internal_data.get(PARKED) == PARKED_EXTERNAL
+                and task.internal_data.get(PARKED_KEY) == PARKED_EXTERNAL
             ):
                 continue
             del self.external_keys[key]
@@ -247,7 +247,7 @@ class Ledger:
                 alive = (
                     task is not None
                     and task.state == TaskState.STARTED
-                    and task.internal_data.get(PARKED) == PARKED_JOB
+                    and task.internal_data.get(PARKED_KEY) == PARKED_JOB
                 )
             if alive:
                 continue

@@ -1,4 +1,4 @@
-"""Rows of the store as the public value objects of ``engine.core.models`` (what
+"""Rows of the store as the public value objects of ``engine.core.values`` (what
 ``ProcessEngine``'s reads return), and new job rows."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.core.models import HistoryEntry, Incident, Job, ProcessInstance
+from engine.core.values import HistoryEntry, Incident, Job, ProcessInstance
 
 
 def instance(row: Mapping[str, Any]) -> ProcessInstance:

@@ -60,7 +60,7 @@ from engine.core.errors import (
 )
 from engine.deploy.deployment import ProcessModel
 from engine.runtime import rows
-from engine.runtime.activation import PARKED, Activation
+from engine.runtime.activation import PARKED_KEY, Activation
 from engine.runtime.ledger import Ledger
 from engine.runtime.services import JobContext, Services
 from engine.storage.store import InstanceWrite
@@ -445,7 +445,7 @@ class Run:
 
     def finish_async_after(self, task: Any) -> None:
         """The job of an ``asyncAfter`` task ran: the task completes now."""
-        task.internal_data.pop(PARKED, None)
+        task.internal_data.pop(PARKED_KEY, None)
         task.complete()
         self.history.record(task, self.now, self.now, "completed")
 

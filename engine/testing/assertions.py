@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.core.errors import NotFound
-from engine.core.models import (
+from engine.core.values import (
     ExternalTask,
     HistoryEntry,
     Incident,

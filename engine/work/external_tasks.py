@@ -40,8 +40,8 @@ from engine.bpmn.specs import activity_config
 from engine.core import durations
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
 from engine.work import external_fetch
 from engine.work.external_reports import Report, ReportCombiner, check_lock, lock_lost

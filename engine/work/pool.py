@@ -40,8 +40,8 @@ from typing import Any
 
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import BpmnError, EngineError, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.stats import Counters
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
 from engine.runtime.activation import Failure, Handler
 from engine.storage.notify import NotifyListener
