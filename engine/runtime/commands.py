@@ -35,7 +35,8 @@ from engine.runtime import finish
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext, Services
-from engine.storage.store import InstanceWrite, Store
+from engine.storage.store import Store
+from engine.storage.write import InstanceWrite
 
 log = logging.getLogger("spillway.commands")
 

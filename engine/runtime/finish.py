@@ -25,7 +25,7 @@ from engine.runtime import rows
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.ledger import Ledger
 from engine.runtime.run_view import RunView
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 
 #: Version of the stored instance format (the ``format`` column).
 INSTANCE_FORMAT = 1

@@ -63,7 +63,7 @@ from engine.runtime import rows
 from engine.runtime.activation import PARKED_KEY, Activation
 from engine.runtime.ledger import Ledger
 from engine.runtime.services import JobContext, Services
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
 

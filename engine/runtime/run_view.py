@@ -9,7 +9,7 @@ from typing import Protocol
 
 from engine.bpmn.task_tree import History
 from engine.deploy.deployment import ProcessModel
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 
 
 class RunView(Protocol):

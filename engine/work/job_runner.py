@@ -27,7 +27,7 @@ from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext
-from engine.storage.store import PRELOADED
+from engine.storage.store_jobs import PRELOADED
 from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
