@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from engine.core.errors import EngineError
-from engine.core.models import ProcessInstance
+from engine.core.values import ProcessInstance
 from engine.deploy import bpmnxml
 
 if TYPE_CHECKING:

@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from engine.core.errors import BpmnError, NotFound
-from engine.core.models import ExternalTask, Job, ProcessInstance, TaskContext
+from engine.core.values import ExternalTask, Job, ProcessInstance, TaskContext
 from engine.core.variables import check_variables
 from engine.testing.assertions import ProcessInstanceAssert, assert_that, use_engine
 from engine.testing.bpmn_graph import process_graph
 from engine.testing.clock import ManualClock
 
 if TYPE_CHECKING:
-    from engine.core.models import Deployment
+    from engine.core.values import Deployment
     from engine.engine import ProcessEngine
 
 #: What a mock returns: variables (or None), a function of the TaskContext returning them, or

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from engine.core.models import HistoryEntry
+from engine.core.values import HistoryEntry
 from engine.testing.bpmn_graph import ProcessGraph
 
 #: How many alternative wait states a failure names.
