@@ -52,6 +52,7 @@ from engine.bpmn import (
     timer_events,
 )
 from engine.bpmn.specs import ServiceTask, StartEvent
+from engine.deploy import spec_names
 from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS
 
 ACTIVITI_NS = "http://activiti.org/bpmn"
@@ -60,10 +61,6 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 NSMAP = dict(CAMUNDA_NSMAP)
 NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})
-
-# SpiffWorkflow names its own start and end tasks like this; a BPMN element with the same id
-# would silently replace them.
-RESERVED_IDS = frozenset({"Start", "End", "Root"})
 
 _SIMPLE_EXPRESSION = re.compile(r"^\s*[$#]\{\s*([A-Za-z_][\w.-]*)\s*\}\s*$")
 _TRUE = {"true", "1", "yes"}
@@ -310,6 +307,8 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
     variables land in the process data, as in Camunda.
     """
 
+    # Elements named like SpiffWorkflow's own specs (Start, End...) keep their ids: spec_names.
+    PROCESS_PARSER_CLASS = spec_names.SpillwayProcessParser
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = dict(CamundaParser.OVERRIDE_PARSER_CLASSES)
     OVERRIDE_PARSER_CLASSES.update(
         {
