@@ -45,6 +45,14 @@ def history_entry(row: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
+def job_attempts(row: Mapping[str, Any]) -> int:
+    """Attempts made at the job's activity: a retry job of a failed synchronous call counts
+    that call too (its row counts only the job's own attempts)."""
+    payload = row.get("payload") or {}
+    sync = row["kind"] == "async-continuation" and bool(payload.get("sync", True))
+    return int(row["attempts"]) + (1 if sync else 0)
+
+
 def job(row: Mapping[str, Any]) -> Job:
     return Job(
         id=row["id"],
@@ -53,7 +61,7 @@ def job(row: Mapping[str, Any]) -> Job:
         kind=row["kind"],
         retries_left=int(row["retries_left"]),
         due_at=row["due_at"],
-        attempts=int(row["attempts"]),
+        attempts=job_attempts(row),
         last_error=row["last_error"],
         locked_by=row["locked_by"],
         lock_expires_at=row["lock_expires_at"],

@@ -111,7 +111,9 @@ class RunJobs:
         retries_left = max(policy.retries - (failures - 1), 0) if delay is not None else 0
         due_at = self.now + delay if delay is not None else self.now
         job_attempts = int(job["attempts"]) + 1 if job is not None else 0
-        self.history.record(act.task, act.started_at, self.now, "failed", failure.message)
+        self.history.record(
+            act.task, act.started_at, self.now, "failed", failure.message, attempt=act.in_job
+        )
         if job is None:
             row = self._job_row(act, "async-continuation", due_at, retries_left)
             row.update(last_error=failure.message, stacktrace=failure.stacktrace)
