@@ -108,3 +108,12 @@ def test_service_task_retry_job_and_incident_use_the_users_id(
         clock.advance(3600)
         eng.run_jobs()
     assert [i.activity_id for i in eng.incidents(inst.id)] == [task_id]
+
+
+def test_plain_task_passes_straight_through(eng: ProcessEngine) -> None:
+    """bpmn:task (bpmn.io's default shape) is no wait state, as in Camunda 7 and 8."""
+    eng.deploy(process("p", '<bpmn:task id="Task_1" name="Think" />', user("Review")))
+    inst = eng.start("p")
+    assert inst.waiting_at == ["Review"]
+    [row] = [h for h in eng.history(inst.id) if h.activity_id == "Task_1"]
+    assert row.activity_type == "task" and row.outcome == "completed"

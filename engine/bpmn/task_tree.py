@@ -126,6 +126,8 @@ def activity_type(task_spec: Any) -> str:
     if element:
         return str(element)
     name = type(task_spec).__name__
+    if name == "NoneTask":
+        return "task"  # bpmn:task, as Camunda names its activity type
     return name[0].lower() + name[1:]
 
 

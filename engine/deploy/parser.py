@@ -28,6 +28,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     EndEvent,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
+    NoneTask,
     ReceiveTask,
     ScriptTask,
     SendTask,
@@ -300,6 +301,16 @@ class _BusinessRuleTaskParsers:
         return decisions.decision_ref(node)
 
 
+class _PassThroughTaskParser(CamundaTaskParser):  # type: ignore[misc]
+    """``bpmn:task`` (bpmn.io's default shape, an activity without a type) passes straight
+    through, as in Camunda 7 and 8; SpiffWorkflow would make it a wait state like a manual task."""
+
+    def create_task(self) -> Any:
+        spec = super().create_task()
+        spec.manual = False
+        return spec
+
+
 class SpillwayParser(CamundaParser):  # type: ignore[misc]
     """CamundaParser (forms, DMN, multi-instance collections) with the engine's task classes.
 
@@ -313,6 +324,7 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
     OVERRIDE_PARSER_CLASSES.update(
         {
             full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
+            full_tag("task"): (_PassThroughTaskParser, NoneTask),
             full_tag("sendTask"): (_send_task_parser, SendTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParsers(), decisions.DecisionTask),
             full_tag("startEvent"): (_StartEventParser, StartEvent),
