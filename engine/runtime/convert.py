@@ -133,8 +133,9 @@ def new_job(
     instance_id: str | None = None,
     task_id: str | None = None,
     definition_id: str | None = None,
+    handler: str | None = None,
 ) -> dict[str, Any]:
-    """A new, unlocked ``sw_jobs`` row."""
+    """A new, unlocked ``sw_jobs`` row (``handler``: the one its run calls first, if any)."""
     row: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "instance_id": instance_id,
@@ -151,6 +152,7 @@ def new_job(
         "payload": payload,
         "rev": 1,
         "created_at": created_at,
+        "handler": handler,
     }
     if definition_id is not None:
         row["definition_id"] = definition_id

@@ -54,6 +54,7 @@ class RunJobs:
             retries=retries,
             created_at=self.now,
             payload={"sync": True},
+            handler=act.handler_name,  # only executors that have it acquire the job
         )
 
     def add_continuation(self, act: Activation) -> None:
