@@ -46,7 +46,7 @@ def test_deploy_start_show_complete(workdir: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "deploy", "flow.bpmn")
     assert "unchanged" in out
     code, out, _ = run(
-        capsys, "start", "flow", "--var", "n=41", "--var", "who=ann", "--business-key", "B-1"
+        capsys, "start", "flow", "--var", "n:=41", "--var", "who=ann", "--business-key", "B-1"
     )
     assert code == 0
     assert "waiting at Review" in out and '"stamped": 42' in out and '"who": "ann"' in out
@@ -55,7 +55,7 @@ def test_deploy_start_show_complete(workdir: Path, capsys: pytest.CaptureFixture
     assert instance_id in out and "B-1" in out
     code, out, _ = run(capsys, "show", instance_id)
     assert "history" in out and "serviceTask" in out and "Review" in out
-    code, out, _ = run(capsys, "complete", instance_id, "Review", "--var", "ok=true")
+    code, out, _ = run(capsys, "complete", instance_id, "Review", "--var", "ok:=true")
     assert code == 0 and "state      completed" in out
 
 

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from engine.bridge import cli as bridge_cli
-from engine.core.errors import EngineError
+from engine.cli.args import UsageError, positive_int
+from engine.cli.output import progress
 from engine.engine import ProcessEngine
 
 
@@ -19,10 +20,16 @@ def cmd_conformance(args: argparse.Namespace) -> None:
 
     folder = Path(args.dir)
     if not folder.is_dir():
-        raise EngineError(f"{folder} is not a folder")
-    results = conformance.run(folder)
+        raise UsageError(f"{folder} is not a folder")
+    with progress("conformance") as bar:
+
+        def step(total: int, name: str) -> None:
+            bar.total(total)
+            bar.advance(1, name)
+
+        results = conformance.run(folder, step)
     if not results:
-        raise EngineError(f"{folder} holds no .bpmn file")
+        raise UsageError(f"{folder} holds no .bpmn file (nor .bpmn20.xml)")
     print(conformance.render(results, args.format))
 
 
@@ -34,7 +41,8 @@ def cmd_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "conformance", help="deploy and run every BPMN file of a folder; print a report"
+        "conformance",
+        help="deploy and run every BPMN file of a folder (.bpmn, .bpmn20.xml); print a report",
     )
     p.add_argument("dir")
     p.add_argument("--format", choices=["text", "markdown"], default="text")
@@ -45,5 +53,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(fn=cmd_bridge)
 
     p = sub.add_parser("demo", help="deploy the examples in processes/ and run them")
-    p.add_argument("--orders", type=int, default=8)
+    p.add_argument("--orders", type=positive_int, default=8)
     p.set_defaults(fn=cmd_demo)
