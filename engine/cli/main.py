@@ -96,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in arguments
     try:
         check_text_arguments(arguments)
-        args = build_parser().parse_args(arguments)
+        try:
+            args = build_parser().parse_args(arguments)
+        except SystemExit as exc:  # --help (0) or a usage error already printed (2)
+            return exc.code if isinstance(exc.code, int) else 2
         _logging(args.debug)
         if getattr(args, "standalone", None):
             args.standalone(args)
