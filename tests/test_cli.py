@@ -99,6 +99,8 @@ def test_demo_runs_every_example_path(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "8 orders: 8 completed; open jobs 0, incidents 0" in result.stdout
     assert "ApproveOrder" in result.stdout and "NotifyDeclined" in result.stdout
-    assert "Charge > Charge" in result.stdout  # a retried charge
+    assert "Task_Charge failed: TimeoutError > Task_Charge (retry 1)" in result.stdout
+    assert "card 41110 ends in 0: declined by the issuer" in result.stdout  # why that path
+    assert "waiting at -" not in result.stdout
     assert "invoice INV-1 total=100.0 approved=True -> completed" in result.stdout
     assert "onboarding E1 login=ada.lovelace -> completed" in result.stdout
