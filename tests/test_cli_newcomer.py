@@ -117,6 +117,14 @@ def test_var_strings_by_default_json_when_typed(
     assert code == 2 and "--var amount: not a JSON value" in err and err.count("\n") == 1
 
 
+def test_deploy_without_app_says_how_to_register_handlers(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(capsys, "--db", "sqlite:///cli.db", "deploy", "flow.bpmn")
+    assert code == 2 and err.count("\n") == 1
+    assert "'charge', which is not registered" in err and "no --app given" in err
+
+
 def test_db_wins_over_a_callable_app_and_conflicts_are_refused(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.args import VAR_HELP, listing_options, parse_vars
+from engine.cli.args import VAR_HELP, UsageError, listing_options, parse_vars
 from engine.cli.output import (
     Snapshot,
     ids,
@@ -16,11 +16,20 @@ from engine.cli.output import (
     print_table,
     retry_line,
 )
+from engine.core.errors import DeploymentError
 from engine.engine import ProcessEngine
 
 
 def cmd_deploy(eng: ProcessEngine, args: argparse.Namespace) -> None:
-    dep = eng.deploy(args.paths if len(args.paths) > 1 else args.paths[0], name=args.name)
+    try:
+        dep = eng.deploy(args.paths if len(args.paths) > 1 else args.paths[0], name=args.name)
+    except DeploymentError as exc:
+        if args.app or "is not registered" not in str(exc):
+            raise
+        raise UsageError(
+            f"{exc} (no --app given: name the module that registers the handlers, e.g. "
+            "--app processes:engine for the examples)"
+        ) from exc
     state = "unchanged, existing deployment" if dep.existing else "deployed"
     print(f"{dep.id}  {state}")
     for key in dep.process_keys:
