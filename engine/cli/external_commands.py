@@ -7,7 +7,7 @@ from collections import Counter
 
 from engine.cli.args import VAR_HELP, listing_options, parse_vars, positive_float
 from engine.cli.output import ids, print_instance, print_json, print_table, short
-from engine.core.models import ExternalTask
+from engine.core.values import ExternalTask
 from engine.engine import ProcessEngine
 
 CLI_WORKER = "spillway-cli"

@@ -6,7 +6,7 @@ import argparse
 
 from engine.cli.args import listing_options, positive_int
 from engine.cli.output import ids, print_json, print_table, short
-from engine.core.models import ExternalTask
+from engine.core.values import ExternalTask
 from engine.engine import ProcessEngine
 
 TIMER_NOTE = (

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.core.models import Incident, Job, ProcessInstance
+from engine.core.values import Incident, Job, ProcessInstance
 from engine.engine import ProcessEngine
 
 
