@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from behaviors import (
@@ -34,6 +35,8 @@ from engine.core.errors import (
     CorrelationError,
     DeploymentError,
     EngineError,
+    InstanceSuspended,
+    InvalidOperation,
     NotFound,
 )
 from engine.core.models import (
@@ -43,13 +46,15 @@ from engine.core.models import (
     Incident,
     Job,
     ProcessInstance,
+    UserTask,
+    VariableChange,
 )
 from engine.core.retry import RetryPolicy
 from engine.core.stats import Counters
 from engine.core.variables import check_variables
 from engine.deploy import bpmnxml
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
-from engine.runtime import convert
+from engine.runtime import convert, migration, modification, operations
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.run import JobContext, Run
@@ -57,6 +62,12 @@ from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, O
 from engine.storage.store import InstanceWrite, Store
 from engine.work.executor import JobExecutor
 from engine.work.external_tasks import ExternalTaskService
+from engine.work.history_cleanup import (
+    DEFAULT_CLEANUP_INTERVAL,
+    HistoryCleaner,
+    HistoryCleanup,
+    to_timedelta,
+)
 from engine.work.job_runner import JobRunner, new_owner
 from engine.work.pool import WorkerPool
 
@@ -84,6 +95,7 @@ class ProcessEngine:
         allow_scripts: bool = False,
         max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
         allow_javascript: bool = True,
+        history_time_to_live: float | timedelta | None = None,
     ) -> None:
         self.store = Store(url)
         self.store.migrate()
@@ -117,6 +129,10 @@ class ProcessEngine:
         #: Named counters, e.g. stats["conflicts_retried"] (see engine.core.stats).
         self.stats = Counters()
         self.external_tasks = ExternalTaskService(self)
+        #: Ended instances of processes without camunda:historyTimeToLive are kept this long
+        #: (None: kept); see ``cleanup_history``.
+        self.history_time_to_live = to_timedelta(history_time_to_live, "history_time_to_live")
+        self._history_cleanup = HistoryCleanup(self.store, self.history_time_to_live)
 
     # -- handlers -----------------------------------------------------------------------
 
@@ -463,6 +479,7 @@ class ProcessEngine:
             run, has_incident = self._load(instance_id)
             if run.row is not None and run.row["state"] in ("completed", "terminated"):
                 raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
+            operations.check_not_suspended(run.row)
             action(run)
             return self._commit(run, has_incident)
 
@@ -532,8 +549,8 @@ class ProcessEngine:
                     instance_id, lambda run: run.receive_signal(name, variables, signal_id)
                 )
                 delivered += 1
-            except NotFound:
-                continue  # ended meanwhile
+            except (NotFound, InstanceSuspended):
+                continue  # ended meanwhile, or suspended (a suspended instance takes no signal)
             except EngineError as exc:
                 # One instance failing to take it keeps none of the others from it; the failure
                 # is raised once they all had their turn (a signal job then runs again, and the
@@ -683,6 +700,111 @@ class ProcessEngine:
 
     def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
         return [convert.incident(r) for r in self.store.incidents(instance_id, open_only)]
+
+    # -- user tasks and operating running instances (engine.runtime.operations) ----------
+
+    def tasks(
+        self,
+        instance_id: str | None = None,
+        assignee: str | None = None,
+        candidate_user: str | None = None,
+        candidate_group: str | Sequence[str] | None = None,
+        process_key: str | None = None,
+    ) -> list[UserTask]:
+        """Open user tasks, oldest first. ``candidate_user`` / ``candidate_group`` (a group or a
+        list: the groups the caller says the user is in) select unassigned tasks they may
+        claim."""
+        return operations.tasks(
+            self.store, instance_id, assignee, candidate_user, candidate_group, process_key
+        )
+
+    def claim(self, task_id: str, user: str) -> UserTask:
+        """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
+        if not isinstance(user, str) or not user.strip():
+            raise EngineError(f"claim: user must be a non-empty user id, got {user!r}")
+        return operations.assign(self, task_id, user, claim=True)
+
+    def unclaim(self, task_id: str) -> UserTask:
+        return operations.assign(self, task_id, None, claim=False)
+
+    def set_assignee(self, task_id: str, user: str | None) -> UserTask:
+        """Assign the task to ``user`` whoever holds it (None: unassigned)."""
+        return operations.assign(self, task_id, user, claim=False)
+
+    def cancel(
+        self, instance_id: str, reason: str = "", *, user: str | None = None
+    ) -> ProcessInstance:
+        """End the instance as ``terminated`` with all its work, recording who and why."""
+        return operations.cancel(self, instance_id, reason, user)
+
+    def suspend(self, instance_id: str) -> ProcessInstance:
+        return operations.set_suspended(self, instance_id, True)
+
+    def activate(self, instance_id: str) -> ProcessInstance:
+        return operations.set_suspended(self, instance_id, False)
+
+    def set_variables(
+        self, instance_id: str, variables: Mapping[str, Any], *, user: str | None = None
+    ) -> ProcessInstance:
+        return operations.set_variables(self, instance_id, variables, user)
+
+    def remove_variables(
+        self, instance_id: str, names: Sequence[str], *, user: str | None = None
+    ) -> ProcessInstance:
+        return operations.remove_variables(self, instance_id, names, user)
+
+    def variable_history(self, instance_id: str) -> list[VariableChange]:
+        """Changes made by set_variables / remove_variables, oldest first."""
+        return operations.variable_history(self.store, instance_id)
+
+    def modify(
+        self,
+        instance_id: str,
+        start_before: Sequence[str] | None = None,
+        cancel: Sequence[str] | None = None,
+    ) -> ProcessInstance:
+        """Move tokens: cancel those at ``cancel`` activities, start new ones before
+        ``start_before`` activities, in one transaction (engine.runtime.modification)."""
+        return modification.modify(self, instance_id, start_before, cancel)
+
+    def migrate(
+        self,
+        instance_ids: Sequence[str],
+        to_version: int,
+        mapping: Mapping[str, str] | None = None,
+    ) -> list[ProcessInstance]:
+        """Move running instances to another version of their process (all or none)."""
+        return migration.migrate(self, instance_ids, to_version, mapping)
+
+    def delete_deployment(self, deployment_id: str, cascade: bool = False) -> int:
+        """Delete a deployment; refused while instances of it run unless ``cascade``, which
+        deletes them (and every instance of it, with history). Returns instances deleted."""
+        if self.store.deployment(deployment_id) is None:
+            raise NotFound(f"no deployment with id '{deployment_id}'")
+        deleted, running = self.store.delete_deployment(deployment_id, cascade)
+        if running and not cascade:
+            shown = ", ".join(running[:5]) + (", ..." if len(running) > 5 else "")
+            raise InvalidOperation(
+                f"deployment {deployment_id} has {len(running)} running instance(s) "
+                f"({shown}); cancel them or delete with cascade=True"
+            )
+        return deleted
+
+    def cleanup_history(self, now: datetime | None = None) -> int:
+        """Remove ended instances past their history time to live, with their history, in
+        batches; returns how many instances went (engine.work.history_cleanup)."""
+        return self._history_cleanup.run(now or self.clock.now())
+
+    def history_cleaner(self, interval: float = DEFAULT_CLEANUP_INTERVAL) -> HistoryCleaner:
+        """A thread running ``cleanup_history`` every ``interval`` seconds: ``start()``,
+        ``stop()`` (``spillway worker`` and ``serve`` run one)."""
+        cleaner: HistoryCleaner
+
+        def run() -> int:
+            return self._history_cleanup.run(self.clock.now(), stop=cleaner.stopping)
+
+        cleaner = HistoryCleaner(run, interval)
+        return cleaner
 
     def close(self) -> None:
         self.store.dispose()

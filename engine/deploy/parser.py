@@ -39,6 +39,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     CamundaTaskParser,
     SubWorkflowParser,
 )
+from SpiffWorkflow.camunda.specs.user_task import UserTask as CamundaUserTask
 
 from engine.bpmn import (
     call_mappings,
@@ -53,6 +54,7 @@ from engine.bpmn import (
 )
 from engine.bpmn.specs import ServiceTask, StartEvent
 from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS
+from engine.deploy.user_task_parser import UserTaskParser
 
 ACTIVITI_NS = "http://activiti.org/bpmn"
 FLOWABLE_NS = "http://flowable.org/bpmn"
@@ -314,6 +316,8 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
     OVERRIDE_PARSER_CLASSES.update(
         {
             full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
+            # camunda:assignee, candidateUsers... for the task list (engine.runtime.user_tasks).
+            full_tag("userTask"): (UserTaskParser, CamundaUserTask),
             full_tag("sendTask"): (_send_task_parser, SendTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParsers(), decisions.DecisionTask),
             full_tag("startEvent"): (_StartEventParser, StartEvent),

@@ -67,7 +67,7 @@ from engine.core.models import ProcessInstance
 from engine.core.retry import RetryPolicy
 from engine.core.variables import check_variables
 from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
+from engine.runtime import convert, user_tasks
 from engine.runtime.activation import (
     Activation,
     Behavior,
@@ -660,6 +660,7 @@ class Run(RunJobs):
                 "subs": len(subs),
                 "jobs": self.job_keys,
                 "external": self.external_keys,
+                user_tasks.KEY: user_tasks.reconcile(self, open_tasks),
             },
             "data": codec.dump(self.wf),
             "format": 1,

@@ -29,8 +29,8 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import ConcurrencyConflict, StoreError
+from engine.storage import operations, store_external, user_tasks
 from engine.storage import schema as t
-from engine.storage import store_external
 
 DEFAULT_URL = "sqlite:///spillway.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -68,6 +68,14 @@ class InstanceWrite:
     #: (external task id, worker id) pairs: each task must still exist, locked by that worker.
     external_held: list[tuple[str, str]] = field(default_factory=list)
     outbox_insert: list[dict[str, Any]] = field(default_factory=list)
+    # Operating running instances (engine.storage.user_tasks.apply_operations).
+    user_tasks_insert: list[dict[str, Any]] = field(default_factory=list)
+    #: {"id", "expected_rev", changed columns...}: applied only at that row revision.
+    user_tasks_update: list[dict[str, Any]] = field(default_factory=list)
+    user_tasks_delete: list[str] = field(default_factory=list)
+    variable_history_insert: list[dict[str, Any]] = field(default_factory=list)
+    #: Cancel: delete every job, external task, subscription and user task of the instance.
+    purge: bool = False
 
 
 # Statements of the per-call hot path, built once: constructing a SQLAlchemy statement costs more
@@ -117,7 +125,12 @@ _NEXT_DUE = sa.select(
             else_=t.jobs.c.due_at,
         )
     )
-).where(t.jobs.c.retries_left > 0)
+).where(
+    t.jobs.c.retries_left > 0,
+    ~sa.select(t.instances.c.id)
+    .where(t.instances.c.id == t.jobs.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists(),
+)
 
 _j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
 _FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
@@ -131,8 +144,15 @@ _INSTANCE_BUSY = (
     )
     .exists()
 )
+# A suspended instance's jobs and timers wait (engine.runtime.operations): checked here, in the
+# acquisition itself, so every node obeys.
+_SUSPENDED = (
+    sa.select(t.instances.c.id)
+    .where(t.instances.c.id == _j.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists()
+)
 _RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
-    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
+    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY, ~_SUSPENDED
 )
 _DUE_JOBS = (
     _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
@@ -192,7 +212,9 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class Store(store_external.ExternalTaskQueries):
+class Store(
+    store_external.ExternalTaskQueries, user_tasks.UserTaskQueries, operations.OperationQueries
+):
     """SQLAlchemy-backed storage shared by every engine node that points at the same URL."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -472,6 +494,15 @@ class Store(store_external.ExternalTaskQueries):
                 ).mappings()
             ]
 
+    def apply_all(self, writes: Sequence[InstanceWrite]) -> None:
+        """Apply several instances' writes in one transaction (a migration): all or none."""
+        try:
+            with self.transaction() as conn:
+                for write in writes:
+                    self._apply(conn, write)
+        except IntegrityError as exc:
+            raise StoreError(f"write of {len(writes)} instances refused: {exc.orig}") from exc
+
     def apply(self, write: InstanceWrite) -> None:
         """Apply one engine call's changes in a single transaction (see module docstring)."""
         try:
@@ -556,6 +587,7 @@ class Store(store_external.ExternalTaskQueries):
             conn.execute(t.external_tasks.insert(), w.external_insert)
         if w.outbox_insert:
             conn.execute(t.outbox.insert(), w.outbox_insert)
+        user_tasks.apply_operations(conn, w)
         if self.dialect == "postgresql" and (
             w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert
         ):
@@ -619,6 +651,11 @@ class Store(store_external.ExternalTaskQueries):
                 query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
                 for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
                     instances[r["id"]] = dict(r)
+                # Under the instance locks: one suspended since the choice keeps its job.
+                paused = {i for i, r in instances.items() if r.get("suspended")}
+                if paused:
+                    chosen = {i: j for i, j in chosen.items() if i not in paused}
+                    instances = {i: r for i, r in instances.items() if i not in paused}
             if self.dialect == "postgresql" and chosen:
                 # Under the instance locks, re-check that no sibling job got locked meanwhile.
                 still_busy = set(

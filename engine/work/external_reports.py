@@ -26,6 +26,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
+from engine.runtime import operations
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, Activation
 from engine.runtime.run import Run
 
@@ -170,6 +171,7 @@ class ReportCombiner:
         if run.row is not None and run.row["state"] in ("completed", "terminated"):
             # Rows of an ended instance are deleted with its last write; a stale read.
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")
+        operations.check_not_suspended(run.row)
         outcomes: list[tuple[Report, Outcome]] = []
         applied = 0
         deferred = _DeferredUpdates()
