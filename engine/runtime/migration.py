@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
+from SpiffWorkflow.workflow import Workflow
 
 from engine.bpmn import event_subprocesses
 from engine.core.errors import EngineError, InvalidOperation
@@ -242,6 +243,9 @@ def _run(host: Host, plan: _Plan, mapping: dict[str, str]) -> Run:
     row, model = plan.row, plan.model
     workflow = host.codec.load(json.dumps(plan.data), model.spec, model.subprocess_specs)
     event_subprocesses.install(workflow)
+    # The paths ahead of the tokens, predicted anew from the target version's flows.
+    for wf in (workflow, *workflow.subprocesses.values()):
+        Workflow._predict(wf)
     run = Run(
         host,
         model,

@@ -166,6 +166,7 @@ def modify(
         raise EngineError("modify: give start_before and/or cancel activity ids")
 
     def action(run: Run) -> None:
+        ended.clear()
         bodies = _multi_instance_bodies(run)
         problems = [p for a in cancels if (p := _cancel_problem(run, a))]
         problems += [p for a in starts if (p := _start_problem(run, a, bodies))]
@@ -187,10 +188,17 @@ def modify(
             anchor = scope.task_tree
             token = anchor._add_child(ts, TaskState.READY)
             token.data = copy.deepcopy(variables)
+            # Its path ahead, as SpiffWorkflow predicts a new workflow's.
+            ts._predict(token, mask=TaskState.NOT_FINISHED_MASK)
+        if not starts and not run.open_tasks():
+            ended.append(True)  # the last tokens were cancelled: the instance ends
+            return
         run.advance()
 
+    ended: list[bool] = []
+
     def after(run: Run) -> None:
-        if not run.open_tasks() and run.write.instance["state"] != "completed":
+        if ended:
             run.write.instance.update(state="terminated", ended_at=run.now, waiting_at=[])
             run.write.purge = True
 
