@@ -97,6 +97,7 @@ class ProcessEngine:
         allow_javascript: bool = True,
         history_time_to_live: float | timedelta | None = None,
     ) -> None:
+        ttl = to_timedelta(history_time_to_live, "history_time_to_live")
         self.store = Store(url)
         self.store.migrate()
         self.clock: Clock = clock or SystemClock()
@@ -131,7 +132,7 @@ class ProcessEngine:
         self.external_tasks = ExternalTaskService(self)
         #: Ended instances of processes without camunda:historyTimeToLive are kept this long
         #: (None: kept); see ``cleanup_history``.
-        self.history_time_to_live = to_timedelta(history_time_to_live, "history_time_to_live")
+        self.history_time_to_live = ttl
         self._history_cleanup = HistoryCleanup(self.store, self.history_time_to_live)
 
     # -- handlers -----------------------------------------------------------------------
