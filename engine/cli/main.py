@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bridge import cli as bridge_cli
+from engine.cli import operate
 from engine.core.errors import EngineError
 from engine.core.models import ExternalTask, ProcessInstance
 from engine.engine import ProcessEngine
@@ -217,6 +218,9 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
         workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
     )
     executor.start()
+    cleaner = eng.history_cleaner(args.cleanup_interval) if args.cleanup_interval > 0 else None
+    if cleaner is not None:
+        cleaner.start()  # history cleanup (engine.work.history_cleanup), on a thread of its own
     for pool in pools:
         pool.start()
         print(f"worker pool {pool.worker_id}: topic '{pool.topic}'", flush=True)
@@ -234,6 +238,8 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
         for pool in pools:
             pool.stop(timeout=args.stop_timeout)
         executor.stop(timeout=args.stop_timeout)
+        if cleaner is not None:
+            cleaner.stop(timeout=args.stop_timeout)
     print(f"worker {executor.owner}: stopped after {executor.executed} jobs", flush=True)
 
 
@@ -332,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML file of worker pools to run too, [pools.<topic>] tables (env SPILLWAY_POOLS)",
     )
+    p.add_argument(
+        "--cleanup-interval",
+        type=float,
+        default=float(os.environ.get("SPILLWAY_CLEANUP_INTERVAL", "3600")),
+        help="seconds between history cleanups (env SPILLWAY_CLEANUP_INTERVAL; 0: none)",
+    )
     p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser(
@@ -344,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bridge", help="publish external tasks to RabbitMQ, apply the results")
     bridge_cli.add_arguments(p)
     p.set_defaults(fn=cmd_bridge)
+
+    operate.register(sub)
 
     p = sub.add_parser("demo", help="deploy the examples in processes/ and run them")
     p.add_argument("--orders", type=int, default=8)
