@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,8 @@ log = logging.getLogger("spillway.cleanup")
 
 #: How often ``HistoryCleaner`` runs the cleanup by default (seconds).
 DEFAULT_CLEANUP_INTERVAL = 3600.0
+#: Pause between two batches (seconds): writers waiting for the database go first.
+BATCH_PAUSE = 0.002
 
 
 def parse_ttl(text: str, where: str) -> timedelta:
@@ -116,6 +119,7 @@ class HistoryCleanup:
                         break
                     count, _rows = self.store.delete_ended_instances(ids)
                     removed += count
+                    time.sleep(BATCH_PAUSE)
         if removed:
             log.info("history cleanup: %d ended instances removed", removed)
         return removed
