@@ -109,3 +109,19 @@ def test_bad_version_is_one_usage_line(workdir: Path, capsys: pytest.CaptureFixt
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "not a version number: 'two'" in err
+
+
+def test_worker_runs_history_cleanup(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "zero.bpmn").write_bytes(
+        process("zero", user("A"), process_attrs='camunda:historyTimeToLive="0"')
+    )
+    eng = ProcessEngine(DB)
+    eng.deploy(workdir / "zero.bpmn")
+    ended = eng.start("zero")
+    eng.complete_task(ended.id, "A")
+    eng.close()
+    code, _, err = run(capsys, "worker", "--exit-when-idle", "--workers", "1")
+    assert code == 0, err
+    eng = ProcessEngine(DB)
+    assert eng.instances(process_key="zero") == []
+    eng.close()

@@ -46,8 +46,8 @@ def test_row_written_with_evaluated_attributes(eng: ProcessEngine) -> None:
     assert task.activity_id == "Approve"
     assert task.name == "Approve order"
     assert task.assignee == "john"
-    assert task.candidate_users == ("mary", "pete")
-    assert task.candidate_groups == ("sales", "north")
+    assert task.candidate_users == ["mary", "pete"]
+    assert task.candidate_groups == ["sales", "north"]
     assert task.due_at == datetime(2026, 12, 24, 9, 0, tzinfo=UTC)
     assert task.follow_up_at == datetime(2026, 12, 20, 9, 0, tzinfo=UTC)
     assert task.priority == 15
@@ -161,7 +161,7 @@ def test_zeebe_style_feel_attributes(eng: ProcessEngine) -> None:
     )
     inst = eng.start("approval", {"owner": {"name": "kim"}, "team": "ops"})
     [task] = eng.tasks(instance_id=inst.id)
-    assert task.assignee == "kim" and task.candidate_groups == ("ops", "board")
+    assert task.assignee == "kim" and task.candidate_groups == ["ops", "board"]
 
 
 def test_two_engines_one_claim_wins(make_engine: object) -> None:

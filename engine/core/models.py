@@ -158,8 +158,8 @@ class UserTask:
     activity_id: str
     name: str | None
     assignee: str | None
-    candidate_users: tuple[str, ...]
-    candidate_groups: tuple[str, ...]
+    candidate_users: list[str]
+    candidate_groups: list[str]
     due_at: datetime | None
     follow_up_at: datetime | None
     priority: int

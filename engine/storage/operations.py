@@ -100,7 +100,6 @@ class OperationQueries:
                 _i.c.state.in_(ENDED_STATES),
                 _i.c.definition_id.in_(list(definition_ids)),
             )
-            .order_by(_i.c.ended_at)
             .limit(limit)
         )
         with self.transaction(write=False) as conn:

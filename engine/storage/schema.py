@@ -96,8 +96,8 @@ instances = sa.Table(
     # Suspended instances' jobs, timers and external tasks are never acquired (runtime.operations).
     sa.Column("suspended", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
-    # History cleanup scans ended instances by end time.
-    sa.Index("ix_sw_instances_ended", "ended_at"),
+    # History cleanup scans each definition's ended instances by end time.
+    sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
 )
 
 history = sa.Table(

@@ -3,7 +3,7 @@
 ``sw_user_tasks`` holds one row per open user task (with ``sw_task_candidates`` for indexed
 candidate lookups), ``sw_instances.suspended`` keeps a suspended instance's work from being
 acquired, ``sw_variable_history`` records set_variables/remove_variables, and an index on
-``sw_instances.ended_at`` serves history cleanup.
+``sw_instances (definition_id, ended_at)`` serves history cleanup.
 
 Revision ID: 0003_operate
 Revises: 0002
@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("suspended", sa.Boolean(), nullable=False, server_default=sa.false())
         )
-        batch_op.create_index("ix_sw_instances_ended", ["ended_at"], unique=False)
+        batch_op.create_index("ix_sw_instances_ended", ["definition_id", "ended_at"], unique=False)
     op.create_table(
         "sw_user_tasks",
         sa.Column("id", sa.String(length=64), nullable=False),
