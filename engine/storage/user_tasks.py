@@ -102,21 +102,13 @@ class UserTaskQueries:
                 match.append(sa.and_(_c.c.kind == "user", _c.c.name == candidate_user))
             if candidate_groups:
                 match.append(sa.and_(_c.c.kind == "group", _c.c.name.in_(list(candidate_groups))))
-            # Driven from the candidates index (the planners would rather scan every
+            # Driven from the candidates index, then by primary key: "unassigned" is written
+            # so that no planner picks the assignee index instead (it would walk every
             # unassigned task and probe the candidates).
-            with self.transaction(write=False) as conn:
-                ids = sorted(
-                    set(conn.execute(sa.select(_c.c.task_id).where(sa.or_(*match))).scalars())
-                )
-            if not ids:
-                return []
-            # By primary key; "unassigned" is checked on the rows, or the planners scan the
-            # assignee index for every unassigned task instead.
-            query = query.where(_u.c.id.in_(ids))
-            with self.transaction(write=False) as conn:
-                rows = [dict(r) for r in conn.execute(query).mappings()]
-            rows = [r for r in rows if r["assignee"] is None]
-            return rows if limit is None else rows[:limit]
+            query = query.where(
+                _u.c.id.in_(sa.select(_c.c.task_id).where(sa.or_(*match))),
+                sa.func.coalesce(_u.c.assignee, "") == "",
+            )
         if limit is not None:
             query = query.limit(limit)
         with self.transaction(write=False) as conn:
