@@ -7,8 +7,8 @@ written with bulk inserts, each a copy of a real completed instance (its ``sw_in
 and its 4 ``sw_history`` rows) plus one ``sw_variable_history`` row, ended two days ago. Then
 ``eng.cleanup_history()`` removes them all: instances/s and rows/s (every row deleted, the
 instance rows included). While it runs, a second thread keeps calling ``eng.start()`` on
-another process: its median and worst latency show that the batches (200 instances per
-transaction, 2 ms apart) leave room for the executor's own writes. Baseline in the same run:
+another process: its median and worst latency show that the batches (100 instances per
+transaction, 5 ms apart) leave room for the executor's own writes. Baseline in the same run:
 the same ``start()`` calls with no cleanup running.
 
 The issue's target is 1,000,000 instances; on the shared 2-core machine of the measurement the

@@ -612,6 +612,8 @@ class ProcessEngine:
                 raise NotFound(f"no job with id '{job_id}'")
             if int(row["retries_left"]) <= 0:
                 raise EngineError(f"job {job_id} has no retries left; retry() it first")
+            if row["instance_id"]:
+                operations.check_not_suspended(self.store.instance(row["instance_id"]))
             raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
         self.jobs_runner.execute(rows[0], owner)
 

@@ -233,3 +233,33 @@ def test_set_variables_steers_a_later_gateway(eng: ProcessEngine) -> None:
     inst = eng.start("route", {"amount": 10})
     eng.set_variables(inst.id, {"amount": 500})
     assert eng.complete_task(inst.id, "A").waiting_at == ["Big"]
+
+
+def test_execute_job_of_a_suspended_instance_is_refused(eng: ProcessEngine) -> None:
+    eng.register_handler("work", lambda ctx: None)
+    eng.deploy(process("later", service("Work", "work", extra='camunda:asyncBefore="true"')))
+    inst = eng.start("later")
+    [job] = eng.jobs(inst.id)
+    eng.suspend(inst.id)
+    with pytest.raises(InstanceSuspended):
+        eng.execute_job(job.id)
+    eng.activate(inst.id)
+    eng.execute_job(job.id)
+    assert eng.get_instance(inst.id).state == "completed"
+
+
+def test_cancel_inside_an_embedded_subprocess(eng: ProcessEngine) -> None:
+    sub = (
+        '<bpmn:subProcess id="Sub"><bpmn:startEvent id="SubStart" />'
+        '<bpmn:userTask id="Inner" /><bpmn:endEvent id="SubEnd" />'
+        '<bpmn:sequenceFlow id="s1" sourceRef="SubStart" targetRef="Inner" />'
+        '<bpmn:sequenceFlow id="s2" sourceRef="Inner" targetRef="SubEnd" /></bpmn:subProcess>'
+    )
+    eng.deploy(process("nested", sub, user("After")))
+    inst = eng.start("nested")
+    assert [t.activity_id for t in eng.tasks(instance_id=inst.id)] == ["Inner"]
+    moved = eng.modify(inst.id, cancel=["Sub"], start_before=["After"])
+    assert moved.waiting_at == ["After"]
+    assert [t.activity_id for t in eng.tasks(instance_id=inst.id)] == ["After"]
+    done = eng.cancel(inst.id)
+    assert done.state == "terminated" and eng.tasks(instance_id=inst.id) == []

@@ -20,8 +20,9 @@ from sqlalchemy.engine import Connection
 from engine.storage import schema as t
 
 ENDED_STATES = ("completed", "terminated")
-#: Instances deleted per transaction by history cleanup (about 20 ms of write lock on SQLite).
-CLEANUP_BATCH = 200
+#: Instances deleted per transaction by history cleanup: short transactions, so the write lock
+#: (SQLite) is never held for long.
+CLEANUP_BATCH = 100
 
 _i = t.instances
 _SET_SUSPENDED = (
@@ -34,28 +35,29 @@ _SET_SUSPENDED = (
     )
 )
 _IDS: sa.BindParameter[Any] = sa.bindparam("b_ids", expanding=True)
-#: Everything that names an instance, children first; the instance rows last.
-_BY_INSTANCE = (
-    t.history.c.instance_id,
-    t.variable_history.c.instance_id,
-    t.incidents.c.instance_id,
+#: What names an ended instance: its history.
+_HISTORY = (t.history.c.instance_id, t.variable_history.c.instance_id, t.incidents.c.instance_id)
+#: What only a running instance has (an instance's last write deletes these when it ends).
+_WORK = (
     t.jobs.c.instance_id,
     t.external_tasks.c.instance_id,
     t.subscriptions.c.instance_id,
     t.task_candidates.c.instance_id,
     t.user_tasks.c.instance_id,
 )
-_DELETES = [col.table.delete().where(col.in_(_IDS)) for col in _BY_INSTANCE]
+_DELETE_HISTORY = [col.table.delete().where(col.in_(_IDS)) for col in _HISTORY]
+_DELETE_WORK = [col.table.delete().where(col.in_(_IDS)) for col in _WORK]
 _DELETE_INSTANCES = _i.delete().where(_i.c.id.in_(_IDS))
 
 
-def delete_instance_rows(conn: Connection, ids: Sequence[str]) -> int:
-    """Delete instances and every row naming them; returns how many rows went."""
+def delete_instance_rows(conn: Connection, ids: Sequence[str], *, ended_only: bool) -> int:
+    """Delete instances and the rows naming them (``ended_only``: instances that ended, which
+    have history only); returns how many rows went."""
     if not ids:
         return 0
     params = {"b_ids": list(ids)}
     count = 0
-    for statement in _DELETES:
+    for statement in _DELETE_HISTORY if ended_only else [*_DELETE_WORK, *_DELETE_HISTORY]:
         count += int(conn.execute(statement, params).rowcount or 0)
     return count + int(conn.execute(_DELETE_INSTANCES, params).rowcount or 0)
 
@@ -114,7 +116,7 @@ class OperationQueries:
                     sa.select(_i.c.id).where(_i.c.id.in_(list(ids)), _i.c.state.in_(ENDED_STATES))
                 ).scalars()
             ]
-            return len(ended), delete_instance_rows(conn, ended)
+            return len(ended), delete_instance_rows(conn, ended, ended_only=True)
 
     def deployment(self, deployment_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
@@ -157,7 +159,7 @@ class OperationQueries:
                     ).scalars()
                 ]
                 for start in range(0, len(ids), CLEANUP_BATCH):
-                    delete_instance_rows(conn, ids[start : start + CLEANUP_BATCH])
+                    delete_instance_rows(conn, ids[start : start + CLEANUP_BATCH], ended_only=False)
                 deleted = len(ids)
             conn.execute(t.jobs.delete().where(t.jobs.c.definition_id.in_(def_ids)))
             conn.execute(d.delete().where(d.c.deployment_id == deployment_id))

@@ -32,7 +32,7 @@ log = logging.getLogger("spillway.cleanup")
 #: How often ``HistoryCleaner`` runs the cleanup by default (seconds).
 DEFAULT_CLEANUP_INTERVAL = 3600.0
 #: Pause between two batches (seconds): writers waiting for the database go first.
-BATCH_PAUSE = 0.002
+BATCH_PAUSE = 0.005
 
 
 def parse_ttl(text: str, where: str) -> timedelta:
