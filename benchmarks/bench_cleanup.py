@@ -1,6 +1,6 @@
 """History cleanup: ended instances with their history removed, rows/s, flat in size.
 
-    python benchmarks/bench_cleanup.py [--sizes 20000,50000,100000] [--pg URL]
+    python benchmarks/bench_cleanup.py [--sizes 20000,50000,100000] [--pg URL] [--no-sqlite]
 
 For each size N, N ended instances of a process with ``camunda:historyTimeToLive="1"`` are
 written with bulk inserts, each a copy of a real completed instance (its ``sw_instances`` row
@@ -151,12 +151,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="20000,50000,100000")
     ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG"))
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    backends = [("SQLite file", "sqlite")]
+    backends = [] if args.no_sqlite else [("SQLite file", "sqlite")]
     if args.pg:
         backends.append(("PostgreSQL", args.pg))
     for label, url in backends:
