@@ -67,7 +67,7 @@ def test_no_ttl_means_kept(eng: ProcessEngine, clock: ManualClock) -> None:
 
 
 def test_cleanup_in_batches(eng: ProcessEngine, clock: ManualClock) -> None:
-    eng._history_cleanup.batch = 3
+    eng.history_cleanup.batch = 3
     eng.deploy(quick("zero", "0"))
     ids = [finish(eng, "zero") for _ in range(8)]
     clock.advance(1)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from lxml import etree
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import DeploymentError
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024  # a large modeler file is well under 2 MB
 MAX_FILES = 2000
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 

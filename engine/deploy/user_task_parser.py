@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.camunda.parser.task_spec import UserTaskParser as CamundaUserTaskParser
 
-from engine.deploy.normalize import CAMUNDA_NS
+from engine.bpmn.namespaces import CAMUNDA_NS
 
 #: extensions key of a user task's attributes.
 USER_TASK = "user_task"

@@ -31,7 +31,9 @@ from engine.bpmn import event_subprocesses
 from engine.core.errors import EngineError, InvalidOperation
 from engine.core.models import ProcessInstance
 from engine.deploy.deployment import ProcessModel
-from engine.runtime.operations import ENDED, Host
+from engine.runtime import finish
+from engine.runtime.commands import ENDED_STATES as ENDED
+from engine.runtime.operations import Host
 from engine.runtime.run import Run
 
 _OPEN = int(TaskState.READY | TaskState.STARTED | TaskState.WAITING)
@@ -166,7 +168,7 @@ def _plan(
     if source_def is None:
         problems.append(f"{where}: its definition {row['definition_id']} is gone")
         return None
-    source, target = host._model(source_def), host._model(target_def)
+    source, target = host.model(source_def), host.model(target_def)
     source_ids, target_ids = _flow_ids(source), _flow_ids(target)
     for old, new in mapping.items():
         if old not in source_ids:
@@ -221,15 +223,17 @@ def migrate(
             )
         runs = [_run(host, plan, renames) for plan in plans if plan is not None]
         writes = [
-            run.finish(host.codec, run.row is not None and run.row["state"] == "incident")
+            finish.instance_write(
+                run, host.codec, run.row is not None and run.row["state"] == "incident"
+            )
             for run in runs
         ]
         host.store.apply_all(writes)
         for write in writes:
-            host._notify(write)
-        return [run.snapshot() for run in runs]
+            host.wake(write.instance["id"])  # its jobs and external tasks changed
+        return [finish.snapshot(run) for run in runs]
 
-    return host._retry_on_conflict(attempt)
+    return host.retry_on_conflict(attempt)
 
 
 def _rename_key(key: str, mapping: dict[str, str]) -> str:
@@ -247,7 +251,7 @@ def _run(host: Host, plan: _Plan, mapping: dict[str, str]) -> Run:
     for wf in (workflow, *workflow.subprocesses.values()):
         Workflow._predict(wf)
     run = Run(
-        host,
+        host.services,
         model,
         plan.definition,
         workflow,
@@ -255,7 +259,7 @@ def _run(host: Host, plan: _Plan, mapping: dict[str, str]) -> Run:
         instance_id=row["id"],
         business_key=row["business_key"],
     )
-    run.job_keys = {_rename_key(k, mapping): v for k, v in run.job_keys.items()}
+    run.ledger.job_keys = {_rename_key(k, mapping): v for k, v in run.ledger.job_keys.items()}
     store = host.store
     for job in store.jobs(row["id"]):
         changes: dict[str, Any] = {}

@@ -29,6 +29,7 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn import instance_state
 from engine.core.errors import EngineError, InvalidOperation
 from engine.core.models import ProcessInstance
 from engine.runtime.operations import Host, command
@@ -190,7 +191,7 @@ def modify(
             token.data = copy.deepcopy(variables)
             # Its path ahead, as SpiffWorkflow predicts a new workflow's.
             ts._predict(token, mask=TaskState.NOT_FINISHED_MASK)
-        if not starts and not run.open_tasks():
+        if not starts and not instance_state.open_tasks(run.wf):
             ended.append(True)  # the last tokens were cancelled: the instance ends
             return
         run.advance()

@@ -12,59 +12,35 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn import mappings
+from engine.bpmn import instance_state, mappings
 from engine.core.errors import (
     ConcurrencyConflict,
     EngineError,
-    InstanceSuspended,
     InvalidVariables,
     NotFound,
     TaskClaimed,
 )
 from engine.core.models import ProcessInstance, UserTask, VariableChange
 from engine.core.variables import check_variables
-from engine.deploy.deployment import ProcessModel
 from engine.runtime import convert
-from engine.runtime.codec import InstanceCodec
-from engine.runtime.run import Run, Services
-from engine.storage.store import InstanceWrite, Store
+from engine.runtime.commands import ENDED_STATES as ENDED
+from engine.runtime.commands import Commands, check_not_suspended
+from engine.runtime.run import Run
+from engine.storage.store import Store
 
-T = TypeVar("T")
-
-ENDED = ("completed", "terminated")
-
-
-class Host(Services, Protocol):
-    """What the verbs need from the engine (``ProcessEngine`` provides it)."""
-
-    store: Store
-    codec: InstanceCodec
-
-    def _model(self, definition: Mapping[str, Any]) -> ProcessModel: ...
-    def _notify(self, write: InstanceWrite) -> None: ...
-    def _load(self, instance_id: str) -> tuple[Run, bool]: ...
-    def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance: ...
-    def _retry_on_conflict(self, command: Callable[[], T]) -> T: ...
-    def _wake(self, instance_id: str) -> None: ...
-
-
-def check_not_suspended(row: Mapping[str, Any] | None) -> None:
-    """Commands on a suspended instance are refused (``InstanceSuspended``)."""
-    if row is not None and row.get("suspended"):
-        raise InstanceSuspended(
-            f"instance {row['id']} is suspended; activate it before changing it"
-        )
+#: Where the verbs go through: ``engine.runtime.commands.Commands`` (load -> run -> commit).
+Host = Commands
 
 
 def load_running(
     host: Host, instance_id: str, *, allow_suspended: bool = False
 ) -> tuple[Run, bool]:
-    run, has_incident = host._load(instance_id)
+    run, has_incident = host.load(instance_id)
     row = run.row or {}
     if row.get("state") in ENDED:
         raise NotFound(f"instance {instance_id} has ended ({row['state']})")
@@ -86,19 +62,9 @@ def command(
     def attempt() -> ProcessInstance:
         run, has_incident = load_running(host, instance_id, allow_suspended=allow_suspended)
         action(run)
-        if after is None:
-            return host._commit(run, has_incident)
-        original = run.finish
+        return host.commit(run, has_incident, adjust=after)
 
-        def finish(codec: Any, has_open_incident: bool = False) -> Any:
-            write = original(codec, has_open_incident)
-            after(run)
-            return write
-
-        run.finish = finish  # type: ignore[method-assign]
-        return host._commit(run, has_incident)
-
-    return host._retry_on_conflict(attempt)
+    return host.retry_on_conflict(attempt)
 
 
 # -- cancel -------------------------------------------------------------------------------
@@ -171,15 +137,15 @@ def set_suspended(host: Host, instance_id: str, suspended: bool) -> ProcessInsta
         if row["state"] in ENDED:
             raise NotFound(f"instance {instance_id} has ended ({row['state']})")
         if bool(row.get("suspended")) != suspended:
-            now = host.now()
+            now = host.services.now()
             if not host.store.set_suspended(instance_id, suspended, int(row["rev"]), now):
                 raise ConcurrencyConflict(f"instance {instance_id} changed meanwhile")
             row.update(suspended=suspended, rev=int(row["rev"]) + 1, updated_at=now)
         return convert.instance(row)
 
-    inst = host._retry_on_conflict(attempt)
+    inst = host.retry_on_conflict(attempt)
     if not suspended:
-        host._wake(instance_id)  # timers that fell due meanwhile
+        host.wake(instance_id)  # timers that fell due meanwhile
     return inst
 
 
@@ -204,7 +170,7 @@ def _history_row(
 def _token_tasks(run: Run) -> list[Any]:
     """Where the instance's variables live: its open tasks (and the tasks they came from), and
     the end events of branches that already ended."""
-    tasks = run.open_tasks()
+    tasks = instance_state.open_tasks(run.wf)
     ended = [
         t
         for t in run.wf.get_tasks(state=TaskState.COMPLETED, skip_subprocesses=True)
@@ -223,7 +189,7 @@ def set_variables(
         raise InvalidVariables(f"set_variables('{instance_id}'): no variables given")
 
     def action(run: Run) -> None:
-        for task in run.open_tasks() or [run.wf.task_tree]:
+        for task in instance_state.open_tasks(run.wf) or [run.wf.task_tree]:
             mappings.set_values(task, copy.deepcopy(values))
         run.write.variable_history_insert = [
             _history_row(run, pos, name, "set", value, user)

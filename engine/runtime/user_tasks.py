@@ -13,18 +13,33 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.bpmn.specs import activity_config
 from engine.core.errors import ExpressionError
+from engine.deploy.deployment import ProcessModel
 from engine.deploy.user_task_parser import USER_TASK
 from engine.expressions import feel, juel
+from engine.storage.store import InstanceWrite
 
-if TYPE_CHECKING:
-    from engine.runtime.run import Run
+
+class Run(Protocol):
+    """What the user-task rows read of a run being finished (``engine.runtime.run.Run``)."""
+
+    @property
+    def row(self) -> dict[str, Any] | None: ...
+    @property
+    def write(self) -> InstanceWrite: ...
+    @property
+    def model(self) -> ProcessModel: ...
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def now(self) -> datetime: ...
+
 
 #: ``open_activities`` key of the tracked user tasks.
 KEY = "user_tasks"

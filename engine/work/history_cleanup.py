@@ -20,10 +20,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS
 from engine.core.errors import EngineError
 from engine.core.timers import parse_duration
 from engine.deploy import bpmnxml
-from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS
 from engine.storage.operations import CLEANUP_BATCH
 from engine.storage.store import Store
 
