@@ -18,7 +18,8 @@ from engine.core.errors import (
     NotFound,
     TaskClaimed,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -29,7 +30,6 @@ from engine.core.models import (
     UserTask,
     VariableChange,
 )
-from engine.core.retry import RetryPolicy
 from engine.engine import ProcessEngine
 
 __all__ = [

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.core.errors import EngineError
-from engine.core.models import ProcessInstance, UserTask
+from engine.core.values import ProcessInstance, UserTask
 from engine.engine import ProcessEngine
 
 

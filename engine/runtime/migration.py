@@ -29,10 +29,10 @@ from SpiffWorkflow.workflow import Workflow
 
 from engine.bpmn import event_subprocesses
 from engine.core.errors import EngineError, InvalidOperation
-from engine.core.models import ProcessInstance
+from engine.core.values import ENDED_STATES as ENDED
+from engine.core.values import ProcessInstance
 from engine.deploy.deployment import ProcessModel
 from engine.runtime import finish
-from engine.runtime.commands import ENDED_STATES as ENDED
 from engine.runtime.operations import Host
 from engine.runtime.run import Run
 

@@ -31,7 +31,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state
 from engine.core.errors import EngineError, InvalidOperation
-from engine.core.models import ProcessInstance
+from engine.core.values import ProcessInstance
 from engine.runtime.operations import Host, command
 from engine.runtime.run import Run
 

@@ -25,10 +25,10 @@ from engine.core.errors import (
     NotFound,
     TaskClaimed,
 )
-from engine.core.models import ProcessInstance, UserTask, VariableChange
+from engine.core.values import ENDED_STATES as ENDED
+from engine.core.values import ProcessInstance, UserTask, VariableChange
 from engine.core.variables import check_variables
-from engine.runtime import convert
-from engine.runtime.commands import ENDED_STATES as ENDED
+from engine.runtime import rows
 from engine.runtime.commands import Commands, check_not_suspended
 from engine.runtime.run import Run
 from engine.storage.store import Store
@@ -141,7 +141,7 @@ def set_suspended(host: Host, instance_id: str, suspended: bool) -> ProcessInsta
             if not host.store.set_suspended(instance_id, suspended, int(row["rev"]), now):
                 raise ConcurrencyConflict(f"instance {instance_id} changed meanwhile")
             row.update(suspended=suspended, rev=int(row["rev"]) + 1, updated_at=now)
-        return convert.instance(row)
+        return rows.instance(row)
 
     inst = host.retry_on_conflict(attempt)
     if not suspended:

@@ -23,7 +23,7 @@ from engine.core.errors import ExpressionError
 from engine.deploy.deployment import ProcessModel
 from engine.deploy.user_task_parser import USER_TASK
 from engine.expressions import feel, juel
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 
 
 class Run(Protocol):
