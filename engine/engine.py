@@ -13,7 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -34,7 +34,6 @@ from engine.core.errors import (
     CorrelationError,
     DeploymentError,
     EngineError,
-    InvalidOperation,
     NotFound,
 )
 from engine.core.retry import RetryPolicy
@@ -46,13 +45,12 @@ from engine.core.values import (
     Incident,
     Job,
     ProcessInstance,
-    UserTask,
-    VariableChange,
 )
 from engine.core.variables import check_variables
 from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
-from engine.runtime import migration, modification, operations, rows
+from engine.operating import OperatingVerbs
+from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.commands import CONFLICT_RETRIES, Commands, check_not_suspended
@@ -61,8 +59,6 @@ from engine.storage.store import Store
 from engine.work.executor import JobExecutor
 from engine.work.external_tasks import ExternalTaskService
 from engine.work.history_cleanup import (
-    DEFAULT_CLEANUP_INTERVAL,
-    HistoryCleaner,
     HistoryCleanup,
     to_timedelta,
 )
@@ -71,10 +67,11 @@ from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
 
+
 H = TypeVar("H", bound=Handler)
 
 
-class ProcessEngine:
+class ProcessEngine(OperatingVerbs):
     """A BPMN engine over one database. Create one per process and share it between threads."""
 
     def __init__(
@@ -546,111 +543,6 @@ class ProcessEngine:
 
     def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
         return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
-
-    # -- user tasks and operating running instances (engine.runtime.operations) ----------
-
-    def tasks(
-        self,
-        instance_id: str | None = None,
-        assignee: str | None = None,
-        candidate_user: str | None = None,
-        candidate_group: str | Sequence[str] | None = None,
-        process_key: str | None = None,
-    ) -> list[UserTask]:
-        """Open user tasks, oldest first. ``candidate_user`` / ``candidate_group`` (a group or a
-        list: the groups the caller says the user is in) select unassigned tasks they may
-        claim."""
-        return operations.tasks(
-            self.store, instance_id, assignee, candidate_user, candidate_group, process_key
-        )
-
-    def claim(self, task_id: str, user: str) -> UserTask:
-        """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
-        if not isinstance(user, str) or not user.strip():
-            raise EngineError(f"claim: user must be a non-empty user id, got {user!r}")
-        return operations.assign(self.commands, task_id, user, claim=True)
-
-    def unclaim(self, task_id: str) -> UserTask:
-        return operations.assign(self.commands, task_id, None, claim=False)
-
-    def set_assignee(self, task_id: str, user: str | None) -> UserTask:
-        """Assign the task to ``user`` whoever holds it (None: unassigned)."""
-        return operations.assign(self.commands, task_id, user, claim=False)
-
-    def cancel(
-        self, instance_id: str, reason: str = "", *, user: str | None = None
-    ) -> ProcessInstance:
-        """End the instance as ``terminated`` with all its work, recording who and why."""
-        return operations.cancel(self.commands, instance_id, reason, user)
-
-    def suspend(self, instance_id: str) -> ProcessInstance:
-        return operations.set_suspended(self.commands, instance_id, True)
-
-    def activate(self, instance_id: str) -> ProcessInstance:
-        return operations.set_suspended(self.commands, instance_id, False)
-
-    def set_variables(
-        self, instance_id: str, variables: Mapping[str, Any], *, user: str | None = None
-    ) -> ProcessInstance:
-        return operations.set_variables(self.commands, instance_id, variables, user)
-
-    def remove_variables(
-        self, instance_id: str, names: Sequence[str], *, user: str | None = None
-    ) -> ProcessInstance:
-        return operations.remove_variables(self.commands, instance_id, names, user)
-
-    def variable_history(self, instance_id: str) -> list[VariableChange]:
-        """Changes made by set_variables / remove_variables, oldest first."""
-        return operations.variable_history(self.store, instance_id)
-
-    def modify(
-        self,
-        instance_id: str,
-        start_before: Sequence[str] | None = None,
-        cancel: Sequence[str] | None = None,
-    ) -> ProcessInstance:
-        """Move tokens: cancel those at ``cancel`` activities, start new ones before
-        ``start_before`` activities, in one transaction (engine.runtime.modification)."""
-        return modification.modify(self.commands, instance_id, start_before, cancel)
-
-    def migrate(
-        self,
-        instance_ids: Sequence[str],
-        to_version: int,
-        mapping: Mapping[str, str] | None = None,
-    ) -> list[ProcessInstance]:
-        """Move running instances to another version of their process (all or none)."""
-        return migration.migrate(self.commands, instance_ids, to_version, mapping)
-
-    def delete_deployment(self, deployment_id: str, cascade: bool = False) -> int:
-        """Delete a deployment; refused while instances of it run unless ``cascade``, which
-        deletes them (and every instance of it, with history). Returns instances deleted."""
-        if self.store.deployment(deployment_id) is None:
-            raise NotFound(f"no deployment with id '{deployment_id}'")
-        deleted, running = self.store.delete_deployment(deployment_id, cascade)
-        if running and not cascade:
-            shown = ", ".join(running[:5]) + (", ..." if len(running) > 5 else "")
-            raise InvalidOperation(
-                f"deployment {deployment_id} has {len(running)} running instance(s) "
-                f"({shown}); cancel them or delete with cascade=True"
-            )
-        return deleted
-
-    def cleanup_history(self, now: datetime | None = None) -> int:
-        """Remove ended instances past their history time to live, with their history, in
-        batches; returns how many instances went (engine.work.history_cleanup)."""
-        return self.history_cleanup.run(now or self.clock.now())
-
-    def history_cleaner(self, interval: float = DEFAULT_CLEANUP_INTERVAL) -> HistoryCleaner:
-        """A thread running ``cleanup_history`` every ``interval`` seconds: ``start()``,
-        ``stop()`` (``spillway worker`` and ``serve`` run one)."""
-        cleaner: HistoryCleaner
-
-        def run() -> int:
-            return self.history_cleanup.run(self.clock.now(), stop=cleaner.stopping)
-
-        cleaner = HistoryCleaner(run, interval)
-        return cleaner
 
     def close(self) -> None:
         self.store.dispose()

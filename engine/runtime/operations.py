@@ -21,6 +21,7 @@ from engine.bpmn import instance_state, mappings
 from engine.core.errors import (
     ConcurrencyConflict,
     EngineError,
+    InvalidOperation,
     InvalidVariables,
     NotFound,
     TaskClaimed,
@@ -300,10 +301,25 @@ def tasks(
     return [user_task(r) for r in rows]
 
 
+def delete_deployment(store: Store, deployment_id: str, cascade: bool) -> int:
+    """Delete a deployment: refused while instances of it run unless ``cascade``, which deletes
+    every instance of it (running or ended, with history); returns how many instances went."""
+    if store.deployment(deployment_id) is None:
+        raise NotFound(f"no deployment with id '{deployment_id}'")
+    deleted, running = store.delete_deployment(deployment_id, cascade)
+    if running and not cascade:
+        shown = ", ".join(running[:5]) + (", ..." if len(running) > 5 else "")
+        raise InvalidOperation(
+            f"deployment {deployment_id} has {len(running)} running instance(s) "
+            f"({shown}); cancel them or delete with cascade=True"
+        )
+    return deleted
+
+
 def assign(host: Host, task_id: str, user: str | None, *, claim: bool) -> UserTask:
     """``claim`` (refused while another user holds the task), ``unclaim`` and ``set_assignee``:
     one write of the task row and the instance row, both at the revision they were read."""
-    if user is not None and (not isinstance(user, str) or not user.strip()):
+    if (claim or user is not None) and (not isinstance(user, str) or not user.strip()):
         raise EngineError(f"task {task_id}: the user must be a non-empty user id, got {user!r}")
     first = host.store.user_task(task_id)
     if first is None:

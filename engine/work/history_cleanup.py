@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS
+from engine.core.clock import Clock
 from engine.core.errors import EngineError
 from engine.core.timers import parse_duration
 from engine.deploy import bpmnxml
@@ -138,6 +139,19 @@ class HistoryCleaner:
         self.removed = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(
+        cls, cleanup: HistoryCleanup, clock: Clock, interval: float = DEFAULT_CLEANUP_INTERVAL
+    ) -> HistoryCleaner:
+        """A cleaner running ``cleanup`` at ``clock``'s time, stopping between batches."""
+        cleaner: HistoryCleaner
+
+        def run() -> int:
+            return cleanup.run(clock.now(), stop=cleaner.stopping)
+
+        cleaner = cls(run, interval)
+        return cleaner
 
     def stopping(self) -> bool:
         """True once ``stop()`` was called: a running cleanup ends after its batch."""
