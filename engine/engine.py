@@ -8,6 +8,7 @@ state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import random
@@ -196,10 +197,11 @@ class ProcessEngine:
 
     def deploy(
         self,
-        source: str | os.PathLike[str] | bytes | list[str | os.PathLike[str]],
+        source: str | os.PathLike[str] | bytes | Sequence[str | os.PathLike[str] | bpmnxml.Source],
         name: str | None = None,
     ) -> Deployment:
-        """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment."""
+        """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment.
+        A list may also hold ``engine.deploy.bpmnxml.Source(name, content)`` documents."""
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
@@ -651,6 +653,32 @@ class ProcessEngine:
         the external tasks of ``topic``: ``pool.start()``, ``pool.stop()``. Options: core_size,
         max_size, keep_alive, acquire_wait, max_per_acquisition, lock_duration (work.pool)."""
         return WorkerPool(self, topic, handler, **options)
+
+    # -- HTTP (engine.http) -------------------------------------------------------------
+
+    def start_definition(
+        self,
+        definition_id: str,
+        variables: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+    ) -> ProcessInstance:
+        """Like ``start`` but of one given definition (a version other than the latest):
+        ``POST /process-definition/{id}/start``."""
+        variables = check_variables(variables, f"start of definition '{definition_id}'")
+        definition = self._definition(definition_id)
+        if definition is None:
+            raise NotFound(f"no process definition with id '{definition_id}'")
+        run = Run.new(self, self._model(definition), definition, variables, business_key)
+        run.begin()
+        return self._commit(run)
+
+    def asgi_app(self, **options: Any) -> Any:
+        """Camunda 7's REST API over this engine as an ASGI app (Starlette), to mount in your
+        own service; options as ``engine.http.app.create_app`` (auth, token, limits...).
+        Needs the ``http`` extra. The job executor is yours to run beside it."""
+        # The HTTP layer sits above this facade and is optional: resolved when asked for.
+        app_module = importlib.import_module("engine.http.app")
+        return app_module.create_app(self, **options)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.bridge import cli as bridge_cli
+from engine.cli import serve as serve_cli
 from engine.core.errors import EngineError
 from engine.core.models import ExternalTask, ProcessInstance
 from engine.engine import ProcessEngine
@@ -344,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bridge", help="publish external tasks to RabbitMQ, apply the results")
     bridge_cli.add_arguments(p)
     p.set_defaults(fn=cmd_bridge)
+
+    p = sub.add_parser("serve", help="Camunda 7's REST API and the job executor (HTTP)")
+    serve_cli.add_arguments(p)
+    p.set_defaults(fn=serve_cli.run)
 
     p = sub.add_parser("demo", help="deploy the examples in processes/ and run them")
     p.add_argument("--orders", type=int, default=8)

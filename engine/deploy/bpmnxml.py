@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -80,20 +82,29 @@ def is_bpmn(root: etree._Element) -> bool:
 
 
 def collect_sources(
-    target: str | os.PathLike[str] | bytes | list[str | os.PathLike[str]],
+    target: str | os.PathLike[str] | bytes | Sequence[str | os.PathLike[str] | Source],
 ) -> list[Source]:
     """Turn what ``deploy()`` accepts (a path, a folder, a list of them, or XML bytes)
     into sources, in a stable order. Folders contribute ``*.bpmn``, ``*.bpmn20.xml`` and ``*.dmn``.
+    A list may also hold ``Source`` values (a named document in memory, e.g. an upload).
     """
     if isinstance(target, bytes | bytearray):
         return [Source("<bytes>", bytes(target))]
-    items = target if isinstance(target, list) else [target]
+    items: list[Any] = list(target) if isinstance(target, list | tuple) else [target]
     if not items:
         raise DeploymentError("nothing to deploy: the list of sources is empty")
     sources: list[Source] = []
     for item in items:
         if isinstance(item, bytes | bytearray):
             sources.append(Source(f"<bytes #{len(sources) + 1}>", bytes(item)))
+            continue
+        if isinstance(item, Source):
+            if len(item.content) > MAX_SOURCE_BYTES:
+                raise DeploymentError(
+                    f"{item.name}: {len(item.content)} bytes is over the limit of "
+                    f"{MAX_SOURCE_BYTES}"
+                )
+            sources.append(item)
             continue
         path = Path(item)
         if path.is_dir():

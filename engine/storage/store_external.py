@@ -35,6 +35,22 @@ _LOCK = (
 )
 
 
+def _narrowing(spec: Mapping[str, Any]) -> list[Any]:
+    """SQL conditions of one topic's fetch filters."""
+    x = t.external_tasks
+    out: list[Any] = []
+    if spec.get("business_key") is not None:
+        out.append(x.c.business_key == spec["business_key"])
+    if spec.get("process_keys") is not None:
+        out.append(x.c.process_key.in_(list(spec["process_keys"])))
+    if spec.get("definition_ids") is not None:
+        of_definitions = sa.select(t.instances.c.id).where(
+            t.instances.c.definition_id.in_(list(spec["definition_ids"]))
+        )
+        out.append(x.c.instance_id.in_(of_definitions))
+    return out
+
+
 class ExternalTaskQueries:
     """Fetch-and-lock, reads and lock changes of external task rows."""
 
@@ -61,7 +77,14 @@ class ExternalTaskQueries:
                 )
 
     def lock_external_tasks(
-        self, worker_id: str, topics: Mapping[str, datetime], now: datetime, limit: int
+        self,
+        worker_id: str,
+        topics: Mapping[str, datetime],
+        now: datetime,
+        limit: int,
+        *,
+        filters: Mapping[str, Mapping[str, Any]] | None = None,
+        by_priority: bool = False,
     ) -> list[dict[str, Any]]:
         """Lock up to ``limit`` fetchable tasks of ``topics`` (topic -> lock expiry) for
         ``worker_id``: open, due, and unlocked or with an expired lock, the longest due first.
@@ -74,18 +97,30 @@ class ExternalTaskQueries:
 
         PostgreSQL chooses ``FOR UPDATE SKIP LOCKED``, so concurrent fetchers on several nodes
         take disjoint tasks without waiting; on SQLite ``BEGIN IMMEDIATE`` serialises them.
+
+        ``filters`` narrows a topic (topic -> ``business_key``, ``process_keys``,
+        ``definition_ids``); ``by_priority`` takes higher ``priority`` first.
         """
         x = t.external_tasks
         names = list(topics)
+        if filters:
+            topic_clause: Any = sa.or_(
+                *(sa.and_(x.c.topic == n, *_narrowing(filters.get(n) or {})) for n in names)
+            )
+        else:
+            topic_clause = x.c.topic == names[0] if len(names) == 1 else x.c.topic.in_(names)
+        ordering: tuple[Any, ...] = (
+            (x.c.priority.desc(), x.c.due_at) if by_priority else (x.c.due_at,)
+        )
         query = (
             sa.select(x.c.id, x.c.topic)
             .where(
-                x.c.topic == names[0] if len(names) == 1 else x.c.topic.in_(names),
+                topic_clause,
                 x.c.state == "open",
                 x.c.due_at <= now,
                 sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
             )
-            .order_by(x.c.due_at)
+            .order_by(*ordering)
             .limit(limit)
         )
         if self.dialect == "postgresql":
@@ -154,6 +189,27 @@ class ExternalTaskQueries:
                 x.update()
                 .where(x.c.id == task_id, x.c.lock_owner == worker_id, x.c.state == "open")
                 .values(lock_expires_at=lock_until, rev=x.c.rev + 1)
+            )
+            return bool(result.rowcount == 1)
+
+    def lock_external_task(
+        self, task_id: str, worker_id: str, lock_until: datetime, now: datetime
+    ) -> bool:
+        """Lock one open task by id: unlocked, expired, or already held by ``worker_id``."""
+        x = t.external_tasks
+        with self.transaction() as conn:
+            result = conn.execute(
+                x.update()
+                .where(
+                    x.c.id == task_id,
+                    x.c.state == "open",
+                    sa.or_(
+                        x.c.lock_owner.is_(None),
+                        x.c.lock_owner == worker_id,
+                        x.c.lock_expires_at <= now,
+                    ),
+                )
+                .values(lock_owner=worker_id, lock_expires_at=lock_until, rev=x.c.rev + 1)
             )
             return bool(result.rowcount == 1)
 

@@ -37,6 +37,22 @@ class TopicRequest:
     lock_duration: float
     #: Variable names to return; None returns all of the task's variables.
     variables: tuple[str, ...] | None = None
+    #: Only tasks of instances with this business key (None: any).
+    business_key: str | None = None
+    #: Only tasks of these process keys / definition ids (None: any).
+    process_keys: tuple[str, ...] | None = None
+    definition_ids: tuple[str, ...] | None = None
+
+    def filters(self) -> dict[str, Any]:
+        """The narrowing filters of this topic, for ``Store.lock_external_tasks``."""
+        out: dict[str, Any] = {}
+        if self.business_key is not None:
+            out["business_key"] = self.business_key
+        if self.process_keys is not None:
+            out["process_keys"] = self.process_keys
+        if self.definition_ids is not None:
+            out["definition_ids"] = self.definition_ids
+        return out
 
 
 def seconds(value: object, what: str) -> float:
@@ -104,7 +120,15 @@ def _from_mapping(
             "topic dict: 'lockDuration' is Camunda's milliseconds; "
             "give 'lock_duration' in seconds instead"
         )
-    unknown = set(item) - {"topic", "topicName", "lock_duration", "variables"}
+    unknown = set(item) - {
+        "topic",
+        "topicName",
+        "lock_duration",
+        "variables",
+        "business_key",
+        "process_key",
+        "definition_id",
+    }
     if unknown:
         raise EngineError(f"topic dict: unknown keys {sorted(map(str, unknown))}")
     name = item.get("topic", item.get("topicName"))
@@ -115,7 +139,28 @@ def _from_mapping(
         else default_lock
     )
     names = _names(item["variables"], where) if "variables" in item else default_names
-    return TopicRequest(name, lock, names)
+    business_key = item.get("business_key")
+    if business_key is not None and not isinstance(business_key, str):
+        raise EngineError(f"{where}: business_key must be a string, got {business_key!r}")
+    return TopicRequest(
+        name,
+        lock,
+        names,
+        business_key=business_key,
+        process_keys=_one_or_many(item.get("process_key"), f"{where}: process_key"),
+        definition_ids=_one_or_many(item.get("definition_id"), f"{where}: definition_id"),
+    )
+
+
+def _one_or_many(value: object, where: str) -> tuple[str, ...] | None:
+    """A filter given as one string or a list of strings (None: no filter)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise EngineError(f"{where} must be a string or a list of strings, got {value!r}")
 
 
 class InstanceData:

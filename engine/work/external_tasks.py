@@ -73,18 +73,30 @@ class ExternalTaskService:
         max_tasks: int = 10,
         lock_duration: float | timedelta = DEFAULT_LOCK_DURATION,
         variables: Sequence[str] | None = None,
+        *,
+        use_priority: bool = False,
     ) -> list[ExternalTask]:
         """Lock up to ``max_tasks`` due, unlocked (or lock-expired) tasks of ``topics`` for
         ``worker_id``. ``topics`` is a list of names, ``(name, lock_duration[, variables])``
         tuples or ``{"topic", "lock_duration", "variables"}`` dicts (see ``work.external_fetch``);
-        ``variables`` limits the returned variables to those names (None: all)."""
+        ``variables`` limits the returned variables to those names (None: all). A dict may
+        narrow its topic with ``business_key``, ``process_key`` and ``definition_id`` (a string
+        or a list). ``use_priority`` fetches higher ``priority`` first."""
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise EngineError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
         requests = task_data.parse_topics(topics, lock_duration, variables)
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
-        rows = self.store.lock_external_tasks(worker_id, expiry, now, min(max_tasks, MAX_FETCH))
+        filters = {name: r.filters() for name, r in requests.items() if r.filters()}
+        rows = self.store.lock_external_tasks(
+            worker_id,
+            expiry,
+            now,
+            min(max_tasks, MAX_FETCH),
+            filters=filters or None,
+            by_priority=use_priority,
+        )
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
 
     def get(self, task_id: str) -> ExternalTask:
@@ -354,6 +366,27 @@ class ExternalTaskService:
             if history is None:
                 raise NotFound(f"no external task with id '{task_id}'")
             raise NotFound(f"external task {task_id} was already {history['outcome'] or 'ended'}")
+        raise lock_lost(row, worker_id)
+
+    def lock(
+        self,
+        task_id: str,
+        worker_id: str,
+        lock_duration: float | timedelta = DEFAULT_LOCK_DURATION,
+    ) -> ExternalTask:
+        """Lock one task by id for ``worker_id`` (Camunda's ``POST /external-task/{id}/lock``):
+        it must be open and unlocked, its lock expired, or already held by ``worker_id``
+        (then the lock is renewed). Raises ``LockLost`` when another worker holds it."""
+        _check_worker(worker_id)
+        now = self.engine.now()
+        until = now + timedelta(seconds=task_data.seconds(lock_duration, "lock_duration"))
+        if self.store.lock_external_task(task_id, worker_id, until, now):
+            return self.get(task_id)
+        row = self.store.external_task(task_id)
+        if row is None:
+            raise NotFound(f"no open external task with id '{task_id}'")
+        if row["state"] != "open":
+            raise EngineError(f"external task {task_id} has failed; retry it before locking it")
         raise lock_lost(row, worker_id)
 
     def unlock(self, task_id: str) -> None:
