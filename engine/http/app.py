@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from engine.core.errors import EngineError
 from engine.engine import ProcessEngine
 from engine.http import (
     errors,
@@ -38,7 +39,7 @@ from engine.http import (
 from engine.http.auth import AuthMiddleware, Credentials
 from engine.http.errors import json_response
 from engine.http.limits import BodyLimit, Limits
-from engine.http.longpoll import LongPollHub
+from engine.http.longpoll import RECHECK_INTERVAL, LongPollHub
 
 REST_PREFIX = "/engine-rest"
 
@@ -66,6 +67,7 @@ def create_app(
     token: str | None = None,
     limits: Limits | None = None,
     listen: bool = True,
+    recheck_interval: float = RECHECK_INTERVAL,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The REST API of ``engine`` as an ASGI app.
@@ -73,10 +75,11 @@ def create_app(
     ``auth``: ``"user:password"`` (or ``Credentials``) for HTTP Basic on every path; ``token``:
     a bearer token accepted too. ``limits``: body caps (``engine.http.limits.Limits``).
     ``listen``: wake long polls on other nodes' commits (PostgreSQL LISTEN / SQLite
-    data_version). ``extra_routes``: more routes at the root (beside ``/engine-rest``).
+    data_version); ``recheck_interval``: seconds after which a waiting long poll looks again
+    without a wake-up (tasks that fall due later). ``extra_routes``: more routes at the root (beside ``/engine-rest``).
     """
     credentials = auth if isinstance(auth, Credentials) else Credentials.parse(auth, token)
-    hub = LongPollHub(engine, listen=listen)
+    hub = LongPollHub(engine, listen=listen, recheck=recheck_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -86,23 +89,29 @@ def create_app(
         finally:
             hub.close()
 
+    handlers = {
+        EngineError: errors.handle,
+        errors.RestError: errors.handle,
+        HTTPException: errors.handle,
+    }
     rest = Starlette(
         routes=rest_routes(),
-        exception_handlers={Exception: errors.handle, HTTPException: errors.handle},
+        middleware=[Middleware(errors.CatchAll)],
+        exception_handlers=handlers,
     )
     routes: list[BaseRoute] = [Mount(REST_PREFIX, app=rest)]
     # -- the operator console (engine/http/console/) and /metrics (engine/http/metrics.py)
     #    mount here, each from its ``routes(engine)``:
     #    routes += [*console.routes(engine), *metrics.routes(engine)]
     routes.extend(extra_routes)
-    middleware = [Middleware(BodyLimit, limits=limits or Limits())]
+    middleware = [Middleware(errors.CatchAll), Middleware(BodyLimit, limits=limits or Limits())]
     if credentials is not None:
-        middleware.insert(0, Middleware(AuthMiddleware, credentials=credentials))
+        middleware.insert(1, Middleware(AuthMiddleware, credentials=credentials))
     app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={Exception: errors.handle, HTTPException: errors.handle},
+        exception_handlers=handlers,
     )
     for target in (app, rest):
         target.state.engine = engine

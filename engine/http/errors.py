@@ -15,6 +15,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.core.errors import (
     ConcurrencyConflict,
@@ -123,3 +124,31 @@ def to_response(exc: BaseException) -> Response:
 async def handle(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for every exception class."""
     return to_response(exc)
+
+
+class CatchAll:
+    """ASGI middleware: an exception no handler took becomes the generic 500 body (logged with
+    its traceback here), so neither a stack trace nor a dropped connection reaches a client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:  # noqa: BLE001 - answered with a 500, logged with its traceback
+            if started:
+                log.error("request failed after its response started", exc_info=exc)
+                return
+            await to_response(exc)(scope, receive, send)

@@ -31,9 +31,12 @@ MAX_ASYNC_RESPONSE_TIMEOUT = 1_800_000  # milliseconds (30 minutes), as Camunda
 
 
 class LongPollHub:
-    def __init__(self, engine: ProcessEngine, *, listen: bool = True) -> None:
+    def __init__(
+        self, engine: ProcessEngine, *, listen: bool = True, recheck: float = RECHECK_INTERVAL
+    ) -> None:
         self.engine = engine
         self.listen = listen
+        self.recheck = recheck
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
@@ -97,4 +100,4 @@ class LongPollHub:
         if self.closed or timeout <= 0:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ticket.wait(), min(timeout, RECHECK_INTERVAL))
+            await asyncio.wait_for(ticket.wait(), min(timeout, self.recheck))
