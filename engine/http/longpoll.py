@@ -42,6 +42,8 @@ class LongPollHub:
         self._event: asyncio.Event | None = None
         self._listener: NotifyListener | None = None
         self._pending = False
+        #: Requests waiting now (for metrics and tests).
+        self.waiting = 0
 
     # -- lifecycle (the app's lifespan) ---------------------------------------------------
 
@@ -99,5 +101,9 @@ class LongPollHub:
         interval) seconds pass."""
         if self.closed or timeout <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ticket.wait(), min(timeout, self.recheck))
+        self.waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ticket.wait(), min(timeout, self.recheck))
+        finally:
+            self.waiting -= 1
