@@ -95,6 +95,14 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
             hub.close()  # pending long polls answer now instead of holding the shutdown
             await super().shutdown(sockets)
 
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn raises a captured signal again once it stopped, which would kill the
+            # process before the job executor stops: the stop is ours to finish.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list) and captured:
+                captured.pop()
+
     config = uvicorn.Config(
         app,
         host=args.host,

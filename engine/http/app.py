@@ -76,7 +76,8 @@ def create_app(
     a bearer token accepted too. ``limits``: body caps (``engine.http.limits.Limits``).
     ``listen``: wake long polls on other nodes' commits (PostgreSQL LISTEN / SQLite
     data_version); ``recheck_interval``: seconds after which a waiting long poll looks again
-    without a wake-up (tasks that fall due later). ``extra_routes``: more routes at the root (beside ``/engine-rest``).
+    without a wake-up (tasks that fall due later). ``extra_routes``: more routes at the root
+    (beside ``/engine-rest``).
     """
     credentials = auth if isinstance(auth, Credentials) else Credentials.parse(auth, token)
     hub = LongPollHub(engine, listen=listen, recheck=recheck_interval)

@@ -96,6 +96,8 @@ def _engine_error(exc: EngineError) -> tuple[int, str, int | None]:
         return 400, "MismatchingMessageCorrelationException", 0
     if name == "InstanceSuspended":
         return 400, "SuspendedEntityInteractionException", 0
+    if name == "TaskClaimed":
+        return 400, "TaskAlreadyClaimedException", 0
     return 400, "BadUserRequestException", 0
 
 
@@ -147,7 +149,7 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking)
-        except Exception as exc:  # noqa: BLE001 - answered with a 500, logged with its traceback
+        except Exception as exc:
             if started:
                 log.error("request failed after its response started", exc_info=exc)
                 return

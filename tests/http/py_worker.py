@@ -14,7 +14,6 @@ import threading
 from camunda.external_task.external_task import ExternalTask
 from camunda.external_task.external_task_worker import ExternalTaskWorker
 
-
 FAILED: set[str] = set()  # tasks this worker failed once
 
 

@@ -164,8 +164,9 @@ def test_bad_variables_and_unknown_keys_answer_camunda_errors(served: Served) ->
 
 def test_fetch_and_lock_dto_filters_and_variables(served: Served) -> None:
     deploy(served, HERE / "payment.bpmn")
-    a = start(served, "Payment", variables={"amount": {"value": 1}, "x": {"value": "y"}},
-              businessKey="A")
+    a = start(
+        served, "Payment", variables={"amount": {"value": 1}, "x": {"value": "y"}}, businessKey="A"
+    )
     start(served, "Payment", variables={"amount": {"value": 2}}, businessKey="B")
     assert fetch(served, businessKey="nope") == []
     assert fetch(served, processDefinitionKey="Other") == []
@@ -211,7 +212,12 @@ def test_reports_lock_rules_and_duplicates(served: Served) -> None:
     assert other.status_code == 400 and other.json()["type"] == "BadUserRequestException"
     unknown = served.client.post("/external-task/nope/complete", json={"workerId": "w1"})
     assert unknown.status_code == 404
-    assert served.client.post(f"{url}/extendLock", json={"workerId": "w1", "newDuration": 60_000}).status_code == 204
+    assert (
+        served.client.post(
+            f"{url}/extendLock", json={"workerId": "w1", "newDuration": 60_000}
+        ).status_code
+        == 204
+    )
     locked = served.client.get(url).json()
     assert locked["workerId"] == "w1"
     done = served.client.post(
@@ -235,15 +241,22 @@ def test_failure_with_retries_then_incident_and_job_retry(served: Served) -> Non
     url = f"/external-task/{task['id']}"
     failed = served.client.post(
         f"{url}/failure",
-        json={"workerId": "w1", "errorMessage": "boom", "errorDetails": "trace", "retries": 1,
-              "retryTimeout": 0},
+        json={
+            "workerId": "w1",
+            "errorMessage": "boom",
+            "errorDetails": "trace",
+            "retries": 1,
+            "retryTimeout": 0,
+        },
     )
     assert failed.status_code == 204
     (again,) = fetch(served)
     assert again["id"] == task["id"] and again["retries"] == 1
     assert again["errorMessage"] == "boom" and again["errorDetails"] == "trace"
-    last = served.client.post(f"{url}/failure", json={"workerId": "w1", "errorMessage": "dead",
-                                                     "retries": 0, "retryTimeout": None})
+    last = served.client.post(
+        f"{url}/failure",
+        json={"workerId": "w1", "errorMessage": "dead", "retries": 0, "retryTimeout": None},
+    )
     assert last.status_code == 204
     incidents = served.client.get("/incident", params={"processInstanceId": inst["id"]}).json()
     assert len(incidents) == 1
@@ -251,7 +264,10 @@ def test_failure_with_retries_then_incident_and_job_retry(served: Served) -> Non
     assert incident["incidentType"] == "failedExternalTask"
     assert incident["configuration"] == task["id"] and incident["incidentMessage"] == "dead"
     assert DATE.match(incident["incidentTimestamp"])
-    assert served.client.get("/external-task", params={"noRetriesLeft": "true"}).json()[0]["id"] == task["id"]
+    assert (
+        served.client.get("/external-task", params={"noRetriesLeft": "true"}).json()[0]["id"]
+        == task["id"]
+    )
     assert fetch(served) == []
     served.engine.retry(incident["id"], retries=2)
     assert served.client.get("/incident").json() == []
@@ -264,8 +280,12 @@ def test_bpmn_error_takes_the_boundary(served: Served) -> None:
     (task,) = fetch(served)
     response = served.client.post(
         f"/external-task/{task['id']}/bpmnError",
-        json={"workerId": "w1", "errorCode": "CARD_DECLINED", "errorMessage": "no",
-              "variables": {"why": {"value": "limit", "type": "String"}}},
+        json={
+            "workerId": "w1",
+            "errorCode": "CARD_DECLINED",
+            "errorMessage": "no",
+            "variables": {"why": {"value": "limit", "type": "String"}},
+        },
     )
     assert response.status_code == 204
     done = served.engine.get_instance(str(inst["id"]))
@@ -278,11 +298,18 @@ def test_lock_and_unlock_by_id(served: Served) -> None:
     start(served, "Payment", variables={"amount": {"value": 5}})
     (listed,) = served.client.get("/external-task", params={"topicName": "charge"}).json()
     url = f"/external-task/{listed['id']}"
-    assert served.client.post(f"{url}/lock", json={"workerId": "a", "lockDuration": 60_000}).status_code == 204
+    assert (
+        served.client.post(
+            f"{url}/lock", json={"workerId": "a", "lockDuration": 60_000}
+        ).status_code
+        == 204
+    )
     taken = served.client.post(f"{url}/lock", json={"workerId": "b", "lockDuration": 60_000})
     assert taken.status_code == 400
     assert fetch(served) == []
-    assert served.client.get("/external-task", params={"locked": "true"}).json()[0]["workerId"] == "a"
+    assert (
+        served.client.get("/external-task", params={"locked": "true"}).json()[0]["workerId"] == "a"
+    )
     assert served.client.post(f"{url}/unlock").status_code == 204
     assert [t["id"] for t in fetch(served, worker="b")] == [listed["id"]]
     assert served.client.get("/external-task/count").json() == {"count": 1}
@@ -321,7 +348,10 @@ def test_jobs_incidents_and_retries(served: Served) -> None:
     assert served.client.post(f"/job/{job['id']}/execute").status_code == 204
     (incident,) = served.client.get("/incident").json()
     assert incident["incidentType"] == "failedJob" and incident["configuration"] == job["id"]
-    assert served.client.get("/process-instance", params={"withIncident": "true"}).json()[0]["id"] == inst["id"]
+    assert (
+        served.client.get("/process-instance", params={"withIncident": "true"}).json()[0]["id"]
+        == inst["id"]
+    )
     assert served.client.put(f"/job/{job['id']}/retries", json={"retries": 0}).status_code == 400
     assert served.client.put("/job/nope/retries", json={"retries": 1}).status_code == 404
     assert served.client.put(f"/job/{job['id']}/retries", json={"retries": 1}).status_code == 204
@@ -362,8 +392,12 @@ def test_message_correlation(served: Served) -> None:
     assert nobody.json()["type"] == "MismatchingMessageCorrelationException"
     ok = served.client.post(
         "/message",
-        json={"messageName": "Paid", "correlationKeys": {"order": {"value": "A-1", "type": "String"}},
-              "processVariables": {"amount": {"value": 3}}, "resultEnabled": True},
+        json={
+            "messageName": "Paid",
+            "correlationKeys": {"order": {"value": "A-1", "type": "String"}},
+            "processVariables": {"amount": {"value": 3}},
+            "resultEnabled": True,
+        },
     )
     assert ok.status_code == 200, ok.text
     assert ok.json()[0]["resultType"] == "Execution"

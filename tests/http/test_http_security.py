@@ -41,7 +41,10 @@ def test_bearer_token(http_engine: ProcessEngine) -> None:
         bad = httpx.get(f"{s.base}/version", headers={"authorization": "Bearer other"})
         assert bad.status_code == 401
         basic = base64.b64encode(b"a:b").decode()
-        assert httpx.get(f"{s.base}/version", headers={"authorization": f"Basic {basic}"}).status_code == 401
+        assert (
+            httpx.get(f"{s.base}/version", headers={"authorization": f"Basic {basic}"}).status_code
+            == 401
+        )
     finally:
         s.client.close()
         s.stop()
