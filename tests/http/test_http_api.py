@@ -417,3 +417,31 @@ def test_unknown_paths_answer_json_404(served: Served, path: str) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
     assert set(response.json()) == {"type", "message", "code"}
+
+
+def test_asgi_app_mounts_in_a_users_service(http_engine: ProcessEngine) -> None:
+    import asyncio
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    http_engine.deploy(str(HERE / "payment.bpmn"))
+    service = Starlette(routes=[Mount("/camunda", app=http_engine.asgi_app(auth="a:b"))])
+
+    async def use() -> None:
+        transport = httpx.ASGITransport(app=service)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            assert (await client.get("/camunda/engine-rest/version")).status_code == 401
+            started = await client.post(
+                "/camunda/engine-rest/process-definition/key/Payment/start",
+                json={"variables": {"amount": {"value": 4}}},
+                auth=("a", "b"),
+            )
+            assert started.status_code == 200
+            href = started.json()["links"][0]["href"]
+            assert href == f"http://svc/camunda/engine-rest/process-instance/{started.json()['id']}"
+            spec = await client.get("/camunda/engine-rest/openapi.json", auth=("a", "b"))
+            assert spec.json()["servers"] == [{"url": "/camunda/engine-rest"}]
+
+    asyncio.run(use())
