@@ -233,6 +233,12 @@ def check_bindings(
             if cfg.get("external"):
                 if not cfg.get("topic"):
                     problems.append(f"{prefix} is an external task without a topic")
+                priority = cfg.get("priority")
+                if priority is not None and not str(priority).strip().lstrip("-").isdigit():
+                    problems.append(
+                        f"{prefix}: camunda:taskPriority must be an integer, got {priority!r} "
+                        "(expressions are not supported)"
+                    )
                 continue
             if cfg.get("delegate_expression") or cfg.get("expression"):
                 continue

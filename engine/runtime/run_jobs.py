@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import call_mappings, loops, mappings, timer_events
+from engine.bpmn.specs import activity_config
 from engine.bpmn.task_tree import History, task_by_id
 from engine.runtime import convert
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
@@ -189,7 +190,7 @@ class RunJobs:
                 "lock_owner": None,
                 "lock_expires_at": None,
                 "due_at": self.now,
-                "priority": 0,
+                "priority": int(activity_config(act.task.task_spec).get("priority") or 0),
                 "rev": 1,
                 "created_at": self.now,
                 "completed_at": None,
