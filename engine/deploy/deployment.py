@@ -19,11 +19,11 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
+from engine.bpmn.namespaces import COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core.errors import DeploymentError
 from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
 from engine.deploy.bpmnxml import Source
-from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
 
 
@@ -175,9 +175,9 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         if isinstance(node.tag, str) and node.get("id")
     }
     compensation_metas = {
-        source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
+        source.name: json.loads(str(root.get(COMPENSATION_META)))
         for source, root in parsed
-        if not source.is_dmn and root.get(compensation_model.META_ATTR)
+        if not source.is_dmn and root.get(COMPENSATION_META)
     }
     models = []
     for key in sorted(keys):

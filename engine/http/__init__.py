@@ -4,8 +4,5 @@ One module per concern: ``app`` (the app factory), ``rest_deploy`` / ``rest_proc
 ``rest_external`` / ``rest_task`` / ``rest_jobs`` (the endpoints), ``variables`` (typed values),
 ``dates``, ``errors`` (Camunda error bodies), ``auth``, ``limits`` (body caps), ``longpoll``
 (fetchAndLock wake-ups), ``openapi`` (the served document). Needs the ``http`` extra.
+The app factory is ``engine.http.app.create_app``.
 """
-
-from engine.http.app import create_app
-
-__all__ = ["create_app"]

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.core.models import Deployment
+from engine.core.values import Deployment
 from engine.deploy.bpmnxml import MAX_FILES, Source
 from engine.engine import ProcessEngine
 from engine.http import params, queries
@@ -56,7 +56,7 @@ def deployment_dto(request: Request, row: dict[str, Any]) -> dict[str, Any]:
 
 def definition_dto(engine: ProcessEngine, row: dict[str, Any]) -> dict[str, Any]:
     try:
-        name = engine._model(row).name or row["key"]
+        name = engine.commands.model(row).name or row["key"]
     except Exception:  # noqa: BLE001 - a definition whose source no longer parses keeps its key
         name = row["key"]
     return {

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.core.models import ExternalTask
+from engine.core.values import ExternalTask
 from engine.engine import ProcessEngine
 from engine.http import params
 from engine.http.dates import format_date

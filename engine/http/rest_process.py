@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.core.models import ProcessInstance
+from engine.core.values import ProcessInstance
 from engine.engine import ProcessEngine
 from engine.http import params
 from engine.http.errors import InvalidRequest, NotFoundError, json_response, no_content
