@@ -57,6 +57,12 @@ class LongPollHub:
         if self.listen:
             self._listener = NotifyListener(self.engine.store, self._on_notify, "http").start()
 
+    def ensure_started(self) -> None:
+        """Start on first use when no lifespan did (an app mounted inside another Starlette
+        app does not get its own lifespan events)."""
+        if self._loop is None and not self.closed:
+            self.start()
+
     def close(self) -> None:
         """Answer every pending long poll now and refuse to wait from now on. Idempotent."""
         self.closed = True

@@ -159,6 +159,7 @@ async def fetch_and_lock(request: Request) -> Response:
     fetch = FetchRequest(body)
     engine = params.engine_of(request)
     hub: LongPollHub = request.app.state.hub
+    hub.ensure_started()
     deadline = time.monotonic() + fetch.timeout
     while True:
         ticket = hub.ticket()
