@@ -60,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
 
 
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="Camunda 7's REST API and the job executor (HTTP)")
+    add_arguments(p)
+    p.set_defaults(fn=run)
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -119,6 +119,10 @@ class ExternalTaskQueries:
                 x.c.state == "open",
                 x.c.due_at <= now,
                 sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
+                # Tasks of a suspended instance are not fetched (engine.runtime.operations).
+                ~sa.select(t.instances.c.id)
+                .where(t.instances.c.id == x.c.instance_id, t.instances.c.suspended.is_(True))
+                .exists(),
             )
             .order_by(*ordering)
             .limit(limit)
@@ -195,7 +199,8 @@ class ExternalTaskQueries:
     def lock_external_task(
         self, task_id: str, worker_id: str, lock_until: datetime, now: datetime
     ) -> bool:
-        """Lock one open task by id: unlocked, expired, or already held by ``worker_id``."""
+        """Lock one open task for ``worker_id`` unless another worker holds an unexpired lock;
+        False when it does (or the task is not open)."""
         x = t.external_tasks
         with self.transaction() as conn:
             result = conn.execute(
