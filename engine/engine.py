@@ -388,6 +388,11 @@ class ProcessEngine:
     def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
         write = run.finish(self.codec, has_open_incident)
         self.store.apply(write)
+        # Inside Store.locked_instance the commit comes at the end of that block.
+        self.store.on_commit(lambda: self._after_commit(write))
+        return run.snapshot()
+
+    def _after_commit(self, write: InstanceWrite) -> None:
         self._notify(write)
         for job in write.jobs_insert:
             if job["kind"] == signals.KIND:
@@ -395,7 +400,6 @@ class ProcessEngine:
                 # process stops first (engine.bpmn.signals).
                 with contextlib.suppress(EngineError):
                     self.execute_job(str(job["id"]))
-        return run.snapshot()
 
     def _notify(self, write: InstanceWrite) -> None:
         if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:

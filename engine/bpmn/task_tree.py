@@ -151,7 +151,15 @@ def is_visible(task: Any) -> bool:
 
 
 #: Exceptions SpiffWorkflow's internals raise on what a model feeds them.
-SPIFF_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+# SpiffWorkflowException too: e.g. completing a multi-instance child without its output item.
+SPIFF_FAILURES = (
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    SpiffWorkflowException,
+)
 
 
 def named_failure(exc: Exception, running: Any = None) -> EngineError | None:

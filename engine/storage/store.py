@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from engine.core.errors import ConcurrencyConflict, StoreError
+from engine.core.errors import ConcurrencyConflict, EngineError, StoreError
 from engine.storage import schema as t
 from engine.storage import store_external
 
@@ -80,6 +80,12 @@ _LATEST_DEFINITION = (
 )
 _DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam("b_id"))
 _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
+# Taken before the read of a report's instance (``Store.locked_instance``) and before every
+# update of an instance row, so every writer locks the instance row first: waits, no deadlocks.
+_LOCK_INSTANCE = _INSTANCE.with_for_update()
+_LOCK_INSTANCE_REV = (
+    sa.select(t.instances.c.rev).where(t.instances.c.id == sa.bindparam("b_id")).with_for_update()
+)
 _INSERT_INSTANCE = t.instances.insert()
 _UPDATE_INSTANCE = t.instances.update().where(
     t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
@@ -188,8 +194,28 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
+def _store_error(exc: OperationalError) -> EngineError:
+    """A driver's operational error as the engine's: a deadlock or serialization failure on
+    PostgreSQL is a race the command re-runs (ConcurrencyConflict), the rest a StoreError."""
+    code = getattr(exc.orig, "sqlstate", None)
+    if code in ("40P01", "40001"):
+        return ConcurrencyConflict(f"transaction aborted by the database: {exc.orig}")
+    return StoreError(f"database error: {exc.orig}")
+
+
 def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+class _Held(threading.local):
+    """The transaction a thread holds inside ``Store.locked_instance`` (None outside)."""
+
+    conn: Connection | None = None
+    instance_id: str | None = None
+    after_commit: list[Callable[[], None]]
+
+    def __init__(self) -> None:
+        self.after_commit = []
 
 
 class Store(store_external.ExternalTaskQueries):
@@ -198,6 +224,7 @@ class Store(store_external.ExternalTaskQueries):
     def __init__(self, url: str | None = None) -> None:
         self.url = sa.make_url(url or DEFAULT_URL)
         self.dialect = self.url.get_backend_name()
+        self._held = _Held()
         self._lock: threading.RLock | None = None
         # SQLite has one writer at a time: threads of this process queue here instead of in
         # SQLite's busy handler, which sleeps in growing steps (other processes still do).
@@ -247,7 +274,21 @@ class Store(store_external.ExternalTaskQueries):
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
-        """One database transaction; commits on success, rolls back on any exception."""
+        """One database transaction; commits on success, rolls back on any exception.
+
+        Inside ``locked_instance`` the thread's held transaction is used instead (a write in a
+        savepoint of it, so a write that fails leaves nothing behind)."""
+        held = self._held.conn
+        if held is not None:
+            try:
+                if write:
+                    with held.begin_nested():
+                        yield held
+                else:
+                    yield held
+            except OperationalError as exc:
+                raise _store_error(exc) from exc
+            return
         lock = self._lock
         if lock is None and write:
             lock = self._write_lock
@@ -270,10 +311,43 @@ class Store(store_external.ExternalTaskQueries):
                 finally:
                     conn.info["write"] = False
         except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+            raise _store_error(exc) from exc
         finally:
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def locked_instance(self, instance_id: str) -> Iterator[dict[str, Any] | None]:
+        """Read an instance row under a lock held until the block ends, and run the whole
+        block in that one transaction: reports on one instance then wait for each other
+        instead of racing on its revision.
+
+        On PostgreSQL the row is read ``SELECT ... FOR UPDATE``; on SQLite ``BEGIN IMMEDIATE``
+        takes the database's write lock before the read. Every Store call this thread makes
+        inside the block joins the transaction; ``on_commit`` callbacks run once it committed
+        (and are dropped if it rolled back). Yields None when there is no such instance."""
+        if self._held.conn is not None:
+            raise RuntimeError("locked_instance does not nest")
+        with self.transaction() as conn:
+            query = _LOCK_INSTANCE if self.dialect == "postgresql" else _INSTANCE
+            row = conn.execute(query, {"b_id": instance_id}).mappings().first()
+            self._held.conn, self._held.instance_id = conn, instance_id
+            try:
+                yield dict(row) if row else None
+            finally:
+                self._held.conn, self._held.instance_id = None, None
+                callbacks, self._held.after_commit = self._held.after_commit, []
+        # Only reached when the transaction committed.
+        for callback in callbacks:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what this thread wrote is committed: now, or at the end of
+        the ``locked_instance`` block it is in."""
+        if self._held.conn is None:
+            callback()
+        else:
+            self._held.after_commit.append(callback)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision shipped with the package."""
@@ -486,6 +560,16 @@ class Store(store_external.ExternalTaskQueries):
     def _apply(self, conn: Connection, w: InstanceWrite) -> None:
         inst = w.instance
         iid = inst["id"]
+        if (
+            w.expected_rev is not None
+            and self.dialect == "postgresql"
+            and self._held.instance_id != iid
+        ):
+            # The instance row first, as ``locked_instance`` does: two writers of one instance
+            # then queue on that row instead of deadlocking on its jobs or external tasks.
+            rev = conn.execute(_LOCK_INSTANCE_REV, {"b_id": iid}).scalar()
+            if rev != w.expected_rev:
+                raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
         jobs_delete = list(w.jobs_delete)
         if w.jobs_held:
             # A held job the write deletes is checked by that delete (one statement less
