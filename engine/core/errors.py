@@ -47,6 +47,17 @@ class InvalidVariables(EngineError):
     default_message = "invalid variables"
 
 
+class InvalidArgument(EngineError):
+    """An argument of a public call has the wrong type or is outside the documented limits
+    (engine.core.limits); ``argument`` names it. Nothing was written."""
+
+    default_message = "invalid argument"
+
+    def __init__(self, message: str | None = None, *, argument: str | None = None) -> None:
+        self.argument = argument
+        super().__init__(message)
+
+
 class HandlerError(EngineError):
     """A handler's technical failure reached the caller (async-on-error switched off)."""
 

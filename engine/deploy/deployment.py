@@ -20,6 +20,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
+from engine.core import limits
 from engine.core.errors import DeploymentError
 from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
 from engine.deploy.bpmnxml import Source
@@ -92,6 +93,29 @@ def _check_reserved_ids(source: Source, root: etree._Element) -> None:
             )
 
 
+def _check_ids(source: Source, root: etree._Element) -> None:
+    """Every executable process has an id (its process key), and no id is over the limit."""
+    for node in root.iter(f"{{{bpmnxml.BPMN_NS}}}process"):
+        if node.get("isExecutable", "true") != "true":
+            continue  # SpiffWorkflow's rule: executable unless it says otherwise
+        pid = node.get("id")
+        if pid is None or not pid.strip():
+            named = f" '{node.get('name')}'" if node.get("name") else ""
+            what = "no id" if pid is None else 'an empty id (id="")'
+            raise DeploymentError(
+                f"{source.name}: executable process element{named} at line {node.sourceline} "
+                f"has {what}; the id is the process key start() takes"
+            )
+    for node in root.iter():
+        node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id is not None and len(node_id) > limits.MAX_NAME_LENGTH:
+            raise DeploymentError(
+                f"{source.name}: element id '{node_id[:40]}...' ({etree.QName(node).localname}, "
+                f"line {node.sourceline}) is {len(node_id)} characters long; the limit is "
+                f"{limits.MAX_NAME_LENGTH}"
+            )
+
+
 def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
     parsed = []
     for source in sources:
@@ -102,6 +126,7 @@ def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
                     f"{source.name}: not a BPMN 2.0 document (root element is "
                     f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
                 )
+            _check_ids(source, root)
             _check_reserved_ids(source, root)
         parsed.append((source, root))
     return parsed

@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine.bpmn.mappings import LOCALS
+from engine.core import limits
 from engine.core.errors import EngineError
 
 DEFAULT_LOCK_DURATION = 60.0  # seconds; Camunda's clients default to 20 s, its REST has none
@@ -90,6 +91,7 @@ def parse_topics(
             )
         if not isinstance(request.topic, str) or not request.topic:
             raise EngineError(f"a topic name must be a non-empty string, got {request.topic!r}")
+        limits.check_name(request.topic, "topic")
         if request.topic in out:
             raise EngineError(f"topic '{request.topic}' is requested twice")
         out[request.topic] = request

@@ -37,7 +37,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from engine.bpmn.specs import activity_config
-from engine.core.errors import EngineError, LockLost, NotFound
+from engine.core import limits
+from engine.core.errors import EngineError, InvalidArgument, LockLost, NotFound
 from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
 from engine.core.variables import check_variables
@@ -88,6 +89,7 @@ class ExternalTaskService:
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
 
     def get(self, task_id: str) -> ExternalTask:
+        limits.check_id(task_id, "task_id")
         row = self.store.external_task(task_id)
         if row is None:
             raise NotFound(f"no open external task with id '{task_id}'")
@@ -141,6 +143,7 @@ class ExternalTaskService:
         """Apply the variables, complete the task and move its instance on. True when applied;
         False for a duplicate (the task was already completed or cancelled), logged at WARNING.
         Raises ``LockLost`` when another worker holds the task (or nobody does)."""
+        limits.check_id(task_id, "task_id")
         values = check_variables(variables, f"complete of external task {task_id}")
         return self._report_one("complete", task_id, worker_id, variables=values)
 
@@ -155,8 +158,11 @@ class ExternalTaskService:
         """Throw BPMN error ``code`` from the task: a matching error boundary event or error
         event subprocess takes the path (with ``variables`` set); uncaught, an incident opens
         and the task waits for ``eng.retry``. False for a duplicate, like ``complete``."""
+        limits.check_id(task_id, "task_id")
         if not isinstance(code, str) or not code:
             raise EngineError(f"handle_bpmn_error needs an error code, got {code!r}")
+        limits.check_name(code, "code")
+        message = limits.check_text(message, "message")
         values = check_variables(variables, f"BPMN error of external task {task_id}")
         return self._report_one(
             "bpmn_error", task_id, worker_id, variables=values, code=code, message=message
@@ -178,6 +184,10 @@ class ExternalTaskService:
         (``spillway:retries``, ``camunda:failedJobRetryTimeCycle``, the engine's default) and so
         does a missing ``retry_timeout``. False for a duplicate, like ``complete``."""
         _check_worker(worker_id)
+        limits.check_id(task_id, "task_id")
+        error_message = limits.check_text(error_message, "error_message")
+        if error_details is not None:
+            error_details = limits.check_text(error_details, "error_details")
         row = self.store.external_task(task_id)
         if row is None:
             return self._reports.gone(task_id, "failure report")
@@ -343,6 +353,7 @@ class ExternalTaskService:
     ) -> None:
         """Heartbeat: the lock of ``worker_id`` now expires ``lock_duration`` from now."""
         _check_worker(worker_id)
+        limits.check_id(task_id, "task_id")
         until = self.engine.now() + timedelta(
             seconds=task_data.seconds(lock_duration, "lock_duration")
         )
@@ -358,6 +369,7 @@ class ExternalTaskService:
 
     def unlock(self, task_id: str) -> None:
         """Release the task's lock whoever holds it: fetchable again at once (when due)."""
+        limits.check_id(task_id, "task_id")
         row = self.store.external_task(task_id)
         if row is None or not self.store.unlock_external_task(task_id):
             raise NotFound(f"no open external task with id '{task_id}'")
@@ -429,12 +441,18 @@ class ExternalTaskService:
     # Last in the class: a method named ``list`` would shadow the builtin in annotations below.
     def list(self, topic: str | None = None, instance_id: str | None = None) -> list[ExternalTask]:
         """Every external task (open or failed), oldest first, with all its variables."""
+        limits.check_name(topic, "topic", optional=True)
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
         return self._tasks(self.store.external_tasks(topic, instance_id), {})
 
 
 def _check_worker(worker_id: object) -> None:
     if not isinstance(worker_id, str) or not worker_id:
-        raise EngineError(f"a worker id must be a non-empty string, got {worker_id!r}")
+        raise InvalidArgument(
+            f"a worker id must be a non-empty string, got {worker_id!r}", argument="worker_id"
+        )
+    limits.check_name(worker_id, "worker_id")
 
 
 def _timeout(value: float | timedelta) -> float:
