@@ -20,9 +20,15 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
-from engine.core import limits
+from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
-from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
+from engine.deploy import (
+    bpmnxml,
+    compensation_model,
+    normalize,
+    refusals,
+    rewrites,
+)
 from engine.deploy.bpmnxml import Source
 from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
@@ -156,6 +162,30 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """
     parser = SpillwayParser()
     parsed = _parse_roots(sources)
+    flow_nodes = sum(_count_flow_nodes(root) for source, root in parsed if not source.is_dmn)
+    if flow_nodes > deep_stack.MAX_FLOW_NODES:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(
+            f"{names}: {flow_nodes} flow nodes is over the limit of {deep_stack.MAX_FLOW_NODES} "
+            "per deployment"
+        )
+    # SpiffWorkflow's parser recurses once per flow node: room for it (engine.core.deep_stack).
+    return deep_stack.run(lambda: _compile(parser, sources, parsed), flow_nodes, pause_gc=True)
+
+
+def _count_flow_nodes(root: etree._Element) -> int:
+    return sum(
+        1
+        for node in root.iter()
+        if isinstance(node.tag, str) and normalize.local_name(node) in normalize.FLOW_NODES
+    )
+
+
+def _compile(
+    parser: SpillwayParser,
+    sources: list[Source],
+    parsed: list[tuple[Source, etree._Element]],
+) -> list[ProcessModel]:
     refused = [
         r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
     ]
