@@ -1,20 +1,19 @@
-"""``ProcessEngine``: the public entry point (see CONTRACT.md for every name on it).
+"""``ProcessEngine``: the public entry point (see CONTRACT.md for every name on it) and the
+composition root: it builds the store, the command seam, the job runner and the external-task
+service, and is the ``Services`` a run needs (handlers, behaviours, retry policies).
 
-Each public call is one command: read what it needs, run the process in memory, and commit the
-result in one transaction. A command that loses an optimistic-locking race re-runs on fresh
-state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches the caller.
+Each public call is one command of ``engine.runtime.commands``: read what it needs, run the
+process in memory, and commit the result in one transaction, re-run on a lost
+optimistic-locking race.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import random
-import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from behaviors import (
@@ -24,7 +23,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine.bpmn import event_subprocesses, signals, task_tree, timer_events
+from engine.bpmn import signals, timer_events
 from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
@@ -54,9 +53,9 @@ from engine.deploy.deployment import ProcessModel, check_bindings, compile_sourc
 from engine.runtime import convert
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
-from engine.runtime.run import JobContext, Run
+from engine.runtime.commands import CONFLICT_RETRIES, Commands
 from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
-from engine.storage.store import InstanceWrite, Store
+from engine.storage.store import Store
 from engine.work.executor import JobExecutor
 from engine.work.external_tasks import ExternalTaskService
 from engine.work.job_runner import JobRunner, new_owner
@@ -65,11 +64,6 @@ from engine.work.pool import WorkerPool
 log = logging.getLogger("spillway.engine")
 
 H = TypeVar("H", bound=Handler)
-T = TypeVar("T")
-
-#: How often a command re-runs after losing an optimistic-locking race.
-CONFLICT_RETRIES = 8
-CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
 
 
 class ProcessEngine:
@@ -102,9 +96,6 @@ class ProcessEngine:
             allow_javascript=allow_javascript,  # sandboxed (expressions.javascript), so on
         )
         self._handlers: dict[str, Handler] = {}
-        self._models: dict[str, ProcessModel] = {}
-        self._models_lock = threading.Lock()
-        self._definitions: dict[str, Mapping[str, Any]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
         self._behaviors: dict[str, Behavior] = {
             "sync": SyncBehavior(),
@@ -113,11 +104,19 @@ class ProcessEngine:
             "external": ExternalBehavior(),
             "pooled": PooledBehavior(),
         }
-        self._listeners: list[Callable[[str], None]] = []
         self._outbox_routes: dict[str, OutboxRoute] = {}
-        self.jobs_runner = JobRunner(self)
         #: Named counters, e.g. stats["conflicts_retried"] (see engine.core.stats).
         self.stats = Counters()
+        #: The command seam (load -> run -> commit) every state change goes through.
+        self.commands = Commands(
+            self.store,
+            self,
+            self.codec,
+            self.stats,
+            # Looked up at each call: a signal job runs as any job does (execute_job).
+            run_signal_job=lambda job_id: self.execute_job(job_id),
+        )
+        self.jobs_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
 
     # -- handlers -----------------------------------------------------------------------
@@ -135,6 +134,11 @@ class ProcessEngine:
             return fn
 
         return register
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """The registered handlers by name (read-only)."""
+        return MappingProxyType(self._handlers)
 
     # -- what runs need (engine.runtime.run.Services) ---------------------------------------
 
@@ -218,7 +222,7 @@ class ProcessEngine:
                 return self._deployment(existing, defs, models, existing_flag=True)
             return self._insert_deployment(sources, models, digest, name)
 
-        return self._retry_on_conflict(attempt)
+        return self.commands.retry_on_conflict(attempt)
 
     def _insert_deployment(
         self,
@@ -268,11 +272,10 @@ class ProcessEngine:
         ]
         self.store.insert_deployment(deployment, resources, new_rows, start_jobs)
         if start_jobs:
-            self._wake("")
+            self.commands.wake("")
         for row in new_rows:
             model = next(m for m in models if m.key == row["key"])
-            with self._models_lock:
-                self._models[str(row["id"])] = model
+            self.commands.remember_model(str(row["id"]), model)
         log.info(
             "deployed %s: %s", dep_id, ", ".join(f"{d['key']} v{d['version']}" for d in definitions)
         )
@@ -329,99 +332,15 @@ class ProcessEngine:
             existing=existing_flag,
         )
 
-    def _model(self, definition: Mapping[str, Any]) -> ProcessModel:
-        """The parsed model of a definition: cached, else re-parsed from its stored sources."""
-        definition_id = str(definition["id"])
-        model = self._models.get(definition_id)
-        if model is not None:
-            return model
-        with self._models_lock:
-            model = self._models.get(definition_id)
-            if model is None:
-                resources = self.store.resources(definition["deployment_id"])
-                sources = [bpmnxml.Source(r["name"], r["content"]) for r in resources]
-                found = [m for m in compile_sources(sources) if m.key == definition["key"]]
-                if not found:
-                    raise NotFound(f"process definition {definition['id']} has no source")
-                model = found[0]
-                self._models[definition_id] = model
-        return model
-
-    def _definition(self, definition_id: str) -> Mapping[str, Any] | None:
-        # Definition rows never change once written: read each once per engine.
-        definition = self._definitions.get(definition_id)
-        if definition is None:
-            definition = self.store.definition(definition_id)
-            if definition is not None:
-                self._definitions[definition_id] = definition
-        return definition
-
-    def _latest_definition(self, process_key: str) -> Mapping[str, Any]:
-        definition = self.store.latest_definition(process_key)
-        if definition is None:
-            raise NotFound(f"no process deployed with key '{process_key}'")
-        return definition
-
     # -- commands -----------------------------------------------------------------------
-
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, CONFLICT_BACKOFF * (2**attempt)))
-
-    def _retry_on_conflict(self, command: Callable[[], T]) -> T:
-        """Re-run a command that lost an optimistic-locking race, on fresh state; the last
-        attempt's ConcurrencyConflict reaches the caller."""
-        for attempt in range(CONFLICT_RETRIES - 1):
-            try:
-                return self._named(command)
-            except ConcurrencyConflict:
-                self.stats.add("conflicts_retried")
-                self._backoff(attempt)
-        return self._named(command)
-
-    @staticmethod
-    def _named(command: Callable[[], T]) -> T:
-        try:
-            return command()
-        except task_tree.SPIFF_FAILURES as exc:
-            # SpiffWorkflow failing inside a task (e.g. completing one makes the next
-            # multi-instance read a collection that is not a list): named, not raw.
-            failure = task_tree.named_failure(exc)
-            if failure is None:
-                raise
-            raise failure from exc
-
-    def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
-        write = run.finish(self.codec, has_open_incident)
-        self.store.apply(write)
-        # Inside Store.locked_instance the commit comes at the end of that block.
-        self.store.on_commit(lambda: self._after_commit(write))
-        return run.snapshot()
-
-    def _after_commit(self, write: InstanceWrite) -> None:
-        self._notify(write)
-        for job in write.jobs_insert:
-            if job["kind"] == signals.KIND:
-                # Committed with the throw; delivered now, or by the job executor if this
-                # process stops first (engine.bpmn.signals).
-                with contextlib.suppress(EngineError):
-                    self.execute_job(str(job["id"]))
-
-    def _notify(self, write: InstanceWrite) -> None:
-        if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:
-            self._wake(write.instance["id"])
-
-    def _wake(self, instance_id: str) -> None:
-        for listener in list(self._listeners):
-            listener(instance_id)
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """Called with the instance id after a commit that created or changed jobs or
         external tasks (the job executor and worker pools wake on it)."""
-        self._listeners.append(fn)
+        self.commands.add_listener(fn)
 
     def remove_listener(self, fn: Callable[[str], None]) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
+        self.commands.remove_listener(fn)
 
     def start(
         self,
@@ -433,51 +352,10 @@ class ProcessEngine:
         limits.check_name(process_key, "process_key")
         limits.check_name(business_key, "business_key", optional=True)
         variables = check_variables(variables, f"start('{process_key}')")
-        definition = self._latest_definition(process_key)
-        model = self._model(definition)
-        run = Run.new(self, model, definition, variables, business_key)
+        definition = self.commands.latest_definition(process_key)
+        run = self.commands.new_run(definition, variables, business_key)
         run.begin()
-        return self._commit(run)
-
-    def _load(
-        self,
-        instance_id: str,
-        job: JobContext | None = None,
-        row: dict[str, Any] | None = None,
-    ) -> tuple[Run, bool]:
-        """The instance as a run; ``row`` is its row when the caller has just read it."""
-        if row is None:
-            row = self.store.instance(instance_id)
-        if row is None:
-            raise NotFound(f"no process instance with id '{instance_id}'")
-        definition = self._definition(row["definition_id"])
-        if definition is None:
-            raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
-        model = self._model(definition)
-        workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
-        event_subprocesses.install(workflow)
-        run = Run(
-            self,
-            model,
-            definition,
-            workflow,
-            row,
-            instance_id=instance_id,
-            business_key=row["business_key"],
-            job=job,
-        )
-        has_incident = row["state"] == "incident"
-        return run, has_incident
-
-    def _command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
-        def attempt() -> ProcessInstance:
-            run, has_incident = self._load(instance_id)
-            if run.row is not None and run.row["state"] in ("completed", "terminated"):
-                raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
-            action(run)
-            return self._commit(run, has_incident)
-
-        return self._retry_on_conflict(attempt)
+        return self.commands.commit(run)
 
     def complete_task(
         self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
@@ -486,7 +364,9 @@ class ProcessEngine:
         limits.check_id(instance_id, "instance_id")
         limits.check_name(activity_id, "activity_id")
         values = check_variables(variables, f"complete_task('{activity_id}')")
-        return self._command(instance_id, lambda run: run.complete_task(activity_id, values))
+        return self.commands.command(
+            instance_id, lambda run: run.complete_task(activity_id, values)
+        )
 
     def correlate_message(
         self,
@@ -526,10 +406,12 @@ class ProcessEngine:
             if not matches:
                 return self._start_by_message(name, values, business_key, criteria)
             try:
-                return self._command(matches[0]["id"], lambda run: run.correlate(name, values))
+                return self.commands.command(
+                    matches[0]["id"], lambda run: run.correlate(name, values)
+                )
             except NotFound:
                 # The instance moved on between the lookup and the load: look again.
-                self._backoff(attempt)
+                self.commands.backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
 
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
@@ -538,48 +420,7 @@ class ProcessEngine:
         start event of that name; how many instances took it."""
         limits.check_name(name, "name")
         values = check_variables(variables, f"signal('{name}')")
-        return self._broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
-
-    def _broadcast_signal(
-        self, name: str, variables: dict[str, Any], signal_id: str, exclude: str | None
-    ) -> int:
-        ids = sorted(
-            {s["instance_id"] for s in self.store.subscribers(signals.KIND, name)} - {exclude}
-        )
-        delivered = 0
-        failures: list[EngineError] = []
-        for instance_id in ids:
-            try:
-                self._command(
-                    instance_id, lambda run: run.receive_signal(name, variables, signal_id)
-                )
-                delivered += 1
-            except NotFound:
-                continue  # ended meanwhile
-            except EngineError as exc:
-                # One instance failing to take it keeps none of the others from it; the failure
-                # is raised once they all had their turn (a signal job then runs again, and the
-                # instances that took it apply its id once).
-                failures.append(exc)
-        delivered += self._start_by_signal(name, variables, signal_id)
-        if failures:
-            raise failures[0]
-        return delivered
-
-    def _start_by_signal(self, name: str, variables: dict[str, Any], signal_id: str) -> int:
-        started = 0
-        for definition in self.store.latest_definitions(None).values():
-            model = self._model(definition)
-            if not signals.starts_process(model.spec, name):
-                continue
-            instance_id = signals.started_instance_id(signal_id, str(definition["id"]))
-            if self.store.instance(instance_id) is not None:
-                continue  # this signal started it already (its job runs again)
-            run = Run.new(self, model, definition, {}, None, instance_id=instance_id)
-            run.begin_by_signal(name, variables, signal_id)
-            self._commit(run)
-            started += 1
-        return started
+        return self.commands.broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
 
     def _start_by_message(
         self,
@@ -598,11 +439,9 @@ class ProcessEngine:
         if len(starters) > 1:
             keys = ", ".join(sorted(d["key"] for d in starters))
             raise CorrelationError(f"message '{name}' starts several processes ({keys})")
-        definition = starters[0]
-        model = self._model(definition)
-        run = Run.new(self, model, definition, {}, business_key)
+        run = self.commands.new_run(starters[0], {}, business_key)
         run.begin_by_message(name, variables)
-        return self._commit(run)
+        return self.commands.commit(run)
 
     # -- jobs and incidents -------------------------------------------------------------
 
@@ -662,7 +501,7 @@ class ProcessEngine:
             raise NotFound(f"no job or incident with id '{job_or_incident_id}'") from None
         row = self.store.job(job_id)
         assert row is not None
-        self._wake(row["instance_id"])
+        self.commands.wake(row["instance_id"])
         return convert.job(row)
 
     def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:

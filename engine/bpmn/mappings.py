@@ -32,10 +32,9 @@ from typing import Any
 from lxml import etree
 
 from engine.bpmn import script_bindings
+from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import BPMN_NS, camunda
-from engine.expressions import javascript
-from engine.expressions import juel as expressions
+from engine.expressions import javascript, juel
 
 #: internal_data key of an activity's local variables (present from its start to its end).
 LOCALS = "spillway_locals"
@@ -130,7 +129,7 @@ def evaluate_value(
         if kind == "null":
             return None
         if kind == "text":
-            return expressions.evaluate(value["text"], variables)
+            return juel.evaluate(value["text"], variables)
         if kind == "list":
             return [
                 evaluate_value(v, variables, where=where, script_engine=script_engine)
@@ -139,7 +138,7 @@ def evaluate_value(
         if kind == "map":
             out: dict[str, Any] = {}
             for key, item in value["entries"]:
-                name = expressions.evaluate(key, variables)
+                name = juel.evaluate(key, variables)
                 out[str(name)] = evaluate_value(
                     item, variables, where=where, script_engine=script_engine
                 )
@@ -185,7 +184,7 @@ def evaluate_expression_task(task: Any, config: Mapping[str, Any]) -> dict[str, 
     ``camunda:resultVariable``, or none)."""
     expression = str(config["expression"])
     try:
-        value = expressions.evaluate(expression, view(task))
+        value = juel.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{_element(task)}: camunda:expression {expression}: {exc}") from exc
     name = config.get("result_variable")
@@ -197,7 +196,7 @@ def evaluate_name(task: Any, expression: str, attribute: str) -> str:
     over what the task sees; an ExpressionError naming the element otherwise."""
     where = f"{_element(task)}: {attribute} {expression}"
     try:
-        value = expressions.evaluate(expression, view(task))
+        value = juel.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from exc
     if not isinstance(value, str) or not value.strip():
@@ -359,7 +358,7 @@ def thrown_error(
     for definition in definitions:
         where = f"{_element(task)}: camunda:errorEventDefinition '{definition['id']}'"
         try:
-            hit = expressions.evaluate_condition(definition["expression"], scope)
+            hit = juel.evaluate_condition(definition["expression"], scope)
         except ExpressionError as exc:
             raise ExpressionError(f"{where}: {exc}") from exc
         if hit:

@@ -25,11 +25,11 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import EngineError, ExpressionError
 from engine.core.timers import TimerDefinition, TimerError, parse_timer
-from engine.expressions import juel as expressions
+from engine.expressions import juel
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 KINDS = ("timeDate", "timeDuration", "timeCycle")
 #: Kind of a timer drawn without a time: it never falls due (see ``parse_definition``).
 UNSET = "unset"
@@ -76,10 +76,10 @@ class Timer(TimerEventDefinition):  # type: ignore[misc]
 
     def text(self, variables: Mapping[str, Any]) -> str:
         """The timer's text, with a ``${...}`` expression evaluated against ``variables``."""
-        if not expressions.is_expression(self.expression):
+        if not juel.is_expression(self.expression):
             return str(self.expression)
         try:
-            value = expressions.evaluate(self.expression, variables)
+            value = juel.evaluate(self.expression, variables)
         except ExpressionError as exc:
             raise EngineError(f"timer '{self.event_id}': {exc}") from exc
         if not isinstance(value, str):
@@ -132,8 +132,8 @@ def _problem(kind: str, text: str) -> str | None:
     if not text:
         return f"its {kind} is empty"
     try:
-        if expressions.is_expression(text):
-            expressions.compile_expression(text)
+        if juel.is_expression(text):
+            juel.compile_expression(text)
         else:
             parse_timer(kind, text)
     except (TimerError, ExpressionError) as exc:

@@ -6,13 +6,15 @@ but pika and these few definitions.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pika
 
+from engine.bridge import messages
 from engine.core.errors import EngineError
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -56,6 +58,21 @@ class Topology:
     def dead_letter_queue(self) -> str:
         return f"{self.result_queue}.dead"
 
+    def task_body(self, payload: Mapping[str, Any]) -> bytes:
+        """The body of a task message: the task, and where its result goes."""
+        return messages.task_body(payload, self.result_exchange, self.result_routing_key)
+
+    def task_properties(self, task_id: str) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=task_id,
+            correlation_id=task_id,
+            reply_to=self.result_routing_key,
+            app_id="spillway",
+            type="spillway.external-task",
+        )
+
     def queue_for(self, topic: str) -> str:
         return self.task_queue.format(topic=topic)
 
@@ -80,6 +97,18 @@ class Topology:
         channel.queue_bind(
             self.result_queue, self.result_exchange, routing_key=self.result_routing_key
         )
+
+
+def declare_topology(url: str, name: str, topology: Topology) -> None:
+    """Declare the exchanges and queues (idempotent) on a short-lived connection."""
+    conn = pika.BlockingConnection(connection_parameters(url, f"{name}:declare"))
+    try:
+        channel = conn.channel()
+        topology.declare_tasks(channel)
+        topology.declare_results(channel)
+    finally:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            conn.close()
 
 
 def connection_parameters(url: str, name: str) -> pika.URLParameters:

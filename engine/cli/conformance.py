@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.bpmn import timer_events
+from engine.bpmn.namespaces import BPMN_NS
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import EngineError
 from engine.deploy.bpmnxml import Source, parse_xml
@@ -34,7 +35,6 @@ from engine.engine import ProcessEngine
 from engine.storage import schema
 from engine.testing.clock import ManualClock
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 MAX_STEPS = 200
 
 RAN, STOPPED, FAILED, REFUSED, NOT_EXECUTABLE = (
@@ -77,7 +77,8 @@ def _engine() -> tuple[ProcessEngine, ManualClock]:
 
 
 def _register_noop_handlers(eng: ProcessEngine) -> None:
-    for model in eng._models.values():
+    for definition in eng.store.latest_definitions(None).values():
+        model = eng.commands.model(definition)
         for spec in model.service_tasks():
             name = implementation_handler(activity_config(spec), spec.bpmn_id)
             if name and eng.handler_for(name) is None:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from lxml import etree
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import DeploymentError
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024  # a large modeler file is well under 2 MB
 MAX_FILES = 2000
 MAX_NAME_LENGTH = 1024  # a source's name (its path) as stored
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 _DOCTYPE = re.compile(r"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 # The encoding pseudo-attribute of the XML declaration (the declaration itself is ASCII).
 _DECLARED = re.compile(r"""^\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")

@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
+from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
@@ -30,7 +31,6 @@ from engine.deploy import (
     rewrites,
 )
 from engine.deploy.bpmnxml import Source
-from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
 
 
@@ -101,7 +101,7 @@ def _check_reserved_ids(source: Source, root: etree._Element) -> None:
 
 def _check_ids(source: Source, root: etree._Element) -> None:
     """Every executable process has an id (its process key), and no id is over the limit."""
-    for node in root.iter(f"{{{bpmnxml.BPMN_NS}}}process"):
+    for node in root.iter(f"{{{BPMN_NS}}}process"):
         if node.get("isExecutable", "true") != "true":
             continue  # SpiffWorkflow's rule: executable unless it says otherwise
         pid = node.get("id")
@@ -230,9 +230,9 @@ def _compile(
         if isinstance(node.tag, str) and node.get("id")
     }
     compensation_metas = {
-        source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
+        source.name: json.loads(str(root.get(COMPENSATION_META)))
         for source, root in parsed
-        if not source.is_dmn and root.get(compensation_model.META_ATTR)
+        if not source.is_dmn and root.get(COMPENSATION_META)
     }
     models = []
     for key in sorted(keys):

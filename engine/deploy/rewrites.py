@@ -27,7 +27,8 @@ import re
 
 from lxml import etree
 
-from engine.deploy.normalize import SYNTHETIC, _Ids, _q, has_condition, is_bpmn, local_name
+from engine.bpmn.namespaces import SYNTHETIC
+from engine.deploy.normalize import _Ids, _q, has_condition, is_bpmn, local_name
 from engine.expressions import feel
 
 #: Elements holding a condition whose ``language`` may be FEEL.

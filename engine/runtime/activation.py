@@ -12,18 +12,19 @@ import copy
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from engine.bpmn import call_mappings, mappings
+from engine.bpmn import instance_context, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
+from engine.bpmn.task_tree import History
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
 from engine.core.models import TaskContext
 from engine.core.variables import check_variables
+from engine.deploy.deployment import ProcessModel
 
-if TYPE_CHECKING:
-    from engine.runtime.run import Run
-
+#: What a service task's handler is: called with the task's context, returns variables to set.
 Handler = Callable[[TaskContext], Mapping[str, Any] | None]
 
 #: internal_data key on a parked service task saying why it is parked.
@@ -55,10 +56,49 @@ class Failure:
         return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
 
 
+class HandlerSource(Protocol):
+    """What an activation needs from the engine: handlers and the script engine."""
+
+    def handler_for(self, name: str) -> Handler | None: ...
+    @property
+    def script_engine(self) -> Any: ...
+
+
+class Bookings(Protocol):
+    """What an activation books through its run's ledger (``engine.runtime.ledger.Ledger``)."""
+
+    def add_async_after(self, act: Activation) -> None: ...
+    def add_continuation(self, act: Activation) -> None: ...
+    def schedule_retry(self, act: Activation, failure: Failure) -> None: ...
+    def add_external_task(self, act: Activation, topic: str) -> None: ...
+
+
+class ActivationRun(Protocol):
+    """What an activation needs from the run it belongs to (``engine.runtime.run.Run``)."""
+
+    @property
+    def services(self) -> HandlerSource: ...
+    @property
+    def model(self) -> ProcessModel: ...
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def business_key(self) -> str | None: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def history(self) -> History: ...
+
+    @property
+    def ledger(self) -> Bookings: ...
+
+    def throw_error(self, task: Any, code: str, variables: Mapping[str, Any]) -> bool: ...
+
+
 class Activation:
     """One service task reached in a run: what a behaviour may do with it."""
 
-    def __init__(self, run: Run, task: Any, *, in_job: bool, attempt: int) -> None:
+    def __init__(self, run: ActivationRun, task: Any, *, in_job: bool, attempt: int) -> None:
         self.run = run
         self.task = task
         self.in_job = in_job
@@ -80,7 +120,7 @@ class Activation:
             variables=MappingProxyType(copy.deepcopy(mappings.view(self.task))),
             instance_id=self.run.instance_id,
             activity_id=self.activity_id,
-            business_key=call_mappings.business_key_of(self.task, self.run.business_key),
+            business_key=instance_context.business_key_of(self.task, self.run.business_key),
             attempt=self.attempt,
             idempotency_key=self.idempotency_key,
             process_key=self.run.model.key,
@@ -146,7 +186,7 @@ class Activation:
         if self.config.get("async_after"):
             # camunda:asyncAfter: commit here; a job leaves the task and moves on.
             self.park(PARKED_JOB)
-            self.run.add_async_after(self)
+            self.run.ledger.add_async_after(self)
             return
         self.task.internal_data.pop(PARKED, None)
         self.task.complete()
@@ -177,15 +217,15 @@ class Activation:
         """Discard the attempt, keep the task parked, and commit a continuation job due after
         the retry policy's delay, or an incident when retries are spent or not allowed."""
         self.park(PARKED_JOB)
-        self.run.schedule_retry(self, failure)
+        self.run.ledger.schedule_retry(self, failure)
 
     def defer(self) -> None:
         """Commit now and leave the call of the handler to a job due at once."""
         self.park(PARKED_JOB)
-        self.run.add_continuation(self)
+        self.run.ledger.add_continuation(self)
 
     def open_external_task(self, topic: str) -> None:
         # The worker sees the locals of the input mappings (evaluated now, kept with the task).
         mappings.enter(self.task, self.run.services.script_engine)
         self.park(PARKED_EXTERNAL)
-        self.run.add_external_task(self, topic)
+        self.run.ledger.add_external_task(self, topic)

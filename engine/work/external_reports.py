@@ -8,7 +8,8 @@ not 50 optimistic-locking races. A leader never waits on another instance's queu
 cannot deadlock. Leaders in other processes are serialised by the database: the leader reads the
 instance under a row lock (``Store.locked_instance``: ``SELECT ... FOR UPDATE`` on PostgreSQL,
 ``BEGIN IMMEDIATE`` on SQLite) and commits in the same transaction, so contention costs waiting,
-not a ``ConcurrencyConflict``.
+not a ``ConcurrencyConflict``; what other writers race for is re-run through the command seam
+(``Commands.retry_on_conflict``).
 
 Outcomes are published only once the write committed: True (applied), False (a duplicate:
 the task was already completed or cancelled; logged at WARNING and counted), or an exception
@@ -22,17 +23,16 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, Activation
+from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.work.host import ExternalHost
 
 log = logging.getLogger("spillway.external")
 
@@ -73,8 +73,9 @@ class Report:
 class ReportCombiner:
     """Applies reports for one engine, combined per instance."""
 
-    def __init__(self, engine: ProcessEngine) -> None:
+    def __init__(self, engine: ExternalHost) -> None:
         self.engine = engine
+        self.commands = engine.commands
         self.store = engine.store
         # instance id -> reports queued for the thread leading it (present while one leads)
         self._queues: dict[str, list[Report]] = {}
@@ -114,7 +115,7 @@ class ReportCombiner:
 
     def _apply(self, instance_id: str, batch: list[Report]) -> None:
         try:
-            self.engine._retry_on_conflict(lambda: self._attempt(instance_id, batch))
+            self.commands.retry_on_conflict(lambda: self._attempt(instance_id, batch))
         except Exception as exc:  # noqa: BLE001 - handed to the reporting callers
             if len(batch) > 1:
                 # One report's outcome (e.g. variables a later gateway cannot use) must not
@@ -175,8 +176,8 @@ class ReportCombiner:
         instance_row: dict[str, Any] | None,
     ) -> list[tuple[Report, Outcome]]:
         engine = self.engine
-        run, has_incident = engine._load(instance_id, row=instance_row)
-        if run.row is not None and run.row["state"] in ("completed", "terminated"):
+        run, has_incident = self.commands.load(instance_id, row=instance_row)
+        if has_ended(run):
             # Rows of an ended instance are deleted with its last write; a stale read.
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")
         outcomes: list[tuple[Report, Outcome]] = []
@@ -220,7 +221,7 @@ class ReportCombiner:
         deferred.flush()
         if run.write.external_held or run.write.external_delete:
             run.advance()
-            engine._commit(run, has_incident)
+            self.commands.commit(run, has_incident)
             engine.stats.add("external_batches")
             engine.stats.add("external_completed", applied)
         return outcomes

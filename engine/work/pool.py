@@ -36,7 +36,7 @@ import tomllib
 import traceback
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.errors import BpmnError, EngineError, LockLost, NotFound
 from engine.core.models import ExternalTask, TaskContext
@@ -45,10 +45,8 @@ from engine.core.variables import check_variables
 from engine.runtime.activation import Failure, Handler
 from engine.storage.notify import NotifyListener
 from engine.work.external_fetch import seconds
+from engine.work.host import PoolHost
 from engine.work.job_runner import new_owner
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
 
 log = logging.getLogger("spillway.pool")
 
@@ -66,7 +64,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        engine: ProcessEngine,
+        engine: PoolHost,
         topic: str,
         handler: Handler | None = None,
         *,
@@ -129,7 +127,7 @@ class WorkerPool:
             self._started = True
             for _ in range(self.core_size):
                 self._spawn_worker()
-        self.engine.add_listener(self._on_commit)
+        self.engine.commands.add_listener(self._on_commit)
         self._acquirer = self._thread(self._acquire_loop, "acquire")
         self._reporter = self._thread(self._report_loop, "report")
         if self.listen:
@@ -151,7 +149,7 @@ class WorkerPool:
             self._stopping.set()
             return
         self._stopping.set()
-        self.engine.remove_listener(self._on_commit)
+        self.engine.commands.remove_listener(self._on_commit)
         self.wake()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._acquirer is not None:
@@ -433,7 +431,7 @@ POOL_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
-def load_pools(engine: ProcessEngine, path: str | os.PathLike[str]) -> list[WorkerPool]:
+def load_pools(engine: PoolHost, path: str | os.PathLike[str]) -> list[WorkerPool]:
     """The worker pools a TOML file describes, not started; handlers come from ``engine``::
 
     [pools.copy]          # the topic
