@@ -5,6 +5,7 @@ The names in ``__all__`` are the public surface (CONTRACT.md); everything else m
 
 from engine.core.errors import (
     BpmnError,
+    CommitUnknown,
     ConcurrencyConflict,
     CorrelationError,
     DeploymentError,
@@ -14,7 +15,9 @@ from engine.core.errors import (
     InvalidArgument,
     InvalidVariables,
     LockLost,
+    NotCommitted,
     NotFound,
+    StoreError,
 )
 from engine.core.models import (
     Deployment,
@@ -30,6 +33,7 @@ from engine.engine import ProcessEngine
 
 __all__ = [
     "BpmnError",
+    "CommitUnknown",
     "ConcurrencyConflict",
     "CorrelationError",
     "Deployment",
@@ -44,9 +48,11 @@ __all__ = [
     "InvalidVariables",
     "Job",
     "LockLost",
+    "NotCommitted",
     "NotFound",
     "ProcessEngine",
     "ProcessInstance",
     "RetryPolicy",
+    "StoreError",
     "TaskContext",
 ]

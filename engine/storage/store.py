@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,12 +25,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from engine.core.errors import ConcurrencyConflict, EngineError, StoreError
+from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
+from engine.storage import reconnect, store_external
 from engine.storage import schema as t
-from engine.storage import store_external
 
 DEFAULT_URL = "sqlite:///spillway.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -194,15 +194,6 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
-def _store_error(exc: OperationalError) -> EngineError:
-    """A driver's operational error as the engine's: a deadlock or serialization failure on
-    PostgreSQL is a race the command re-runs (ConcurrencyConflict), the rest a StoreError."""
-    code = getattr(exc.orig, "sqlstate", None)
-    if code in ("40P01", "40001"):
-        return ConcurrencyConflict(f"transaction aborted by the database: {exc.orig}")
-    return StoreError(f"database error: {exc.orig}")
-
-
 def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -276,6 +267,8 @@ class Store(store_external.ExternalTaskQueries):
     def transaction(self, write: bool = True) -> Iterator[Connection]:
         """One database transaction; commits on success, rolls back on any exception.
 
+        A driver error before the commit is ``NotCommitted`` for a write (``StoreError`` for a
+        read), a lost connection during the commit ``CommitUnknown`` (engine.storage.reconnect).
         Inside ``locked_instance`` the thread's held transaction is used instead (a write in a
         savepoint of it, so a write that fails leaves nothing behind)."""
         held = self._held.conn
@@ -286,8 +279,8 @@ class Store(store_external.ExternalTaskQueries):
                         yield held
                 else:
                     yield held
-            except OperationalError as exc:
-                raise _store_error(exc) from exc
+            except reconnect.CONNECTION_ERRORS as exc:
+                raise reconnect.store_error(exc, write=True) from exc
             return
         lock = self._lock
         if lock is None and write:
@@ -306,15 +299,31 @@ class Store(store_external.ExternalTaskQueries):
                     return
                 conn.info["write"] = True
                 try:
-                    with conn.begin():
+                    trans = conn.begin()
+                    try:
                         yield conn
+                    except BaseException:
+                        with suppress(*reconnect.CONNECTION_ERRORS):
+                            trans.rollback()  # on a dead connection this may fail too
+                        raise
+                    try:
+                        trans.commit()
+                    except reconnect.CONNECTION_ERRORS as exc:
+                        # The connection is gone: release the dead transaction quietly.
+                        with suppress(sa.exc.SQLAlchemyError):
+                            trans.rollback()
+                        raise reconnect.commit_error(exc) from exc
                 finally:
                     conn.info["write"] = False
-        except OperationalError as exc:
-            raise _store_error(exc) from exc
+        except reconnect.CONNECTION_ERRORS as exc:
+            raise reconnect.store_error(exc, write=write) from exc
         finally:
             if lock is not None:
                 lock.release()
+
+    def in_locked_transaction(self) -> bool:
+        """Whether this thread is inside ``locked_instance`` (a read there cannot be re-run)."""
+        return self._held.conn is not None
 
     @contextmanager
     def locked_instance(self, instance_id: str) -> Iterator[dict[str, Any] | None]:
@@ -375,6 +384,7 @@ class Store(store_external.ExternalTaskQueries):
 
     # -- deployments --------------------------------------------------------------------
 
+    @reconnect.retry_read
     def deployment_by_digest(self, digest: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (
@@ -386,6 +396,7 @@ class Store(store_external.ExternalTaskQueries):
             )
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def definitions_of_deployment(self, deployment_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -395,12 +406,14 @@ class Store(store_external.ExternalTaskQueries):
                 ).mappings()
             ]
 
+    @reconnect.retry_read
     def latest_definition(self, key: str) -> dict[str, Any] | None:
         """The newest version of one key: an index scan on (key, version), run on every start."""
         with self.transaction(write=False) as conn:
             row = conn.execute(_LATEST_DEFINITION, {"b_key": key}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """The newest version of each of ``keys`` (of every key when None)."""
         if keys is not None and not keys:
@@ -423,11 +436,13 @@ class Store(store_external.ExternalTaskQueries):
             ).mappings()
             return {r["key"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def definition(self, definition_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(_DEFINITION, {"b_id": definition_id}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def resources(self, deployment_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -479,11 +494,13 @@ class Store(store_external.ExternalTaskQueries):
 
     # -- instances ----------------------------------------------------------------------
 
+    @reconnect.retry_read
     def instance(self, instance_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(_INSTANCE, {"b_id": instance_id}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def instances(
         self,
         process_key: str | None = None,
@@ -507,6 +524,7 @@ class Store(store_external.ExternalTaskQueries):
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -518,6 +536,7 @@ class Store(store_external.ExternalTaskQueries):
                 ).mappings()
             ]
 
+    @reconnect.retry_read
     def instance_states(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored state, definition and variables of several instances (for task variables)."""
         i = t.instances
@@ -529,12 +548,14 @@ class Store(store_external.ExternalTaskQueries):
             ).mappings()
             return {r["id"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def history_row(self, row_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(sa.select(t.history).where(t.history.c.id == row_id)).mappings()
             found = row.first()
             return dict(found) if found else None
 
+    @reconnect.retry_read
     def subscribers(self, kind: str, name: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -556,6 +577,14 @@ class Store(store_external.ExternalTaskQueries):
             raise StoreError(
                 f"instance {write.instance['id']}: write refused by the database: {exc.orig}"
             ) from exc
+        except (NotCommitted, CommitUnknown) as exc:
+            # Named, so a caller can look the instance up (a start() by its business key).
+            inst = write.instance
+            key = inst.get("business_key")
+            what = f"instance {inst['id']}" + (f" (business key '{key}')" if key else "")
+            if write.expected_rev is None:
+                what = f"start of {what}"
+            raise type(exc)(f"{what}: {exc}", disconnected=exc.disconnected) from exc
 
     def _apply(self, conn: Connection, w: InstanceWrite) -> None:
         inst = w.instance
@@ -834,6 +863,7 @@ class Store(store_external.ExternalTaskQueries):
                 .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
             )
 
+    @reconnect.retry_read
     def next_due_job(self) -> datetime | None:
         with self.transaction(write=False) as conn:
             value = conn.execute(_NEXT_DUE).scalar()
@@ -843,6 +873,7 @@ class Store(store_external.ExternalTaskQueries):
 
     # -- jobs and incidents (reads) -----------------------------------------------------
 
+    @reconnect.retry_read
     def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
         if instance_id is not None:
@@ -850,11 +881,13 @@ class Store(store_external.ExternalTaskQueries):
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def job(self, job_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def incidents(
         self, instance_id: str | None = None, open_only: bool = True
     ) -> list[dict[str, Any]]:
@@ -866,6 +899,7 @@ class Store(store_external.ExternalTaskQueries):
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (
@@ -875,6 +909,7 @@ class Store(store_external.ExternalTaskQueries):
             )
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def external_tasks_of(self, instance_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
