@@ -123,7 +123,10 @@ class ProcessEngine:
 
     def register_handler(self, name: str, fn: Handler) -> None:
         if not name or not callable(fn):
-            raise EngineError(f"register_handler needs a name and a callable, got {name!r}, {fn!r}")
+            raise EngineError(
+                "register_handler needs a name and a callable, "
+                f"got {limits.shown(name)}, {limits.shown(fn)}"
+            )
         self._handlers[name] = fn
 
     def handler(self, name: str) -> Callable[[H], H]:
@@ -164,7 +167,9 @@ class ProcessEngine:
         it and starts locked for ``worker_id`` for ``lock_duration`` seconds. Every engine
         node that creates such tasks must be configured alike."""
         if isinstance(topics, str):
-            raise EngineError(f"publish_topics expects a list of topics, got {topics!r}")
+            raise EngineError(
+                f"publish_topics expects a list of topics, got {limits.shown(topics)}"
+            )
         only = tuple(variables) if variables is not None else None
         route = OutboxRoute(worker_id, float(lock_duration), only)
         for topic in topics:

@@ -39,9 +39,16 @@ def bad_character(text: str) -> str | None:
     return f"contains a lone surrogate (\\u{ord(found.group()):04x}) at position {found.start()}"
 
 
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for an error message: shortened, and never failing (an integer of more
+    than 4,300 digits, an object whose ``__repr__`` raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must not fail on a hostile value
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def check_name(value: Any, argument: str, *, optional: bool = False) -> Any:
@@ -50,7 +57,7 @@ def check_name(value: Any, argument: str, *, optional: bool = False) -> Any:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(
-            f"{argument} must be a string, got {type(value).__name__} {_shown(value)}",
+            f"{argument} must be a string, got {type(value).__name__} {shown(value)}",
             argument=argument,
         )
     if not value:
@@ -70,7 +77,7 @@ def check_id(value: Any, argument: str) -> str:
     """An id the engine handed out: a str (an unknown one is the caller's NotFound)."""
     if not isinstance(value, str):
         raise InvalidArgument(
-            f"{argument} must be a string id, got {type(value).__name__} {_shown(value)}",
+            f"{argument} must be a string id, got {type(value).__name__} {shown(value)}",
             argument=argument,
         )
     why = bad_character(value)
@@ -88,12 +95,12 @@ def check_count(value: Any, argument: str, minimum: int = 0) -> int:
     """A count such as ``retries``: an int from ``minimum`` to MAX_COUNT."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(
-            f"{argument} must be an int, got {type(value).__name__} {_shown(value)}",
+            f"{argument} must be an int, got {type(value).__name__} {shown(value)}",
             argument=argument,
         )
     if not minimum <= value <= MAX_COUNT:
         raise InvalidArgument(
-            f"{argument} must be between {minimum} and {MAX_COUNT}, got {value}",
+            f"{argument} must be between {minimum} and {MAX_COUNT}, got {shown(value)}",
             argument=argument,
         )
     return value
@@ -102,7 +109,13 @@ def check_count(value: Any, argument: str, minimum: int = 0) -> int:
 def check_text(value: Any, argument: str) -> str:
     """Free text stored in a text column (an error message): NUL and lone surrogates are
     replaced (U+FFFD), so a worker's report is never lost to one byte."""
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - e.g. an integer of more than 4,300 digits
+            text = shown(value)
     if bad_character(text) is None:
         return text
     return _BAD_CHARACTER.sub("\ufffd", text)

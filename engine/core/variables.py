@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.core.errors import InvalidVariables
-from engine.core.limits import MAX_NAME_LENGTH, bad_character
+from engine.core.limits import MAX_NAME_LENGTH, bad_character, shown
 
 MAX_DEPTH = 64
 #: Integers have at most this many digits (Python's default int-to-text limit: a larger one
@@ -44,7 +44,7 @@ def _check(value: Any, path: str, where: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidVariables(
-                    f"{where}: variable '{path}' has a key {key!r} that is not a string"
+                    f"{where}: variable '{path}' has a key {shown(key)} that is not a string"
                 )
             why = bad_character(key)
             if why is not None:
@@ -72,12 +72,14 @@ def check_variables(variables: Any, where: str = "variables") -> dict[str, Any]:
         )
     for name, value in variables.items():
         if not isinstance(name, str) or not name:
-            raise InvalidVariables(f"{where}: variable name {name!r} must be a non-empty string")
+            raise InvalidVariables(
+                f"{where}: variable name {shown(name)} must be a non-empty string"
+            )
         why = bad_character(name)
         if why is not None or len(name) > MAX_NAME_LENGTH:
-            shown = name if len(name) <= 40 else name[:37] + "..."
+            label = name if len(name) <= 40 else name[:37] + "..."
             raise InvalidVariables(
-                f"{where}: variable name {shown!r} "
+                f"{where}: variable name {label!r} "
                 f"{why or f'is longer than {MAX_NAME_LENGTH} characters'}"
             )
         _check(value, name, where, 0)

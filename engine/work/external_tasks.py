@@ -79,7 +79,7 @@ class ExternalTaskService:
         ``variables`` limits the returned variables to those names (None: all)."""
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
-            raise EngineError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
+            raise EngineError(f"max_tasks must be an int >= 1, got {limits.shown(max_tasks)}")
         requests = external_fetch.parse_topics(topics, lock_duration, variables)
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
@@ -158,7 +158,7 @@ class ExternalTaskService:
         and the task waits for ``eng.retry``. False for a duplicate, like ``complete``."""
         limits.check_id(task_id, "task_id")
         if not isinstance(code, str) or not code:
-            raise EngineError(f"handle_bpmn_error needs an error code, got {code!r}")
+            raise EngineError(f"handle_bpmn_error needs an error code, got {limits.shown(code)}")
         limits.check_name(code, "code")
         message = limits.check_text(message, "message")
         values = check_variables(variables, f"BPMN error of external task {task_id}")
@@ -190,10 +190,8 @@ class ExternalTaskService:
         if row is None:
             return self._reports.gone(task_id, "failure report")
         check_lock(row, worker_id)
-        if retries is not None and (
-            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
-        ):
-            raise EngineError(f"retries must be an int >= 0, got {retries!r}")
+        if retries is not None:
+            limits.check_count(retries, "retries")
         if retries is None or retry_timeout is None:
             left, delay = self.policy_decision(row, retryable=True)
             retries = left if retries is None else retries
@@ -294,7 +292,7 @@ class ExternalTaskService:
         if kind == "bpmn_error":
             code = payload.get("code")
             if not isinstance(code, str) or not code:
-                raise EngineError(f"BPMN error of {where} needs a code, got {code!r}")
+                raise EngineError(f"BPMN error of {where} needs a code, got {limits.shown(code)}")
             values = check_variables(payload.get("variables"), f"BPMN error of {where}")
             return Report(
                 kind,
@@ -305,7 +303,7 @@ class ExternalTaskService:
                 code=code,
                 message=str(payload.get("message") or ""),
             )
-        raise EngineError(f"unknown report kind {kind!r}")
+        raise EngineError(f"unknown report kind {limits.shown(kind)}")
 
     def _instance_of(self, task_id: str) -> str:
         row = self.store.external_task(task_id)
@@ -448,7 +446,8 @@ class ExternalTaskService:
 def _check_worker(worker_id: object) -> None:
     if not isinstance(worker_id, str) or not worker_id:
         raise InvalidArgument(
-            f"a worker id must be a non-empty string, got {worker_id!r}", argument="worker_id"
+            f"a worker id must be a non-empty string, got {limits.shown(worker_id)}",
+            argument="worker_id",
         )
     limits.check_name(worker_id, "worker_id")
 
@@ -457,9 +456,12 @@ def _timeout(value: float | timedelta) -> float:
     if isinstance(value, timedelta):
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
+        # An integer too large for a float is over every limit below.
+        result = float(value) if abs(value) < 1e300 else float("inf")
     else:
-        raise EngineError(f"retry_timeout must be seconds or a timedelta, got {value!r}")
+        raise EngineError(
+            f"retry_timeout must be seconds or a timedelta, got {limits.shown(value)}"
+        )
     if not 0 <= result <= external_fetch.MAX_LOCK_DURATION:
-        raise EngineError(f"retry_timeout must be between 0 and a year, got {value!r}")
+        raise EngineError(f"retry_timeout must be between 0 and a year, got {limits.shown(value)}")
     return result
