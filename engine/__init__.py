@@ -19,7 +19,8 @@ from engine.core.errors import (
     NotFound,
     StoreError,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -28,7 +29,6 @@ from engine.core.models import (
     ProcessInstance,
     TaskContext,
 )
-from engine.core.retry import RetryPolicy
 from engine.engine import ProcessEngine
 
 __all__ = [

@@ -37,7 +37,9 @@ from engine.core.errors import (
     InvalidArgument,
     NotFound,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.stats import Counters
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -45,12 +47,10 @@ from engine.core.models import (
     Job,
     ProcessInstance,
 )
-from engine.core.retry import RetryPolicy
-from engine.core.stats import Counters
 from engine.core.variables import check_variables
-from engine.deploy import bpmnxml
+from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
-from engine.runtime import convert
+from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.commands import CONFLICT_RETRIES, Commands
@@ -116,7 +116,7 @@ class ProcessEngine:
             # Looked up at each call: a signal job runs as any job does (execute_job).
             run_signal_job=lambda job_id: self.execute_job(job_id),
         )
-        self.jobs_runner = JobRunner(self)
+        self.job_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
 
     # -- handlers -----------------------------------------------------------------------
@@ -199,7 +199,7 @@ class ProcessEngine:
         key = (model.digest, task_spec.name)
         policy = self._policies.get(key)
         if policy is None:
-            policy = convert.task_retry_policy(self.retry_policy, activity_config(task_spec))
+            policy = retry_config.task_retry_policy(self.retry_policy, activity_config(task_spec))
             self._policies[key] = policy
         return policy
 
@@ -217,8 +217,8 @@ class ProcessEngine:
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
-        convert.check_models(models)
-        digest = convert.deployment_digest(sources)
+        retry_config.check_models(models)
+        digest = bpmnxml.deployment_digest(sources)
 
         def attempt() -> Deployment:
             existing = self.store.deployment_by_digest(digest)
@@ -304,7 +304,7 @@ class ProcessEngine:
             spec = model.find_task_spec(timer.event_id)
             policy = self.retry_policy_for(model, spec) if spec is not None else self.retry_policy
             jobs.append(
-                convert.new_job(
+                rows.new_job(
                     "timer-start",
                     definition_id=definition["id"],
                     activity_id=timer.event_id,
@@ -454,7 +454,7 @@ class ProcessEngine:
         """Run one job now in this thread, whether it is due or not."""
         limits.check_id(job_id, "job_id")
         owner = new_owner("execute")
-        rows = self.jobs_runner.acquire(owner, 1, job_id=job_id)
+        rows = self.job_runner.acquire(owner, 1, job_id=job_id)
         if not rows:
             row = self.store.job(job_id)
             if row is None:
@@ -462,7 +462,7 @@ class ProcessEngine:
             if int(row["retries_left"]) <= 0:
                 raise EngineError(f"job {job_id} has no retries left; retry() it first")
             raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
-        self.jobs_runner.execute(rows[0], owner)
+        self.job_runner.execute(rows[0], owner)
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in this thread until none is due; returns how many ran.
@@ -473,13 +473,13 @@ class ProcessEngine:
         owner = new_owner("run_jobs")
         count = 0
         while max_jobs is None or count < max_jobs:
-            batch = self.jobs_runner.acquire(
+            batch = self.job_runner.acquire(
                 owner, 16 if max_jobs is None else min(16, max_jobs - count)
             )
             if not batch:
                 return count
             for row in batch:
-                self.jobs_runner.execute(row, owner)
+                self.job_runner.execute(row, owner)
                 count += 1
         return count
 
@@ -507,7 +507,7 @@ class ProcessEngine:
         row = self.store.job(job_id)
         assert row is not None
         self.commands.wake(row["instance_id"])
-        return convert.job(row)
+        return rows.job(row)
 
     def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:
         """Background executor threads for this engine: ``ex.start()``, ``ex.stop()``."""
@@ -526,7 +526,7 @@ class ProcessEngine:
         row = self.store.instance(instance_id)
         if row is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
-        return convert.instance(row)
+        return rows.instance(row)
 
     def instances(
         self,
@@ -538,7 +538,7 @@ class ProcessEngine:
         limits.check_name(state, "state", optional=True)
         limits.check_name(business_key, "business_key", optional=True)
         return [
-            convert.instance(r)
+            rows.instance(r)
             for r in self.store.instances(
                 process_key=process_key, state=state, business_key=business_key
             )
@@ -548,17 +548,17 @@ class ProcessEngine:
         limits.check_id(instance_id, "instance_id")
         if self.store.instance(instance_id) is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
-        return [convert.history_entry(r) for r in self.store.history(instance_id)]
+        return [rows.history_entry(r) for r in self.store.history(instance_id)]
 
     def jobs(self, instance_id: str | None = None) -> list[Job]:
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [convert.job(r) for r in self.store.jobs(instance_id)]
+        return [rows.job(r) for r in self.store.jobs(instance_id)]
 
     def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [convert.incident(r) for r in self.store.incidents(instance_id, open_only)]
+        return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
 
     def close(self) -> None:
         self.store.dispose()

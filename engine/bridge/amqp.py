@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,59 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def consume_with_reconnect(
+    url: str,
+    name: str,
+    *,
+    stopping: threading.Event,
+    ready: threading.Event,
+    backoff: Backoff,
+    setup: Callable[[Any], None],
+    pending: Callable[[], bool],
+    drain: Callable[[Any], None],
+    closed: Callable[[], None],
+    lost: Callable[[BaseException], None],
+    failed: Callable[[Exception], None] | None = None,
+) -> None:
+    """Consume on a blocking connection named ``name`` until ``stopping`` is set, reconnecting
+    with ``backoff`` whenever the connection goes away.
+
+    Per connection: ``setup(channel)`` declares and subscribes; then while messages are
+    ``pending()`` (buffered by the consumer's callback) ``drain(channel)`` handles them.
+    ``ready`` is set while connected. When the connection ends, ``closed()`` drops what was
+    buffered (the broker redelivers whatever was not acknowledged) and ``lost(exc)`` says why;
+    any other error goes to ``failed(exc)`` (inside its ``except``, so it may log the trace),
+    or is raised when there is no ``failed``.
+    """
+    while not stopping.is_set():
+        conn = None
+        try:
+            conn = pika.BlockingConnection(connection_parameters(url, name))
+            channel = conn.channel()
+            setup(channel)
+            ready.set()
+            backoff.reset()
+            while not stopping.is_set():
+                conn.process_data_events(time_limit=0 if pending() else 0.25)
+                if pending():
+                    drain(channel)
+        except CONNECTION_ERRORS as exc:
+            if not stopping.is_set():
+                lost(exc)
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed(exc)
+        finally:
+            ready.clear()
+            closed()
+            if conn is not None and conn.is_open:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    conn.close()
+        if not stopping.is_set():
+            stopping.wait(backoff.next())
 
 
 #: What a lost or refused broker connection raises in pika (and the socket under it).

@@ -26,7 +26,6 @@ unavailable), ``reconnects``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
@@ -34,12 +33,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import pika
 from sqlalchemy.exc import OperationalError
 
 from engine.bridge import messages as bridge_messages
 from engine.bridge.amqp import (
-    CONNECTION_ERRORS,
     DEFAULT_RESULT_EXCHANGE,
     DEFAULT_RESULT_QUEUE,
     DEFAULT_TASK_EXCHANGE,
@@ -47,7 +44,7 @@ from engine.bridge.amqp import (
     DEFAULT_URL,
     Backoff,
     Topology,
-    connection_parameters,
+    consume_with_reconnect,
     declare_topology,
 )
 from engine.bridge.messages import InvalidMessage, Result
@@ -345,44 +342,38 @@ class _Consumer:
             self._pool.shutdown(wait=True)
 
     def _run(self) -> None:
-        backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
-        topology = self.bridge.topology
-        while not self._stopping.is_set():
-            conn = None
-            try:
-                params = connection_parameters(self.bridge.url, f"{self.bridge.name}:consume")
-                conn = pika.BlockingConnection(params)
-                channel = conn.channel()
-                topology.declare_results(channel)
-                channel.basic_qos(prefetch_count=self.options.prefetch)
-                channel.basic_consume(topology.result_queue, self._on_message)
-                self.ready.set()
-                backoff.reset()
-                log.info("bridge %s: consuming %s", self.bridge.name, topology.result_queue)
-                while not self._stopping.is_set():
-                    conn.process_data_events(time_limit=0 if self._buffer else 0.25)
-                    if self._buffer:
-                        self._drain(channel)
-            except CONNECTION_ERRORS as exc:
-                if not self._stopping.is_set():
-                    self.bridge.stats.add("reconnects")
-                    log.warning(
-                        "bridge %s: consumer connection lost (%s); unacknowledged results "
-                        "will be redelivered",
-                        self.bridge.name,
-                        exc,
-                    )
-            except Exception:
-                log.exception("bridge %s: consumer failed; reconnecting", self.bridge.name)
-            finally:
-                self.ready.clear()
-                self._buffer.clear()
-                if conn is not None and conn.is_open:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        conn.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff.next())
+        consume_with_reconnect(
+            self.bridge.url,
+            f"{self.bridge.name}:consume",
+            stopping=self._stopping,
+            ready=self.ready,
+            backoff=Backoff(self.options.reconnect_initial, self.options.reconnect_max),
+            setup=self._subscribe,
+            pending=lambda: bool(self._buffer),
+            drain=self._drain,
+            closed=lambda: self._buffer.clear(),
+            lost=self._lost,
+            failed=self._failed,
+        )
         log.info("bridge %s: consumer stopped", self.bridge.name)
+
+    def _subscribe(self, channel: Any) -> None:
+        topology = self.bridge.topology
+        topology.declare_results(channel)
+        channel.basic_qos(prefetch_count=self.options.prefetch)
+        channel.basic_consume(topology.result_queue, self._on_message)
+        log.info("bridge %s: consuming %s", self.bridge.name, topology.result_queue)
+
+    def _lost(self, exc: BaseException) -> None:
+        self.bridge.stats.add("reconnects")
+        log.warning(
+            "bridge %s: consumer connection lost (%s); unacknowledged results will be redelivered",
+            self.bridge.name,
+            exc,
+        )
+
+    def _failed(self, _exc: Exception) -> None:
+        log.exception("bridge %s: consumer failed; reconnecting", self.bridge.name)
 
     def _on_message(self, _channel: Any, method: Any, _props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, body))

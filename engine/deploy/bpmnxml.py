@@ -12,6 +12,7 @@ import codecs
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,3 +232,9 @@ def _read(path: Path) -> Source:
     if size > MAX_SOURCE_BYTES:
         raise DeploymentError(f"{path}: {size} bytes is over the limit of {MAX_SOURCE_BYTES}")
     return Source(str(path), path.read_bytes())
+
+
+def deployment_digest(sources: Iterable[Source]) -> str:
+    """Same files with the same content -> same digest, whatever their order."""
+    parts = sorted(f"{s.name}\0{s.digest}" for s in sources)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

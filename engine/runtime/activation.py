@@ -12,24 +12,23 @@ import copy
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from engine.bpmn import instance_context, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
-from engine.bpmn.task_tree import History
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.core.variables import check_variables
-from engine.deploy.deployment import ProcessModel
+from engine.runtime.run_view import RunView
 
 #: What a service task's handler is: called with the task's context, returns variables to set.
 Handler = Callable[[TaskContext], Mapping[str, Any] | None]
 
-#: internal_data key on a parked service task saying why it is parked.
-PARKED = "spillway"
-#: ``internal_data[PARKED]`` values.
+#: The ``internal_data`` key on a parked service task under which it says why it is parked
+#: (the key's text is in every stored instance, so it stays "spillway").
+PARKED_KEY = "spillway"
+#: ``internal_data[PARKED_KEY]`` values: why the task is parked.
 PARKED_JOB = "job"
 PARKED_EXTERNAL = "external"
 
@@ -73,21 +72,11 @@ class Bookings(Protocol):
     def add_external_task(self, act: Activation, topic: str) -> None: ...
 
 
-class ActivationRun(Protocol):
+class ActivationRun(RunView, Protocol):
     """What an activation needs from the run it belongs to (``engine.runtime.run.Run``)."""
 
     @property
     def services(self) -> HandlerSource: ...
-    @property
-    def model(self) -> ProcessModel: ...
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
 
     @property
     def ledger(self) -> Bookings: ...
@@ -188,7 +177,7 @@ class Activation:
             self.park(PARKED_JOB)
             self.run.ledger.add_async_after(self)
             return
-        self.task.internal_data.pop(PARKED, None)
+        self.task.internal_data.pop(PARKED_KEY, None)
         self.task.complete()
         self.run.history.record(self.task, self.started_at, self.run.now, "completed")
 
@@ -211,7 +200,7 @@ class Activation:
         ) from failure.error
 
     def park(self, reason: str) -> None:
-        self.task.internal_data[PARKED] = reason
+        self.task.internal_data[PARKED_KEY] = reason
 
     def schedule_retry(self, failure: Failure) -> None:
         """Discard the attempt, keep the task parked, and commit a continuation job due after

@@ -25,16 +25,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
+from engine.core import values
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
-from engine.core.models import ProcessInstance
 from engine.core.stats import Counters
+from engine.core.values import ProcessInstance
 from engine.deploy import bpmnxml
 from engine.deploy.deployment import ProcessModel, compile_sources
 from engine.runtime import finish
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext, Services
-from engine.storage.store import InstanceWrite, Store
+from engine.storage.store import Store
+from engine.storage.write import InstanceWrite
 
 log = logging.getLogger("spillway.commands")
 
@@ -44,15 +46,12 @@ T = TypeVar("T")
 CONFLICT_RETRIES = 8
 CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
 
-#: Instance states after which no command applies.
-ENDED_STATES = ("completed", "terminated")
-
 Listener = Callable[[str], None]
 
 
 def has_ended(run: Run) -> bool:
-    """The loaded instance has completed or was terminated."""
-    return run.row is not None and run.row["state"] in ENDED_STATES
+    """The loaded instance has completed or was terminated: no command applies to it."""
+    return run.row is not None and values.has_ended(run.row["state"])
 
 
 class Commands:
@@ -284,4 +283,4 @@ class Commands:
         return started
 
 
-__all__ = ["CONFLICT_RETRIES", "ENDED_STATES", "Commands", "has_ended"]
+__all__ = ["CONFLICT_RETRIES", "Commands", "has_ended"]

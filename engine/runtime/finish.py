@@ -7,7 +7,6 @@ reconciled ledger, gathered in the run's ``InstanceWrite`` ready for ``Store.app
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,20 +17,21 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state, specs
-from engine.bpmn.task_tree import History, is_waiting_event, task_by_id
+from engine.bpmn.task_tree import is_waiting_event, task_by_id
 from engine.core.errors import InvalidVariables
-from engine.core.models import ProcessInstance
+from engine.core.values import ProcessInstance
 from engine.core.variables import check_variables
-from engine.deploy.deployment import ProcessModel
+from engine.runtime import rows
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.ledger import Ledger
-from engine.storage.store import InstanceWrite
+from engine.runtime.run_view import RunView
+from engine.storage.write import InstanceWrite
 
 #: Version of the stored instance format (the ``format`` column).
 INSTANCE_FORMAT = 1
 
 
-class Finishing(Protocol):
+class Finishing(RunView, Protocol):
     """What finishing reads of a run (``engine.runtime.run.Run``)."""
 
     @property
@@ -40,18 +40,6 @@ class Finishing(Protocol):
     def row(self) -> dict[str, Any] | None: ...
     @property
     def definition(self) -> Mapping[str, Any]: ...
-    @property
-    def model(self) -> ProcessModel: ...
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
-    @property
-    def write(self) -> InstanceWrite: ...
     @property
     def ledger(self) -> Ledger: ...
     @property
@@ -159,15 +147,5 @@ def instance_write(
 def snapshot(run: Finishing) -> ProcessInstance:
     """The instance as the finished write left it."""
     row = run.write.instance
-    return ProcessInstance(
-        id=row["id"],
-        process_key=row["process_key"],
-        version=row["version"],
-        business_key=row["business_key"],
-        state=row["state"],
-        variables=copy.deepcopy(row["variables"]),
-        waiting_at=list(row["waiting_at"]),
-        definition_id=row["definition_id"],
-        created_at=row.get("created_at") or (run.row or {}).get("created_at"),
-        ended_at=row["ended_at"],
-    )
+    created_at = row.get("created_at") or (run.row or {}).get("created_at")
+    return rows.instance({**row, "created_at": created_at})

@@ -19,38 +19,25 @@ from typing import Any, Protocol
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
-from engine.bpmn.task_tree import History, task_by_id
-from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
-from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
+from engine.bpmn.task_tree import task_by_id
+from engine.runtime import rows
+from engine.runtime.activation import PARKED_EXTERNAL, PARKED_JOB, PARKED_KEY, Activation, Failure
+from engine.runtime.run_view import RunView
 from engine.runtime.services import JobContext, Services
 from engine.storage.outbox import drop_task, route_task
-from engine.storage.store import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
 
 
-class Booked(Protocol):
+class Booked(RunView, Protocol):
     """What a ledger reads of its run (``engine.runtime.run.Run``)."""
 
     @property
     def services(self) -> Services: ...
     @property
-    def model(self) -> ProcessModel: ...
-    @property
     def wf(self) -> Any: ...
     @property
-    def instance_id(self) -> str: ...
-    @property
-    def business_key(self) -> str | None: ...
-    @property
     def job(self) -> JobContext | None: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def history(self) -> History: ...
-    @property
-    def write(self) -> InstanceWrite: ...
 
 
 class Ledger:
@@ -67,7 +54,7 @@ class Ledger:
     def _job_row(
         self, act: Activation, kind: str, due_at: datetime, retries: int
     ) -> dict[str, Any]:
-        return convert.new_job(
+        return rows.new_job(
             kind,
             instance_id=self.run.instance_id,
             activity_id=act.activity_id,
@@ -95,11 +82,11 @@ class Ledger:
         """A standard loop the iteration cap stopped (engine.bpmn.loops) waits for an operator: an
         incident on a job that resumes the loop when retried."""
         for task in open_tasks:
-            if not loops.is_capped(task) or task.internal_data.get(PARKED) == PARKED_JOB:
+            if not loops.is_capped(task) or task.internal_data.get(PARKED_KEY) == PARKED_JOB:
                 continue
-            task.internal_data[PARKED] = PARKED_JOB
+            task.internal_data[PARKED_KEY] = PARKED_JOB
             error = loops.limit_reached(task)
-            row = convert.new_job(
+            row = rows.new_job(
                 "async-continuation",
                 instance_id=self.run.instance_id,
                 activity_id=task.task_spec.bpmn_id,
@@ -229,7 +216,7 @@ class Ledger:
             if (
                 task is not None
                 and task.state == TaskState.STARTED
-                and task.internal_data.get(PARKED) == PARKED_EXTERNAL
+                and task.internal_data.get(PARKED_KEY) == PARKED_EXTERNAL
             ):
                 continue
             del self.external_keys[key]
@@ -260,7 +247,7 @@ class Ledger:
                 alive = (
                     task is not None
                     and task.state == TaskState.STARTED
-                    and task.internal_data.get(PARKED) == PARKED_JOB
+                    and task.internal_data.get(PARKED_KEY) == PARKED_JOB
                 )
             if alive:
                 continue
@@ -284,7 +271,7 @@ class Ledger:
             ]
             return
         policy = self.run.services.retry_policy_for(self.run.model, w.task.task_spec)
-        row = convert.new_job(
+        row = rows.new_job(
             "timer",
             instance_id=self.run.instance_id,
             activity_id=w.timer.event_id,
@@ -302,7 +289,7 @@ class Ledger:
         (``engine.bpmn.signals``)."""
         for name, variables in signals.thrown(self.run.wf):
             self.run.write.jobs_insert.append(
-                convert.new_job(
+                rows.new_job(
                     signals.KIND,
                     activity_id=name,
                     due_at=self.run.now,

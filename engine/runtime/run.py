@@ -60,11 +60,11 @@ from engine.core.errors import (
     NotFound,
 )
 from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
-from engine.runtime.activation import PARKED, Activation
+from engine.runtime import rows
+from engine.runtime.activation import PARKED_KEY, Activation
 from engine.runtime.ledger import Ledger
 from engine.runtime.services import JobContext, Services
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
 
@@ -155,7 +155,7 @@ class Run:
             self.advance()
             self._start_at_first_start_event()
             return
-        row = convert.new_job(
+        row = rows.new_job(
             "async-continuation",
             instance_id=self.instance_id,
             activity_id=start.bpmn_id,
@@ -455,7 +455,7 @@ class Run:
 
     def finish_async_after(self, task: Any) -> None:
         """The job of an ``asyncAfter`` task ran: the task completes now."""
-        task.internal_data.pop(PARKED, None)
+        task.internal_data.pop(PARKED_KEY, None)
         task.complete()
         self.history.record(task, self.now, self.now, "completed")
 

@@ -18,9 +18,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.storage.notify import NotifyListener
 from engine.work.host import JobHost
-from engine.work.job_runner import DEFAULT_LOCK_DURATION, JobRunner, new_owner
+from engine.work.job_runner import JobRunner, new_owner
 
 log = logging.getLogger("spillway.executor")
 

@@ -29,7 +29,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
-from engine.runtime.activation import PARKED, PARKED_EXTERNAL, Activation
+from engine.runtime.activation import PARKED_EXTERNAL, PARKED_KEY, Activation
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
 from engine.work.host import ExternalHost
@@ -188,7 +188,7 @@ class ReportCombiner:
             if (
                 task is None
                 or task.state != TaskState.STARTED
-                or task.internal_data.get(PARKED) != PARKED_EXTERNAL
+                or task.internal_data.get(PARKED_KEY) != PARKED_EXTERNAL
             ):
                 # Cancelled by an earlier report of this batch (an interrupting boundary), or a
                 # row the instance no longer tracks: either way the row goes.

@@ -37,13 +37,13 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.bpmn.specs import activity_config
-from engine.core import limits
+from engine.core import durations, limits
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError, InvalidArgument, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
 from engine.work import external_fetch
-from engine.work.external_fetch import DEFAULT_LOCK_DURATION
 from engine.work.external_reports import Report, ReportCombiner, check_lock, lock_lost
 from engine.work.host import ExternalHost
 
@@ -453,15 +453,4 @@ def _check_worker(worker_id: object) -> None:
 
 
 def _timeout(value: float | timedelta) -> float:
-    if isinstance(value, timedelta):
-        result = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        # An integer too large for a float is over every limit below.
-        result = float(value) if abs(value) < 1e300 else float("inf")
-    else:
-        raise EngineError(
-            f"retry_timeout must be seconds or a timedelta, got {limits.shown(value)}"
-        )
-    if not 0 <= result <= external_fetch.MAX_LOCK_DURATION:
-        raise EngineError(f"retry_timeout must be between 0 and a year, got {limits.shown(value)}")
-    return result
+    return durations.seconds(value, "retry_timeout", maximum=external_fetch.MAX_LOCK_DURATION)

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
 from engine.core.stats import Counters
+from engine.core.values import ExternalTask, TaskContext
 from engine.deploy.deployment import ProcessModel
 from engine.runtime.activation import Handler
 from engine.runtime.commands import Commands

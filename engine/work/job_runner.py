@@ -21,17 +21,17 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
-from engine.runtime.activation import PARKED, PARKED_JOB, Failure
+from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext
-from engine.storage.store import PRELOADED
+from engine.storage.store_jobs import PRELOADED
 from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
 
-DEFAULT_LOCK_DURATION = 300.0  # seconds; a job running longer may be taken by another node
 #: How long (seconds) the instance row read at acquisition may stand in for a fresh read.
 PRELOAD_MAX_AGE = 1.0
 ACQUIRED_AT = "_acquired_at"
@@ -149,7 +149,7 @@ class JobRunner:
         if (
             task is None
             or task.state != TaskState.STARTED
-            or task.internal_data.get(PARKED) != PARKED_JOB
+            or task.internal_data.get(PARKED_KEY) != PARKED_JOB
         ):
             # The task was cancelled (an interrupting boundary event fired) or moved on.
             log.info("job %s: task '%s' no longer waits for it", job["id"], job["activity_id"])
@@ -158,7 +158,7 @@ class JobRunner:
         if payload.get("after"):
             run.finish_async_after(task)
         elif payload.get("loop"):  # a standard loop stopped by the iteration cap
-            task.internal_data.pop(PARKED, None)
+            task.internal_data.pop(PARKED_KEY, None)
             loops.resume(task)
         else:
             run.reach(task, in_job=True, attempt=failures + 1)

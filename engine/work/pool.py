@@ -38,9 +38,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import BpmnError, EngineError, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.stats import Counters
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
 from engine.runtime.activation import Failure, Handler
 from engine.storage.notify import NotifyListener
@@ -54,7 +55,6 @@ DEFAULT_CORE_SIZE = 1
 DEFAULT_MAX_SIZE = 4
 DEFAULT_KEEP_ALIVE = 60.0  # seconds an extra thread may idle before it ends
 DEFAULT_ACQUIRE_WAIT = 5.0  # seconds between fetches when nothing wakes the pool
-DEFAULT_LOCK_DURATION = 60.0  # seconds
 
 Result = tuple[str, ExternalTask, Mapping[str, Any]]
 

@@ -14,8 +14,8 @@ from behaviors import AsyncOnErrorBehavior, ExternalBehavior
 from engine.bpmn import instance_state
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.core.errors import InvalidVariables
-from engine.core.models import TaskContext
 from engine.core.retry import RetryPolicy
+from engine.core.values import TaskContext
 from engine.deploy.bpmnxml import Source
 from engine.deploy.deployment import ProcessModel, compile_sources
 from engine.runtime import finish
