@@ -12,12 +12,15 @@ from engine.core.errors import (
     EngineError,
     ExpressionError,
     HandlerError,
+    InstanceSuspended,
     InvalidArgument,
+    InvalidOperation,
     InvalidVariables,
     LockLost,
     NotCommitted,
     NotFound,
     StoreError,
+    TaskClaimed,
 )
 from engine.core.retry import RetryPolicy
 from engine.core.values import (
@@ -28,6 +31,8 @@ from engine.core.values import (
     Job,
     ProcessInstance,
     TaskContext,
+    UserTask,
+    VariableChange,
 )
 from engine.engine import ProcessEngine
 
@@ -44,7 +49,9 @@ __all__ = [
     "HandlerError",
     "HistoryEntry",
     "Incident",
+    "InstanceSuspended",
     "InvalidArgument",
+    "InvalidOperation",
     "InvalidVariables",
     "Job",
     "LockLost",
@@ -54,5 +61,8 @@ __all__ = [
     "ProcessInstance",
     "RetryPolicy",
     "StoreError",
+    "TaskClaimed",
     "TaskContext",
+    "UserTask",
+    "VariableChange",
 ]

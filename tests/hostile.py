@@ -146,6 +146,14 @@ calls = st.one_of(
     _call("ext.extend_lock", ids, names, st.one_of(st.floats(), scalars)),
     _call("ext.unlock", ids),
     _call("ext.list", names, ids),
+    _call("tasks", ids, names, names, st.one_of(names, st.lists(names, max_size=2))),
+    _call("cancel", ids, texts),
+    _call("suspend", ids),
+    _call("activate", ids),
+    _call("set_variables", ids, variables),
+    _call("remove_variables", ids, st.one_of(st.lists(names, max_size=2), scalars)),
+    _call("modify", ids, st.one_of(st.lists(names, max_size=2), scalars), st.none()),
+    _call("delete_deployment", ids),
 )
 
 

@@ -31,7 +31,7 @@ from engine.deploy import (
     rewrites,
 )
 from engine.deploy.bpmnxml import Source
-from engine.deploy.parser import RESERVED_IDS, SpillwayParser
+from engine.deploy.parser import SpillwayParser
 
 
 @dataclass
@@ -89,16 +89,6 @@ def _spiff_message(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
-def _check_reserved_ids(source: Source, root: etree._Element) -> None:
-    for node in root.iter():
-        node_id = node.get("id") if isinstance(node.tag, str) else None
-        if node_id in RESERVED_IDS or (node_id and node_id.endswith(".EndJoin")):
-            raise DeploymentError(
-                f"{source.name}: element id '{node_id}' is reserved by the engine; "
-                "rename the element in the modeler"
-            )
-
-
 def _check_ids(source: Source, root: etree._Element) -> None:
     """Every executable process has an id (its process key), and no id is over the limit."""
     for node in root.iter(f"{{{BPMN_NS}}}process"):
@@ -126,14 +116,13 @@ def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
     parsed = []
     for source in sources:
         root = bpmnxml.parse_xml(source)
+        if not source.is_dmn and not bpmnxml.is_bpmn(root):
+            raise DeploymentError(
+                f"{source.name}: not a BPMN 2.0 document (root element is "
+                f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
+            )
         if not source.is_dmn:
-            if not bpmnxml.is_bpmn(root):
-                raise DeploymentError(
-                    f"{source.name}: not a BPMN 2.0 document (root element is "
-                    f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
-                )
             _check_ids(source, root)
-            _check_reserved_ids(source, root)
         parsed.append((source, root))
     return parsed
 
