@@ -139,6 +139,11 @@ class ProcessEngine(OperatingVerbs):
             raise EngineError(f"register_handler needs a name and a callable, got {name!r}, {fn!r}")
         self._handlers[name] = fn
 
+    def registered_handlers(self) -> frozenset[str]:
+        """The names handlers are registered under (an executor acquires only jobs whose
+        handler is among them, or that need none)."""
+        return frozenset(self._handlers)
+
     def handler(self, name: str) -> Callable[[H], H]:
         """Decorator form of ``register_handler``."""
 

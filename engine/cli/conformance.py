@@ -18,7 +18,7 @@ Processes marked ``isExecutable="false"`` are listed as ``not executable`` and n
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -58,8 +58,13 @@ class Result:
         return self.outcome in (RAN, STOPPED, FAILED)
 
 
+BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")  # as ``spillway deploy DIR`` reads a folder
+
+
 def bpmn_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.bpmn") if p.is_file())
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(BPMN_SUFFIXES)
+    )
 
 
 def _processes(path: Path) -> list[tuple[str, bool]]:
@@ -91,7 +96,11 @@ def _deploy(eng: ProcessEngine, path: Path) -> str:
         eng.deploy(str(path))
         return "alone"
     except EngineError as alone:
-        siblings = [str(p) for p in sorted(path.parent.glob("*.bpmn")) if p != path]
+        siblings = [
+            str(p)
+            for p in sorted(path.parent.iterdir())
+            if p != path and p.is_file() and p.name.lower().endswith(BPMN_SUFFIXES)
+        ]
         if not siblings:
             raise
         try:
@@ -202,9 +211,16 @@ def check_file(path: Path, base: Path) -> Iterator[Result]:
             eng.close()
 
 
-def run(folder: Path) -> list[Result]:
+def run(folder: Path, progress: Callable[[int, str], None] | None = None) -> list[Result]:
+    """Check every BPMN file of ``folder``; ``progress(total, file)`` is called after each."""
     logging.getLogger("spillway").setLevel(logging.ERROR)  # failures are the report's subject
-    return [r for path in bpmn_files(folder) for r in check_file(path, folder)]
+    files = bpmn_files(folder)
+    results: list[Result] = []
+    for path in files:
+        results.extend(check_file(path, folder))
+        if progress is not None:
+            progress(len(files), path.name)
+    return results
 
 
 def summary(results: list[Result]) -> dict[str, Any]:

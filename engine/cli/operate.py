@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from engine.cli.args import parse_vars
 from engine.core.errors import EngineError
 from engine.core.values import ProcessInstance, UserTask
 from engine.engine import ProcessEngine
@@ -44,17 +45,8 @@ def _emit(args: argparse.Namespace, value: Any, text: str) -> None:
 
 
 def _pairs(pairs: Sequence[str] | None, option: str) -> dict[str, Any]:
-    """``name=value`` pairs; a value is JSON when it parses as JSON (``n=3``), else text."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise OperateUsageError(f"{option} expects name=value, got {pair!r}")
-        try:
-            out[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[name] = raw
-    return out
+    """``name=text`` pairs are strings, ``name:=json`` typed: the rule of ``--var``."""
+    return parse_vars(pairs, option)
 
 
 def _instance_line(inst: ProcessInstance) -> str:

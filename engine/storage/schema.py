@@ -147,6 +147,9 @@ jobs = sa.Table(
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("rev", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The handler the job's run calls first (a service task's retry or async-before job): only
+    # an executor that has it registered acquires the job. NULL: any executor (timers...).
+    sa.Column("handler", sa.String(255), nullable=True),
     sa.Index("ix_sw_jobs_due", "retries_left", "due_at"),
     # Acquisition scans due jobs in due order and stops at its batch size.
     sa.Index("ix_sw_jobs_due_at", "due_at", "id"),
@@ -201,7 +204,7 @@ outbox = sa.Table(
     sa.Column("published_at", UTCDateTime(), nullable=True, index=True),
 )
 
-# -- operating running instances (issue 15; migration 0003_operate) ------------------------
+# -- operating running instances (issue 15; migration 0004) ------------------------
 
 user_tasks = sa.Table(
     "sw_user_tasks",

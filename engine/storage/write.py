@@ -120,14 +120,13 @@ def apply(conn: Connection, w: InstanceWrite, dialect: str, check_external_held:
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
     if w.history_insert:
         conn.execute(_INSERT_HISTORY, w.history_insert)
-    if w.history_update:
-        conn.execute(
-            _CLOSE_HISTORY,
-            [
-                {"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
-                for r in w.history_update
-            ],
-        )
+    # One executemany per set of columns (a job's attempt also moves started_at).
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in w.history_update:
+        values = {k: v for k, v in r.items() if k != "id"}
+        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
+    for rows in by_columns.values():
+        conn.execute(_CLOSE_HISTORY, rows)
     if w.subscriptions is not None:
         conn.execute(_DELETE_SUBSCRIPTIONS, {"b_id": iid})
         if w.subscriptions:

@@ -52,7 +52,12 @@ class JobRunner:
     def acquire(self, owner: str, limit: int, job_id: str | None = None) -> list[dict[str, Any]]:
         now = self.engine.now()
         jobs = self.engine.store.acquire_jobs(
-            owner, now, now + timedelta(seconds=self.lock_duration), limit, job_id=job_id
+            owner,
+            now,
+            now + timedelta(seconds=self.lock_duration),
+            limit,
+            job_id=job_id,
+            handlers=self.engine.registered_handlers(),  # never jobs it cannot run
         )
         for job in jobs:
             job[ACQUIRED_AT] = now

@@ -5,7 +5,7 @@ candidate lookups), ``sw_instances.suspended`` keeps a suspended instance's work
 acquired, ``sw_variable_history`` records set_variables/remove_variables, and an index on
 ``sw_instances (definition_id, ended_at)`` serves history cleanup.
 
-Revision ID: 0003_operate
+Revision ID: 0004
 Revises: 0002
 Create Date: 2026-12-02 20:10:00
 """
@@ -17,8 +17,8 @@ from alembic import op
 
 import engine.storage.schema
 
-revision = "0003_operate"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
