@@ -60,8 +60,6 @@ def test_tasks_claim_and_set_var(workdir: Path, capsys: pytest.CaptureFixture[st
     assert run_json(capsys, "tasks", "--assignee", "mary")[0]["id"] == task_id  # type: ignore[index]
     inst = run_json(capsys, "set-var", iid, "amount:=45", "note=hello", "--user", "ops")
     assert inst["variables"] == {"amount": 45, "note": "hello"}  # type: ignore[index]
-    inst = run_json(capsys, "set-var", iid, "code=007")  # NAME=TEXT stays text, as --var
-    assert inst["variables"]["code"] == "007"  # type: ignore[index]
     code, out, _ = run(capsys, "set-var", iid, "--remove", "note")
     assert code == 0 and '"note"' not in out
     code, _, err = run(capsys, "set-var", iid, "oops")
@@ -120,17 +118,17 @@ def test_worker_runs_history_cleanup(workdir: Path, capsys: pytest.CaptureFixtur
     ended = eng.start("zero")
     eng.complete_task(ended.id, "A")
     eng.close()
-    (workdir / "opsapp.py").write_text(
-        "from engine import ProcessEngine\n\n"
-        "def make(url):\n"
+    # A worker needs handlers to start (it only acquires jobs it can run): a one-handler app.
+    (workdir / "cleanup_app.py").write_text(
+        "from engine import ProcessEngine\n"
+        "def engine(url):\n"
         "    eng = ProcessEngine(url)\n"
         "    eng.register_handler('noop', lambda ctx: None)\n"
         "    return eng\n"
     )
-    code = main(
-        ["--db", DB, "--app", "opsapp:make", "worker", "--exit-when-idle", "--workers", "1"]
+    code, _, err = run(
+        capsys, "--app", "cleanup_app:engine", "worker", "--exit-when-idle", "--workers", "1"
     )
-    _, err = capsys.readouterr()
     assert code == 0, err
     eng = ProcessEngine(DB)
     assert eng.instances(process_key="zero") == []
