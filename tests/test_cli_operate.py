@@ -58,7 +58,7 @@ def test_tasks_claim_and_set_var(workdir: Path, capsys: pytest.CaptureFixture[st
     code, _, err = run(capsys, "claim", task_id, "pete")
     assert code == 2 and err.count("\n") == 1 and "claimed by 'mary'" in err
     assert run_json(capsys, "tasks", "--assignee", "mary")[0]["id"] == task_id  # type: ignore[index]
-    inst = run_json(capsys, "set-var", iid, "amount=45", "note=hello", "--user", "ops")
+    inst = run_json(capsys, "set-var", iid, "amount:=45", "note=hello", "--user", "ops")
     assert inst["variables"] == {"amount": 45, "note": "hello"}  # type: ignore[index]
     code, out, _ = run(capsys, "set-var", iid, "--remove", "note")
     assert code == 0 and '"note"' not in out
@@ -104,10 +104,8 @@ def test_migrate_modify_cleanup(workdir: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_bad_version_is_one_usage_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["--db", DB, "migrate", "x", "--to-version", "two"])
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = run(capsys, "migrate", "x", "--to-version", "two")
+    assert code == 2 and err.count("\n") == 1
     assert "not a version number: 'two'" in err
 
 
@@ -120,7 +118,17 @@ def test_worker_runs_history_cleanup(workdir: Path, capsys: pytest.CaptureFixtur
     ended = eng.start("zero")
     eng.complete_task(ended.id, "A")
     eng.close()
-    code, _, err = run(capsys, "worker", "--exit-when-idle", "--workers", "1")
+    # A worker needs handlers to start (it only acquires jobs it can run): a one-handler app.
+    (workdir / "cleanup_app.py").write_text(
+        "from engine import ProcessEngine\n"
+        "def engine(url):\n"
+        "    eng = ProcessEngine(url)\n"
+        "    eng.register_handler('noop', lambda ctx: None)\n"
+        "    return eng\n"
+    )
+    code, _, err = run(
+        capsys, "--app", "cleanup_app:engine", "worker", "--exit-when-idle", "--workers", "1"
+    )
     assert code == 0, err
     eng = ProcessEngine(DB)
     assert eng.instances(process_key="zero") == []

@@ -22,6 +22,7 @@ from engine.cli import (
     instance_commands,
     job_commands,
     operate,
+    serve,
     tool_commands,
     worker_command,
 )
@@ -36,6 +37,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     external_commands,
     worker_command,
     operate,
+    serve,
     tool_commands,
 )
 

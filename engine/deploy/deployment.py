@@ -19,10 +19,17 @@ from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
-from engine.bpmn.namespaces import COMPENSATION_META, SPILLWAY_NS
+from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
+from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
-from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
+from engine.deploy import (
+    bpmnxml,
+    compensation_model,
+    normalize,
+    refusals,
+    rewrites,
+)
 from engine.deploy.bpmnxml import Source
 from engine.deploy.parser import SpillwayParser
 
@@ -82,6 +89,29 @@ def _spiff_message(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+def _check_ids(source: Source, root: etree._Element) -> None:
+    """Every executable process has an id (its process key), and no id is over the limit."""
+    for node in root.iter(f"{{{BPMN_NS}}}process"):
+        if node.get("isExecutable", "true") != "true":
+            continue  # SpiffWorkflow's rule: executable unless it says otherwise
+        pid = node.get("id")
+        if pid is None or not pid.strip():
+            named = f" '{node.get('name')}'" if node.get("name") else ""
+            what = "no id" if pid is None else 'an empty id (id="")'
+            raise DeploymentError(
+                f"{source.name}: executable process element{named} at line {node.sourceline} "
+                f"has {what}; the id is the process key start() takes"
+            )
+    for node in root.iter():
+        node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id is not None and len(node_id) > limits.MAX_NAME_LENGTH:
+            raise DeploymentError(
+                f"{source.name}: element id '{node_id[:40]}...' ({etree.QName(node).localname}, "
+                f"line {node.sourceline}) is {len(node_id)} characters long; the limit is "
+                f"{limits.MAX_NAME_LENGTH}"
+            )
+
+
 def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
     parsed = []
     for source in sources:
@@ -91,6 +121,8 @@ def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
                 f"{source.name}: not a BPMN 2.0 document (root element is "
                 f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
             )
+        if not source.is_dmn:
+            _check_ids(source, root)
         parsed.append((source, root))
     return parsed
 
@@ -119,6 +151,30 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """
     parser = SpillwayParser()
     parsed = _parse_roots(sources)
+    flow_nodes = sum(_count_flow_nodes(root) for source, root in parsed if not source.is_dmn)
+    if flow_nodes > deep_stack.MAX_FLOW_NODES:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(
+            f"{names}: {flow_nodes} flow nodes is over the limit of {deep_stack.MAX_FLOW_NODES} "
+            "per deployment"
+        )
+    # SpiffWorkflow's parser recurses once per flow node: room for it (engine.core.deep_stack).
+    return deep_stack.run(lambda: _compile(parser, sources, parsed), flow_nodes, pause_gc=True)
+
+
+def _count_flow_nodes(root: etree._Element) -> int:
+    return sum(
+        1
+        for node in root.iter()
+        if isinstance(node.tag, str) and normalize.local_name(node) in normalize.FLOW_NODES
+    )
+
+
+def _compile(
+    parser: SpillwayParser,
+    sources: list[Source],
+    parsed: list[tuple[Source, etree._Element]],
+) -> list[ProcessModel]:
     refused = [
         r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
     ]
@@ -221,6 +277,12 @@ def check_bindings(
             if cfg.get("external"):
                 if not cfg.get("topic"):
                     problems.append(f"{prefix} is an external task without a topic")
+                priority = cfg.get("priority")
+                if priority is not None and not str(priority).strip().lstrip("-").isdigit():
+                    problems.append(
+                        f"{prefix}: camunda:taskPriority must be an integer, got {priority!r} "
+                        "(expressions are not supported)"
+                    )
                 continue
             if cfg.get("delegate_expression") or cfg.get("expression"):
                 continue

@@ -141,6 +141,8 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
     topic = _attr(node, SPILLWAY_NS, "topic") or _attr(node, CAMUNDA_NS, "topic")
     cfg["external"] = impl_type == "external" or _attr(node, SPILLWAY_NS, "topic") is not None
     cfg["topic"] = topic
+    # camunda:taskPriority of an external task: what fetchAndLock's usePriority orders by.
+    cfg["priority"] = _attr(node, CAMUNDA_NS, "taskPriority")
     cfg["implementation_type"] = impl_type
 
     cfg["async_before"] = bool(

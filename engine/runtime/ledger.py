@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
+from engine.bpmn.specs import activity_config
 from engine.bpmn.task_tree import task_by_id
 from engine.runtime import rows
 from engine.runtime.activation import PARKED_EXTERNAL, PARKED_JOB, PARKED_KEY, Activation, Failure
@@ -196,7 +197,7 @@ class Ledger:
                 "lock_owner": None,
                 "lock_expires_at": None,
                 "due_at": self.run.now,
-                "priority": 0,
+                "priority": int(activity_config(act.task.task_spec).get("priority") or 0),
                 "rev": 1,
                 "created_at": self.run.now,
                 "completed_at": None,

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
+from engine.storage import reconnect
 from engine.storage import schema as t
 
 # External tasks by a list of ids (``expanding``: coercing 50 literal ids per call cost more
@@ -33,6 +34,22 @@ _LOCK = (
         rev=t.external_tasks.c.rev + 1,
     )
 )
+
+
+def _narrowing(spec: Mapping[str, Any]) -> list[Any]:
+    """SQL conditions of one topic's fetch filters."""
+    x = t.external_tasks
+    out: list[Any] = []
+    if spec.get("business_key") is not None:
+        out.append(x.c.business_key == spec["business_key"])
+    if spec.get("process_keys") is not None:
+        out.append(x.c.process_key.in_(list(spec["process_keys"])))
+    if spec.get("definition_ids") is not None:
+        of_definitions = sa.select(t.instances.c.id).where(
+            t.instances.c.definition_id.in_(list(spec["definition_ids"]))
+        )
+        out.append(x.c.instance_id.in_(of_definitions))
+    return out
 
 
 class ExternalTaskQueries:
@@ -61,7 +78,14 @@ class ExternalTaskQueries:
                 )
 
     def lock_external_tasks(
-        self, worker_id: str, topics: Mapping[str, datetime], now: datetime, limit: int
+        self,
+        worker_id: str,
+        topics: Mapping[str, datetime],
+        now: datetime,
+        limit: int,
+        *,
+        filters: Mapping[str, Mapping[str, Any]] | None = None,
+        by_priority: bool = False,
     ) -> list[dict[str, Any]]:
         """Lock up to ``limit`` fetchable tasks of ``topics`` (topic -> lock expiry) for
         ``worker_id``: open, due, and unlocked or with an expired lock, the longest due first.
@@ -74,13 +98,25 @@ class ExternalTaskQueries:
 
         PostgreSQL chooses ``FOR UPDATE SKIP LOCKED``, so concurrent fetchers on several nodes
         take disjoint tasks without waiting; on SQLite ``BEGIN IMMEDIATE`` serialises them.
+
+        ``filters`` narrows a topic (topic -> ``business_key``, ``process_keys``,
+        ``definition_ids``); ``by_priority`` takes higher ``priority`` first.
         """
         x = t.external_tasks
         names = list(topics)
+        if filters:
+            topic_clause: Any = sa.or_(
+                *(sa.and_(x.c.topic == n, *_narrowing(filters.get(n) or {})) for n in names)
+            )
+        else:
+            topic_clause = x.c.topic == names[0] if len(names) == 1 else x.c.topic.in_(names)
+        ordering: tuple[Any, ...] = (
+            (x.c.priority.desc(), x.c.due_at) if by_priority else (x.c.due_at,)
+        )
         query = (
             sa.select(x.c.id, x.c.topic)
             .where(
-                x.c.topic == names[0] if len(names) == 1 else x.c.topic.in_(names),
+                topic_clause,
                 x.c.state == "open",
                 x.c.due_at <= now,
                 sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
@@ -89,7 +125,7 @@ class ExternalTaskQueries:
                 .where(t.instances.c.id == x.c.instance_id, t.instances.c.suspended.is_(True))
                 .exists(),
             )
-            .order_by(x.c.due_at)
+            .order_by(*ordering)
             .limit(limit)
         )
         if self.dialect == "postgresql":
@@ -108,6 +144,7 @@ class ExternalTaskQueries:
             rows = conn.execute(BY_IDS, {"b_ids": list(order)}).mappings()
             return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
 
+    @reconnect.retry_read
     def external_task(self, task_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (
@@ -117,11 +154,13 @@ class ExternalTaskQueries:
             )
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def external_tasks_by_id(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.transaction(write=False) as conn:
             rows = conn.execute(BY_IDS, {"b_ids": list(task_ids)}).mappings()
             return {r["id"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def external_tasks(
         self, topic: str | None = None, instance_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -134,6 +173,7 @@ class ExternalTaskQueries:
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def count_fetchable_external(self, topics: Sequence[str], now: datetime) -> int:
         x = t.external_tasks
         with self.transaction(write=False) as conn:

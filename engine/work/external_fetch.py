@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.bpmn.mappings import LOCALS
-from engine.core import durations
+from engine.core import durations, limits
 from engine.core.errors import EngineError
 
 MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
@@ -36,6 +36,22 @@ class TopicRequest:
     lock_duration: float
     #: Variable names to return; None returns all of the task's variables.
     variables: tuple[str, ...] | None = None
+    #: Only tasks of instances with this business key (None: any).
+    business_key: str | None = None
+    #: Only tasks of these process keys / definition ids (None: any).
+    process_keys: tuple[str, ...] | None = None
+    definition_ids: tuple[str, ...] | None = None
+
+    def filters(self) -> dict[str, Any]:
+        """The narrowing filters of this topic, for ``Store.lock_external_tasks``."""
+        out: dict[str, Any] = {}
+        if self.business_key is not None:
+            out["business_key"] = self.business_key
+        if self.process_keys is not None:
+            out["process_keys"] = self.process_keys
+        if self.definition_ids is not None:
+            out["definition_ids"] = self.definition_ids
+        return out
 
 
 def seconds(value: object, what: str) -> float:
@@ -47,9 +63,11 @@ def _names(value: object, where: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise EngineError(f"{where}: variables must be a list of names, got {value!r}")
+        raise EngineError(f"{where}: variables must be a list of names, got {limits.shown(value)}")
     if not all(isinstance(v, str) and v for v in value):
-        raise EngineError(f"{where}: variables must be non-empty strings, got {value!r}")
+        raise EngineError(
+            f"{where}: variables must be non-empty strings, got {limits.shown(value)}"
+        )
     return tuple(value)
 
 
@@ -60,7 +78,7 @@ def parse_topics(
     default_lock = seconds(lock_duration, "lock_duration")
     default_names = _names(variables, "fetch_and_lock")
     if isinstance(topics, str | bytes) or not isinstance(topics, Sequence) or not topics:
-        raise EngineError(f"topics must be a non-empty list, got {topics!r}")
+        raise EngineError(f"topics must be a non-empty list, got {limits.shown(topics)}")
     out: dict[str, TopicRequest] = {}
     for item in topics:
         if isinstance(item, str):
@@ -68,7 +86,7 @@ def parse_topics(
         elif isinstance(item, Mapping):
             request = _from_mapping(item, default_lock, default_names)
         elif isinstance(item, tuple) and 1 <= len(item) <= 3:
-            where = f"topic {item[0]!r}"
+            where = f"topic {limits.shown(item[0])}"
             request = TopicRequest(
                 item[0],
                 seconds(item[1], f"{where}: lock duration") if len(item) > 1 else default_lock,
@@ -77,10 +95,13 @@ def parse_topics(
         else:
             raise EngineError(
                 f"a topic is a name, a (name, lock_duration[, variables]) tuple or a dict, "
-                f"got {item!r}"
+                f"got {limits.shown(item)}"
             )
         if not isinstance(request.topic, str) or not request.topic:
-            raise EngineError(f"a topic name must be a non-empty string, got {request.topic!r}")
+            raise EngineError(
+                f"a topic name must be a non-empty string, got {limits.shown(request.topic)}"
+            )
+        limits.check_name(request.topic, "topic")
         if request.topic in out:
             raise EngineError(f"topic '{request.topic}' is requested twice")
         out[request.topic] = request
@@ -95,18 +116,47 @@ def _from_mapping(
             "topic dict: 'lockDuration' is Camunda's milliseconds; "
             "give 'lock_duration' in seconds instead"
         )
-    unknown = set(item) - {"topic", "topicName", "lock_duration", "variables"}
+    unknown = set(item) - {
+        "topic",
+        "topicName",
+        "lock_duration",
+        "variables",
+        "business_key",
+        "process_key",
+        "definition_id",
+    }
     if unknown:
         raise EngineError(f"topic dict: unknown keys {sorted(map(str, unknown))}")
     name = item.get("topic", item.get("topicName"))
-    where = f"topic {name!r}"
+    where = f"topic {limits.shown(name)}"
     lock = (
         seconds(item["lock_duration"], f"{where}: lock_duration")
         if "lock_duration" in item
         else default_lock
     )
     names = _names(item["variables"], where) if "variables" in item else default_names
-    return TopicRequest(name, lock, names)
+    business_key = item.get("business_key")
+    if business_key is not None and not isinstance(business_key, str):
+        raise EngineError(f"{where}: business_key must be a string, got {business_key!r}")
+    return TopicRequest(
+        name,
+        lock,
+        names,
+        business_key=business_key,
+        process_keys=_one_or_many(item.get("process_key"), f"{where}: process_key"),
+        definition_ids=_one_or_many(item.get("definition_id"), f"{where}: definition_id"),
+    )
+
+
+def _one_or_many(value: object, where: str) -> tuple[str, ...] | None:
+    """A filter given as one string or a list of strings (None: no filter)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise EngineError(f"{where} must be a string or a list of strings, got {value!r}")
 
 
 class InstanceData:
