@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine import EngineError, InvalidOperation, ProcessEngine, TaskContext
@@ -224,3 +226,22 @@ def test_two_engines_migrate_and_complete(make_engine: object) -> None:
     with pytest.raises(InvalidOperation, match="no process instance with id 'x'"):
         second.migrate([inst.id, "x"], to_version=1)
     assert first.get_instance(inst.id).version == 2
+
+
+def test_migrate_the_documented_version_pair(eng: ProcessEngine) -> None:
+    examples = Path(__file__).parent.parent / "docs" / "examples"
+    eng.deploy(examples / "approval-v1.bpmn")
+    at_approve = eng.start(
+        "approval", {"amount": 250, "due": "2026-12-24T12:00:00Z", "packer": "p"}
+    )
+    at_ship = eng.start("approval", {"amount": 5, "due": "2026-12-24T12:00:00Z", "packer": "pete"})
+    eng.complete_task(at_ship.id, "Approve")
+    assert eng.deploy(examples / "approval-v2.bpmn").versions["approval"] == 2
+    with pytest.raises(InvalidOperation, match="'Approve'"):
+        eng.migrate([at_approve.id, at_ship.id], to_version=2)
+    moved = eng.migrate([at_approve.id, at_ship.id], to_version=2, mapping={"Approve": "Review"})
+    assert [(m.version, m.waiting_at) for m in moved] == [(2, ["Review"]), (2, ["Ship"])]
+    [ship] = eng.tasks(instance_id=at_ship.id)
+    assert ship.assignee == "pete"
+    assert eng.complete_task(at_approve.id, "Review").waiting_at == ["Pack"]  # v2's new step
+    assert eng.complete_task(at_ship.id, "Ship").state == "completed"

@@ -136,7 +136,7 @@ def test_claim_unclaim_set_assignee(eng: ProcessEngine) -> None:
     assert eng.claim(task.id, "pete").assignee == "pete"
     assert eng.set_assignee(task.id, "boss").assignee == "boss"  # whoever held it
     assert eng.set_assignee(task.id, None).assignee is None
-    with pytest.raises(EngineError, match="non-empty user id"):
+    with pytest.raises(EngineError, match="user must not be empty"):
         eng.claim(task.id, "")
     with pytest.raises(NotFound, match="no open user task"):
         eng.claim("nope", "mary")

@@ -209,7 +209,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = add("set-var", "set (or --remove) variables of a running instance")
     p.add_argument("id")
-    p.add_argument("pairs", nargs="*", metavar="NAME=VALUE", help="JSON values, else text")
+    p.add_argument(
+        "pairs", nargs="*", metavar="NAME=VALUE", help="NAME=TEXT (a string) or NAME:=JSON"
+    )
     p.add_argument("--remove", action="append", metavar="NAME")
     p.add_argument("--user", help="who changes them (kept in the variable history)")
     p.set_defaults(fn=cmd_set_var)
