@@ -63,8 +63,7 @@ class OperatingVerbs:
     def claim(self, task_id: str, user: str) -> UserTask:
         """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
         limits.check_id(task_id, "task_id")
-        if isinstance(user, str) and user.strip():  # an empty one: operations.assign says so
-            limits.check_name(user, "user")
+        limits.check_name(user, "user")
         return operations.assign(self.commands, task_id, user, claim=True)
 
     def unclaim(self, task_id: str) -> UserTask:
@@ -74,8 +73,7 @@ class OperatingVerbs:
     def set_assignee(self, task_id: str, user: str | None) -> UserTask:
         """Assign the task to ``user`` whoever holds it (None: unassigned)."""
         limits.check_id(task_id, "task_id")
-        if isinstance(user, str) and user.strip():
-            limits.check_name(user, "user")
+        limits.check_name(user, "user", optional=True)
         return operations.assign(self.commands, task_id, user, claim=False)
 
     def cancel(
