@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
+from engine.bpmn import compensation, decisions, listeners, mappings, subprocess_mappings
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core.errors import DeploymentError
 from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
@@ -174,6 +174,12 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         for node in root.iter()
         if isinstance(node.tag, str) and node.get("id")
     }
+    process_nodes = {
+        str(node.get("id")): node
+        for source, root in parsed
+        if not source.is_dmn
+        for node in root.iter(f"{{{normalize.BPMN_NS}}}process")
+    }
     compensation_metas = {
         source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
         for source, root in parsed
@@ -200,6 +206,7 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         mappings.attach(task_specs, nodes)
         subprocess_mappings.attach(task_specs)
         compensation.attach(task_specs, compensation_metas)
+        listeners.attach([spec, *subprocess_specs.values()], nodes, process_nodes)
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(
@@ -248,5 +255,64 @@ def check_bindings(
                     'camunda:delegateExpression, camunda:expression, or camunda:type="external" '
                     "with a topic"
                 )
+    problems.extend(_listener_binding_problems(models, is_registered, lazy))
     if problems:
         raise DeploymentError(problems=problems)
+
+
+def _listener_binding_problems(
+    models: Iterable[ProcessModel], is_registered: Callable[[str], bool], lazy: bool
+) -> list[str]:
+    """Listeners naming a handler (class, a simple delegate expression, Camunda 8's type)
+    that is not registered."""
+    if lazy:
+        return []
+    problems: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for model in models:
+        owners: list[tuple[str, Any]] = [(model.key, getattr(model.spec, listeners.SPEC_ATTR, {}))]
+        for sub in model.subprocess_specs.values():
+            owners.append((str(sub.name), getattr(sub, listeners.SPEC_ATTR, {})))
+        for ts in model.all_task_specs():
+            owners.append((str(getattr(ts, "bpmn_id", "")), listeners.listeners_of(ts)))
+        for owner, found in owners:
+            records = [r for group in ("execution", "task") for r in _records(found, group)]
+            records += _records({"x": found}, "x")  # process-level
+            for flows in (found.get("take") or {}).values():
+                for flow_id, flow_records in flows:
+                    records += [dict(r, _owner=flow_id) for r in flow_records]
+            for record in records:
+                name = _listener_handler(record)
+                where = str(record.get("_owner") or owner)
+                if name is None or is_registered(name) or (model.resource, where, name) in seen:
+                    continue
+                seen.add((model.resource, where, name))
+                problems.append(
+                    f"{model.resource}: element '{where}': {record.get('source')} "
+                    f"({record.get('event')}) calls handler '{name}', which is not registered"
+                )
+    return problems
+
+
+def _records(found: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    by_event = found.get(group)
+    if not isinstance(by_event, dict):
+        return []
+    return [
+        r
+        for event, rs in by_event.items()
+        if isinstance(rs, list)
+        for r in rs
+        if isinstance(r, dict)
+    ]
+
+
+def _listener_handler(record: dict[str, Any]) -> str | None:
+    kind, value = record.get("kind"), str(record.get("value") or "")
+    if kind in ("class", "type"):
+        return value or None
+    if kind == "delegate":
+        from engine.deploy.parser import simple_expression_name
+
+        return simple_expression_name(value)
+    return None

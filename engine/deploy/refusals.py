@@ -17,6 +17,7 @@ from lxml import etree
 from engine.bpmn import call_mappings, script_bindings
 from engine.core.errors import DeploymentError
 from engine.deploy import compensation_model, rewrites
+from engine.deploy.listener_checks import listener_problem
 from engine.deploy.mapping_checks import error_event_problem, mappings_problem
 from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, FLOW_NODES, camunda, is_bpmn, local_name
 from engine.expressions import feel
@@ -152,19 +153,16 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
 def _checkcamunda(node: etree._Element, refuse: Refuse) -> None:
     name = etree.QName(node).localname
     if name in ("executionListener", "taskListener"):
-        kind = "execution listener" if name == "executionListener" else "task listener"
-        refuse(
-            _owner(node),
-            f"a camunda:{name} cannot run: Spillway has no {kind}s; move the work into a "
-            "service task (or a handler) on the path",
-        )
+        reason = listener_problem(node, _owner(node))  # they run: engine.bpmn.listeners
+        if reason is not None:
+            refuse(_owner(node), reason)
     elif name == "script":
         parent = node.getparent()
         if parent is not None and etree.QName(parent).localname in (
             "executionListener",
             "taskListener",
         ):
-            return  # the listener itself is refused
+            return  # checked with its listener
         reason = script_bindings.mapping_script_problem(node)  # inline JavaScript or Python
         if reason is not None:
             refuse(_owner(node), reason)

@@ -39,6 +39,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import (
     call_mappings,
     event_subprocesses,
+    listeners,
     mappings,
     script_bindings,
     signals,
@@ -73,6 +74,7 @@ from engine.runtime.activation import (
     Behavior,
     Handler,
 )
+from engine.runtime.listeners import RunListenerHost
 from engine.runtime.run_jobs import RunJobs
 from engine.storage.outbox import OutboxRoute
 from engine.storage.store import InstanceWrite
@@ -153,6 +155,7 @@ class Run(RunJobs):
         self.wf.script_engine = services.script_engine
         call_mappings.bind_business_key(self.wf, business_key)
         script_bindings.bind_instance_id(self.wf, instance_id)  # execution.getProcessInstanceId
+        listeners.bind_host(self.wf, RunListenerHost(self))  # engine.bpmn.listeners fire through it
 
     # -- construction -------------------------------------------------------------------
 
