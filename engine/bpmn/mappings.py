@@ -154,6 +154,8 @@ def evaluate_value(
 
 
 def _run_script(value: Value, variables: Mapping[str, Any], where: str, engine: Any) -> Any:
+    if value["format"] in script_bindings.JUEL_FORMATS and not value.get("resource"):
+        return expressions.evaluate(str(value.get("source") or "").strip(), variables)
     if javascript.is_javascript(value["format"]) and not value.get("resource"):
         # JavaScript runs sandboxed, see engine.bpmn.script_bindings.
         return script_bindings.evaluate_mapping_script(value, variables, where, engine)

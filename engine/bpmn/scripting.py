@@ -47,6 +47,10 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         return evaluate_text(expression, variables)
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
+        if script_bindings.is_juel_task(task.task_spec):
+            return mappings.run_with_locals(
+                task, lambda: script_bindings.run_juel_task(task, script)
+            )
         if script_bindings.is_javascript_task(task.task_spec):
             if not self.allow_javascript:
                 raise ScriptsDisabled(

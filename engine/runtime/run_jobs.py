@@ -5,6 +5,7 @@ and external task rows, each kept in step with the task tree at every ``finish()
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import datetime
@@ -13,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import call_mappings, loops, mappings, timer_events
+from engine.bpmn.specs import activity_config
 from engine.bpmn.task_tree import History, task_by_id
+from engine.core.errors import EngineError
+from engine.core.retry import RetryPolicy
+from engine.expressions import juel
 from engine.runtime import convert
 from engine.runtime.activation import PARKED, PARKED_EXTERNAL, PARKED_JOB, Activation, Failure
 from engine.storage.outbox import drop_task, route_task
@@ -57,7 +62,7 @@ class RunJobs:
         )
 
     def add_continuation(self, act: Activation) -> None:
-        policy = self.services.retry_policy_for(self.model, act.task.task_spec)
+        policy = self.task_policy(act.task)
         row = self._job_row(act, "async-continuation", self.now, policy.retries + 1)
         row["payload"] = {"sync": False}
         self.write.jobs_insert.append(row)
@@ -97,8 +102,32 @@ class RunJobs:
             self.open_incident(task.task_spec.bpmn_id, row["id"], Failure(error, "", False))
             log.warning("instance %s: %s; incident opened", self.instance_id, error)
 
+    def task_policy(self, task: Any) -> RetryPolicy:
+        """The task's retry policy; a ``failedJobRetryTimeCycle`` expression
+        (``${retryCycle}``) is evaluated now, over what the task sees."""
+        policy = self.services.retry_policy_for(self.model, task.task_spec)
+        cycle = str(activity_config(task.task_spec).get("retry_cycle") or "")
+        if "${" not in cycle and "#{" not in cycle:
+            return policy
+        try:
+            text = juel.evaluate(cycle, mappings.view(task))
+            parsed = RetryPolicy.parse(str(text))
+        except (EngineError, ValueError) as exc:
+            log.warning(
+                "instance %s: task '%s': failedJobRetryTimeCycle %s: %s; the engine's retry "
+                "policy applies",
+                self.instance_id,
+                task.task_spec.bpmn_id,
+                cycle,
+                exc,
+            )
+            return policy
+        retries = activity_config(task.task_spec).get("retries")
+        parsed = dataclasses.replace(parsed, non_retryable=policy.non_retryable)
+        return parsed if retries is None else dataclasses.replace(parsed, retries=int(retries))
+
     def schedule_retry(self, act: Activation, failure: Failure) -> None:
-        policy = self.services.retry_policy_for(self.model, act.task.task_spec)
+        policy = self.task_policy(act.task)
         job = self.job.row if (self.job is not None and act.in_job) else None
         # Failed attempts so far, this one included; the synchronous try counts unless the
         # task was deferred (async-before), whose first attempt is already a job's.
