@@ -34,7 +34,7 @@ from lxml import etree
 from engine.bpmn import script_bindings
 from engine.core.errors import ExpressionError
 from engine.deploy.normalize import BPMN_NS, camunda
-from engine.expressions import javascript
+from engine.expressions import feel, javascript
 from engine.expressions import juel as expressions
 
 #: internal_data key of an activity's local variables (present from its start to its end).
@@ -130,6 +130,8 @@ def evaluate_value(
         if kind == "null":
             return None
         if kind == "text":
+            if str(value["text"]).startswith(feel.MARKER):  # Camunda 8's =expr
+                return feel.evaluate(value["text"], variables, where)
             return expressions.evaluate(value["text"], variables)
         if kind == "list":
             return [
@@ -199,7 +201,10 @@ def evaluate_name(task: Any, expression: str, attribute: str) -> str:
     over what the task sees; an ExpressionError naming the element otherwise."""
     where = f"{_element(task)}: {attribute} {expression}"
     try:
-        value = expressions.evaluate(expression, view(task))
+        if expression.startswith(feel.MARKER):  # Camunda 8: a FEEL job type
+            value = feel.evaluate(expression, view(task), str(task.task_spec.bpmn_id))
+        else:
+            value = expressions.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from exc
     if not isinstance(value, str) or not value.strip():

@@ -30,6 +30,7 @@ from engine.bpmn import timer_events
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import EngineError
 from engine.deploy.bpmnxml import Source, parse_xml
+from engine.deploy.deployment import listener_handlers
 from engine.engine import ProcessEngine
 from engine.storage import schema
 from engine.testing.clock import ManualClock
@@ -58,8 +59,15 @@ class Result:
         return self.outcome in (RAN, STOPPED, FAILED)
 
 
+def _is_model(path: Path, *, dmn: bool = False) -> bool:
+    name = path.name.lower()
+    suffixes = (".bpmn", ".bpmn20.xml", *((".dmn",) if dmn else ()))
+    return path.is_file() and name.endswith(suffixes)
+
+
 def bpmn_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.bpmn") if p.is_file())
+    """The BPMN files of a folder and its subfolders: ``*.bpmn`` and ``*.bpmn20.xml``."""
+    return sorted(p for p in folder.rglob("*") if _is_model(p))
 
 
 def _processes(path: Path) -> list[tuple[str, bool]]:
@@ -77,11 +85,16 @@ def _engine() -> tuple[ProcessEngine, ManualClock]:
 
 
 def _register_noop_handlers(eng: ProcessEngine) -> None:
+    names: set[str] = set()
     for model in eng._models.values():
         for spec in model.service_tasks():
             name = implementation_handler(activity_config(spec), spec.bpmn_id)
-            if name and eng.handler_for(name) is None:
-                eng.register_handler(name, lambda ctx: None)
+            if name:
+                names.add(name)
+        names.update(listener_handlers(model))
+    for name in names:
+        if eng.handler_for(name) is None:
+            eng.register_handler(name, lambda ctx: None)
 
 
 def _deploy(eng: ProcessEngine, path: Path) -> str:
@@ -90,7 +103,9 @@ def _deploy(eng: ProcessEngine, path: Path) -> str:
         eng.deploy(str(path))
         return "alone"
     except EngineError as alone:
-        siblings = [str(p) for p in sorted(path.parent.glob("*.bpmn")) if p != path]
+        siblings = [
+            str(p) for p in sorted(path.parent.iterdir()) if p != path and _is_model(p, dmn=True)
+        ]
         if not siblings:
             raise
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +19,22 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine.bpmn import compensation, decisions, listeners, mappings, subprocess_mappings
+from engine.bpmn import (
+    compensation,
+    decisions,
+    listeners,
+    loop_collections,
+    mappings,
+    subprocess_mappings,
+)
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core.errors import DeploymentError
-from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites
+from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites, zeebe
 from engine.deploy.bpmnxml import Source
 from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
+
+log = logging.getLogger("spillway.deploy")
 
 
 @dataclass
@@ -124,6 +134,14 @@ def _closure_digest(
     return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()
 
 
+def dialects(root: etree._Element, source: Source) -> list[refusals.Refusal]:
+    """Read the Camunda 8 dialect into the engine's (``engine.deploy.zeebe``); what cannot be
+    honoured, named."""
+    found: list[refusals.Refusal] = []
+    zeebe.translate(root, refusals.collector(root, source.name, found))
+    return found
+
+
 def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """Parse every source together and return the executable processes.
 
@@ -131,7 +149,8 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """
     parser = SpillwayParser()
     parsed = _parse_roots(sources)
-    refused = [
+    refused = [r for source, root in parsed if not source.is_dmn for r in dialects(root, source)]
+    refused += [
         r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
     ]
     if refused:
@@ -190,7 +209,18 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         pp = parser.get_process_parser(key)
         try:
             spec = parser.get_spec(key)
-            subprocess_specs = parser.get_subprocess_specs(key)
+            # A called process missing from the deployment deploys, as in Camunda: reaching
+            # the call activity fails naming it (SpiffWorkflow: "called process not found").
+            found = parser.get_subprocess_specs(key, require_call_activity_specs=False)
+            subprocess_specs = {k: s for k, s in found.items() if s is not None}
+            for missing in sorted(k for k, s in found.items() if s is None):
+                log.warning(
+                    "%s: process '%s' calls process '%s', which is not in this deployment; "
+                    "reaching that call activity fails",
+                    pp.filename,
+                    key,
+                    missing,
+                )
             message_starts = [m for m in pp.start_messages() if m]
         except ValidationException as exc:
             where = _location(exc) or f"{pp.filename}: process '{key}': "
@@ -204,6 +234,7 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
             *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
         ]
         mappings.attach(task_specs, nodes)
+        loop_collections.attach(task_specs, nodes)
         subprocess_mappings.attach(task_specs)
         compensation.attach(task_specs, compensation_metas)
         listeners.attach([spec, *subprocess_specs.values()], nodes, process_nodes)
@@ -261,7 +292,10 @@ def check_bindings(
 
 
 def _listener_binding_problems(
-    models: Iterable[ProcessModel], is_registered: Callable[[str], bool], lazy: bool
+    models: Iterable[ProcessModel],
+    is_registered: Callable[[str], bool],
+    lazy: bool,
+    names: bool = False,
 ) -> list[str]:
     """Listeners naming a handler (class, a simple delegate expression, Camunda 8's type)
     that is not registered."""
@@ -287,11 +321,23 @@ def _listener_binding_problems(
                 if name is None or is_registered(name) or (model.resource, where, name) in seen:
                     continue
                 seen.add((model.resource, where, name))
+                if names:
+                    problems.append(name)
+                    continue
                 problems.append(
                     f"{model.resource}: element '{where}': {record.get('source')} "
                     f"({record.get('event')}) calls handler '{name}', which is not registered"
                 )
     return problems
+
+
+def listener_handlers(model: ProcessModel) -> set[str]:
+    """The handler names the model's listeners call."""
+    return {
+        name
+        for problem in _listener_binding_problems([model], lambda _: False, False, names=True)
+        for name in [problem]
+    }
 
 
 def _records(found: dict[str, Any], group: str) -> list[dict[str, Any]]:

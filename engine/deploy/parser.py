@@ -126,6 +126,10 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
             value = name
         handler, source = value, where
         break
+    expression = _attr(node, SPILLWAY_NS, "handlerExpression")  # Camunda 8's type="=expr"
+    if handler is None and source is None and expression is not None:
+        cfg["delegate_expression"] = expression
+        source = "zeebe:taskDefinition type"
     if handler is None and source is None:
         for op in _ext_children(node, SPIFF_NS, "serviceTaskOperator"):
             if op.get("id"):

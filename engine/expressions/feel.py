@@ -346,6 +346,14 @@ def _source(text: str) -> str:
     return source[1:].strip() if source.startswith("=") else source
 
 
+def _strict(text: str, strict: bool | None) -> bool:
+    """Unknown variables fail, except in Camunda 8's ``=expr`` (where they are null)."""
+    if strict is not None:
+        return strict
+    source = text[len(MARKER) :] if text.startswith(MARKER) else text
+    return not source.strip().startswith("=")
+
+
 def check(text: str) -> str | None:
     """Why ``text`` (``=expr`` or bare) is not a FEEL expression this evaluator reads, or None.
     Unknown functions count: they could only fail when reached."""
@@ -376,7 +384,11 @@ def _unknown_functions(node: Node) -> set[str]:
 
 
 def evaluate(
-    text: str, variables: Mapping[str, Any], element: str | None = None, *, strict: bool = True
+    text: str,
+    variables: Mapping[str, Any],
+    element: str | None = None,
+    *,
+    strict: bool | None = None,
 ) -> Any:
     """Evaluate a FEEL expression (``MARKER`` or ``=`` prefix allowed) against ``variables``;
     the result as JSON-able Python (see ``feel_values.plain``)."""
@@ -384,7 +396,11 @@ def evaluate(
 
 
 def evaluate_raw(
-    text: str, variables: Mapping[str, Any], element: str | None = None, *, strict: bool = True
+    text: str,
+    variables: Mapping[str, Any],
+    element: str | None = None,
+    *,
+    strict: bool | None = None,
 ) -> Any:
     """Like ``evaluate``, but the FEEL value itself (durations stay ``timedelta``...)."""
     source = _source(text)
@@ -396,11 +412,15 @@ def evaluate_raw(
         tree = compile_tree(source, _names(source, variables))
     except FeelSyntaxError as exc:
         raise _error(source, element, str(exc)) from None
-    return _Evaluator(source, element, strict).eval(tree, _Scope(variables))
+    return _Evaluator(source, element, _strict(text, strict)).eval(tree, _Scope(variables))
 
 
 def evaluate_condition(
-    text: str, variables: Mapping[str, Any], element: str | None = None, *, strict: bool = True
+    text: str,
+    variables: Mapping[str, Any],
+    element: str | None = None,
+    *,
+    strict: bool | None = None,
 ) -> bool:
     """A FEEL condition: true holds; false and null (FEEL's unknown) do not."""
     value = evaluate(text, variables, element, strict=strict)

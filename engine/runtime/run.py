@@ -369,7 +369,22 @@ class Run(RunJobs):
 
     def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
         behavior = self.services.behavior_for(self.model, task.task_spec)
-        behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+        self.guarded(
+            task, lambda: behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+        )
+
+    def guarded(self, task: Any, step: Any) -> None:
+        """Run ``step`` (which completes ``task`` and so moves SpiffWorkflow on): what
+        SpiffWorkflow raises on the way is named, as in ``advance``."""
+        try:
+            step()
+        except EngineError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise self._workflow_error(exc) from exc
+        except SPIFF_FAILURES as exc:
+            self._running = self._running or task
+            raise self._step_error(exc) from exc
 
     def _workflow_error(self, exc: SpiffWorkflowException) -> EngineError:
         task = getattr(exc, "task", None)
@@ -413,7 +428,7 @@ class Run(RunJobs):
         if manual:
             task = manual[0]
             mappings.set_values(task, copy.deepcopy(dict(variables)))  # locals stay local
-            task.complete()
+            self.guarded(task, task.complete)
         elif receive:
             task = receive[0]
             self._deliver(task, task.task_spec.event_definition, variables)

@@ -76,7 +76,11 @@ class RunJobs:
 
     def finish_async_after(self, task: Any) -> None:
         task.internal_data.pop(PARKED, None)
-        task.complete()
+        guarded = getattr(self, "guarded", None)
+        if guarded is not None:
+            guarded(task, task.complete)
+        else:
+            task.complete()
         self.history.record(task, self.now, self.now, "completed")
 
     def _stop_capped_loops(self, open_tasks: list[Any]) -> None:

@@ -64,10 +64,11 @@ def test_feel_expressions(text: str, expected: Any) -> None:
     assert feel.evaluate(text, ORDER) == expected
 
 
-def test_unknown_variable_is_null_when_not_strict() -> None:
-    assert feel.evaluate("=missing", {}, strict=False) is None
+def test_unknown_variable_is_null_in_camunda_8_expressions() -> None:
+    assert feel.evaluate("=missing", {}) is None  # Camunda 8's =expr
+    assert feel.evaluate_condition("=missing > 3", {}) is False
     with pytest.raises(ExpressionError, match="unknown variable 'missing'"):
-        feel.evaluate("=missing", {}, element="Task_1")
+        feel.evaluate("missing", {}, element="Task_1")  # a FEEL condition of Camunda 7 files
 
 
 def test_check_names_syntax_errors_and_unknown_functions() -> None:
