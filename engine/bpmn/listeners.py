@@ -156,7 +156,7 @@ def listener_elements(node: etree._Element) -> list[etree._Element]:
     found = []
     for child in _extension_children(node):
         local = etree.QName(child).localname
-        if local in ("executionListener", "taskListener") and _ns(child) != ZEEBE_NS:
+        if local in ("executionListener", "taskListener") and _ns(child) == CAMUNDA_NS:
             found.append(child)
         elif _ns(child) == ZEEBE_NS and local in ("executionListeners", "taskListeners"):
             found.extend(c for c in child if isinstance(c.tag, str))

@@ -29,7 +29,15 @@ from engine.bpmn import (
 )
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core.errors import DeploymentError
-from engine.deploy import bpmnxml, compensation_model, normalize, refusals, rewrites, zeebe
+from engine.deploy import (
+    bpmnxml,
+    compensation_model,
+    normalize,
+    refusals,
+    rewrites,
+    vocabulary,
+    zeebe,
+)
 from engine.deploy.bpmnxml import Source
 from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
@@ -138,7 +146,11 @@ def dialects(root: etree._Element, source: Source) -> list[refusals.Refusal]:
     """Read the Camunda 8 dialect into the engine's (``engine.deploy.zeebe``); what cannot be
     honoured, named."""
     found: list[refusals.Refusal] = []
-    zeebe.translate(root, refusals.collector(root, source.name, found))
+    refuse = refusals.collector(root, source.name, found)
+    vocabulary.translate_legacy(root)  # Activiti and Flowable words Camunda 7 shares
+    zeebe.translate(root, refuse)
+    for word in vocabulary.scan(root, refuse):  # nothing dropped in silence
+        log.info("%s: element '%s': %s %s", source.name, word.owner_id, word.word, word.status)
     return found
 
 
