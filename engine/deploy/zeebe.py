@@ -71,14 +71,10 @@ def _c(local: str) -> str:
 
 
 def uses_zeebe(root: etree._Element) -> bool:
-    return any(
-        isinstance(n.tag, str)
-        and (
-            n.tag.startswith(f"{{{ZEEBE_NS}}}")
-            or any(k.startswith(f"{{{ZEEBE_NS}}}") for k in n.attrib)
-        )
-        for n in root.iter()
-    )
+    """A Camunda 8 file: it declares the zeebe namespace or says it is for Camunda Cloud (its
+    ``=expr`` values are FEEL)."""
+    platform = root.get("{http://camunda.org/schema/modeler/1.0}executionPlatform") or ""
+    return ZEEBE_NS in root.nsmap.values() or platform.strip().lower() == "camunda cloud"
 
 
 def _extensions(node: etree._Element) -> etree._Element:

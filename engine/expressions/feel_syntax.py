@@ -378,6 +378,9 @@ class _Parser:
                 return node
 
     def primary(self) -> Node:
+        token = self.peek()
+        if token.kind == "kw" and token.value in ("if", "for", "some", "every"):
+            return self.expression()  # a textual form as an operand (``a and some x in ...``)
         token = self.next()
         if token.kind in ("num", "str"):
             return Node("const", token.value)
