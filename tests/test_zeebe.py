@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ def model(*elements: str, pid: str = "p", extra: str = "") -> bytes:
     ids.append("EndEvent_1")
     flows = "".join(
         f'<bpmn:sequenceFlow id="Flow_{n}" sourceRef="{a}" targetRef="{b}" />'
-        for n, (a, b) in enumerate(zip(ids, ids[1:], strict=False))
+        for n, (a, b) in enumerate(itertools.pairwise(ids))
     )
     body = (
         '<bpmn:startEvent id="StartEvent_1" />'
@@ -120,9 +121,8 @@ def test_feel_conditions_on_gateway_flows(eng: ProcessEngine) -> None:
         '<bpmn:sequenceFlow id="f3" sourceRef="Big" targetRef="E1" />'
         '<bpmn:sequenceFlow id="f4" sourceRef="Small" targetRef="E2" />'
     )
-    eng.deploy(
-        f'{HEAD}<bpmn:process id="g" isExecutable="true">{body}</bpmn:process></bpmn:definitions>'.encode()
-    )
+    process = f'<bpmn:process id="g" isExecutable="true">{body}</bpmn:process>'
+    eng.deploy(f"{HEAD}{process}</bpmn:definitions>".encode())
     fragile = [{"fragile": True}]
     assert eng.start("g", {"amount": 150, "items": fragile}).variables["path"] == "big"
     assert eng.start("g", {"amount": 50, "items": fragile}).variables["path"] == "small"
@@ -226,7 +226,8 @@ def test_called_decision_and_feel_script(eng: ProcessEngine, tmp_path: Any) -> N
 def test_feel_timer_duration(eng: ProcessEngine, clock: ManualClock) -> None:
     timer = (
         '<bpmn:intermediateCatchEvent id="Wait"><bpmn:timerEventDefinition id="T1">'
-        '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">=duration("PT" + string(minutes) + "M")'
+        '<bpmn:timeDuration xsi:type="bpmn:tFormalExpression">'
+        '=duration("PT" + string(minutes) + "M")'
         "</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>"
     )
     eng.deploy(model(timer))
