@@ -42,11 +42,6 @@ BILLION_LAUGHS = (
         (REMOTE_DTD, "DOCTYPE"),
         (BILLION_LAUGHS, "DOCTYPE"),
         (
-            b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-            b'id="d"><bpmn:process id="p" isExecutable="false" /></bpmn:definitions>',
-            "no executable process",
-        ),
-        (
             process("p", '<bpmn:serviceTask id="Start" spillway:handler="a" />'),
             "element id 'Start' is reserved",
         ),
@@ -59,7 +54,6 @@ BILLION_LAUGHS = (
         "xxe",
         "remote-dtd",
         "billion-laughs",
-        "not-executable",
         "reserved-id",
     ],
 )
@@ -156,3 +150,21 @@ def test_bad_retry_cycle_is_a_deployment_error(eng: ProcessEngine) -> None:
     )
     with pytest.raises(DeploymentError, match="task 'A': bad retry configuration"):
         eng.deploy(bpmn)
+
+
+def test_a_process_that_is_not_executable_is_skipped_with_a_note(
+    eng: ProcessEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    draft = (
+        b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        b'id="d"><bpmn:process id="draft" isExecutable="false" /></bpmn:definitions>'
+    )
+    dep = eng.deploy(draft)
+    assert dep.process_keys == ()
+    assert "process 'draft' is not executable" in caplog.text
+    mixed = process("runs").replace(
+        b"</bpmn:definitions>",
+        b'<bpmn:process id="draft2" isExecutable="false" /></bpmn:definitions>',
+    )
+    assert eng.deploy(mixed).process_keys == ("runs",)
+    assert "process 'draft2' is not executable" in caplog.text

@@ -17,6 +17,7 @@ Processes marked ``isExecutable="false"`` are listed as ``not executable`` and n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from engine.bpmn import timer_events
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import EngineError
+from engine.deploy import vocabulary
 from engine.deploy.bpmnxml import Source, parse_xml
 from engine.deploy.deployment import listener_handlers
 from engine.engine import ProcessEngine
@@ -53,6 +55,9 @@ class Result:
     process: str
     outcome: str
     detail: str = ""
+    #: Extension words of the file that change nothing at run time here (with why), as
+    #: ``engine.deploy.vocabulary`` lists them: "camunda:historyTimeToLive (modeler metadata)".
+    ignored: tuple[str, ...] = ()
 
     @property
     def deployed(self) -> bool:
@@ -180,7 +185,26 @@ def _messages(eng: ProcessEngine, instance_id: str) -> list[str]:
         return sorted({str(r[0]) for r in rows})
 
 
+def ignored_words(path: Path) -> tuple[str, ...]:
+    """The file's ignored extension words, each once: "camunda:versionTag (modeler metadata)"."""
+    try:
+        root = parse_xml(Source(str(path), path.read_bytes()))
+    except EngineError:
+        return ()
+    found: dict[str, str] = {}
+    for word in vocabulary.words(root):
+        if vocabulary.is_ignored(word.status):
+            why = word.status.removeprefix(vocabulary.IGNORED).lstrip(": ")
+            found.setdefault(word.word, why)
+    return tuple(f"{w} ({why})" if why else w for w, why in sorted(found.items()))
+
+
 def check_file(path: Path, base: Path) -> Iterator[Result]:
+    for result in _check_file(path, base):
+        yield dataclasses.replace(result, ignored=ignored_words(path))
+
+
+def _check_file(path: Path, base: Path) -> Iterator[Result]:
     name = str(path.relative_to(base))
     try:
         processes = _processes(path)
@@ -245,13 +269,21 @@ def render(results: list[Result], fmt: str = "text") -> str:
         f"{s['failed']} failed, {s['refused']} refused; {s['not_executable']} not executable"
     )
     if fmt == "markdown":
-        lines = [head, "", "| file | process | result | detail |", "|---|---|---|---|"]
+        lines = [
+            head,
+            "",
+            "| file | process | result | detail | ignored extensions |",
+            "|---|---|---|---|---|",
+        ]
         for r in results:
             detail = r.detail.replace("|", "\\|")
-            lines.append(f"| `{r.file}` | {r.process} | {r.outcome} | {detail} |")
+            ignored = "; ".join(r.ignored).replace("|", "\\|")
+            lines.append(f"| `{r.file}` | {r.process} | {r.outcome} | {detail} | {ignored} |")
         return "\n".join(lines)
     width = max((len(r.file) for r in results), default=4)
     lines = [f"{'file':<{width}}  {'process':<30}  {'result':<14}  detail"]
     for r in results:
         lines.append(f"{r.file:<{width}}  {r.process[:30]:<30}  {r.outcome:<14}  {r.detail}")
+        if r.ignored:
+            lines.append(f"{'':<{width}}  {'':<30}  {'ignored':<14}  {'; '.join(r.ignored)}")
     return "\n".join([*lines, "", head])

@@ -187,9 +187,15 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         raise DeploymentError(f"{names}: cannot parse: {_spiff_message(exc)}") from exc
 
     keys = parser.get_process_ids()
-    if not keys:
-        names = ", ".join(s.name for s in sources)
-        raise DeploymentError(f'{names}: no executable process (isExecutable="true") found')
+    for source, root in parsed:
+        for process in root.iter(f"{{{normalize.BPMN_NS}}}process"):
+            if process.get("id") not in keys:
+                # Camunda deploys the file and skips the process; so does Spillway, with a note.
+                log.warning(
+                    "%s: process '%s' is not executable (isExecutable=\"false\"): skipped",
+                    source.name,
+                    process.get("id"),
+                )
 
     resource_of = {}
     deps: dict[str, set[str]] = {}

@@ -64,6 +64,7 @@ CAMUNDA_ATTRIBUTES: Final[dict[str, str]] = {
     "elementVariable": HONOURED,
     "decisionRef": HONOURED,  # engine.bpmn.decisions
     "mapDecisionResult": HONOURED,
+    "errorMessage": HONOURED,  # bpmn:error's message (engine.bpmn.mappings)
     "resource": HONOURED,  # scripts: refused with their reason (engine.bpmn.script_bindings)
     "calledElementBinding": HONOURED,  # "latest"/"deployment": the deployment's own process
     "decisionRefBinding": HONOURED,
