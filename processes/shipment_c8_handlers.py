@@ -31,7 +31,7 @@ def record_approval(ctx: TaskContext) -> dict[str, Any]:
     return {"approval_recorded": ctx.event}
 
 
-def notify_customer(ctx: TaskContext) -> None:
+def notify_shipped(ctx: TaskContext) -> None:
     notifications.append(f"{ctx.variables['orderId']}: {ctx.variables['parcels']} parcel(s)")
 
 
@@ -39,4 +39,4 @@ def register(engine: ProcessEngine) -> None:
     engine.register_handler("quote-shipping", quote_shipping)
     engine.register_handler("pack-item", pack_item)
     engine.register_handler("record-approval", record_approval)
-    engine.register_handler("notify-customer", notify_customer)
+    engine.register_handler("notify-shipped", notify_shipped)
