@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.bpmn import mappings
-from engine.expressions import juel as expressions
+from engine.expressions import juel
 from engine.runtime.activation import Activation
 
 
@@ -18,7 +18,7 @@ class ExternalBehavior:
         if not topic:  # deployment refuses this; kept for specs loaded from old deployments
             raise ValueError(f"external task '{act.activity_id}' has no topic")
         text = str(topic)
-        if expressions.is_expression(text):
+        if juel.is_expression(text):
             # camunda:topic="${region}-orders": the topic is the expression's value.
             text = mappings.evaluate_name(act.task, text, "camunda:topic")
         act.open_external_task(text)

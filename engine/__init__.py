@@ -15,7 +15,8 @@ from engine.core.errors import (
     LockLost,
     NotFound,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -24,7 +25,6 @@ from engine.core.models import (
     ProcessInstance,
     TaskContext,
 )
-from engine.core.retry import RetryPolicy
 from engine.engine import ProcessEngine
 
 __all__ = [

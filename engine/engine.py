@@ -1,20 +1,19 @@
-"""``ProcessEngine``: the public entry point (see CONTRACT.md for every name on it).
+"""``ProcessEngine``: the public entry point (see CONTRACT.md for every name on it) and the
+composition root: it builds the store, the command seam, the job runner and the external-task
+service, and is the ``Services`` a run needs (handlers, behaviours, retry policies).
 
-Each public call is one command: read what it needs, run the process in memory, and commit the
-result in one transaction. A command that loses an optimistic-locking race re-runs on fresh
-state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches the caller.
+Each public call is one command of ``engine.runtime.commands``: read what it needs, run the
+process in memory, and commit the result in one transaction, re-run on a lost
+optimistic-locking race.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import random
-import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from behaviors import (
@@ -24,7 +23,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine.bpmn import event_subprocesses, signals, task_tree, timer_events
+from engine.bpmn import signals, timer_events
 from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
@@ -36,7 +35,9 @@ from engine.core.errors import (
     EngineError,
     NotFound,
 )
-from engine.core.models import (
+from engine.core.retry import RetryPolicy
+from engine.core.stats import Counters
+from engine.core.values import (
     Deployment,
     ExternalTask,
     HistoryEntry,
@@ -44,17 +45,15 @@ from engine.core.models import (
     Job,
     ProcessInstance,
 )
-from engine.core.retry import RetryPolicy
-from engine.core.stats import Counters
 from engine.core.variables import check_variables
-from engine.deploy import bpmnxml
+from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
-from engine.runtime import convert
+from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
-from engine.runtime.run import JobContext, Run
+from engine.runtime.commands import CONFLICT_RETRIES, Commands
 from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
-from engine.storage.store import InstanceWrite, Store
+from engine.storage.store import Store
 from engine.work.executor import JobExecutor
 from engine.work.external_tasks import ExternalTaskService
 from engine.work.job_runner import JobRunner, new_owner
@@ -63,11 +62,6 @@ from engine.work.pool import WorkerPool
 log = logging.getLogger("spillway.engine")
 
 H = TypeVar("H", bound=Handler)
-T = TypeVar("T")
-
-#: How often a command re-runs after losing an optimistic-locking race.
-CONFLICT_RETRIES = 8
-CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
 
 
 class ProcessEngine:
@@ -100,9 +94,6 @@ class ProcessEngine:
             allow_javascript=allow_javascript,  # sandboxed (expressions.javascript), so on
         )
         self._handlers: dict[str, Handler] = {}
-        self._models: dict[str, ProcessModel] = {}
-        self._models_lock = threading.Lock()
-        self._definitions: dict[str, Mapping[str, Any]] = {}
         self._policies: dict[tuple[str, str], RetryPolicy] = {}
         self._behaviors: dict[str, Behavior] = {
             "sync": SyncBehavior(),
@@ -111,11 +102,19 @@ class ProcessEngine:
             "external": ExternalBehavior(),
             "pooled": PooledBehavior(),
         }
-        self._listeners: list[Callable[[str], None]] = []
         self._outbox_routes: dict[str, OutboxRoute] = {}
-        self.jobs_runner = JobRunner(self)
         #: Named counters, e.g. stats["conflicts_retried"] (see engine.core.stats).
         self.stats = Counters()
+        #: The command seam (load -> run -> commit) every state change goes through.
+        self.commands = Commands(
+            self.store,
+            self,
+            self.codec,
+            self.stats,
+            # Looked up at each call: a signal job runs as any job does (execute_job).
+            run_signal_job=lambda job_id: self.execute_job(job_id),
+        )
+        self.job_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
 
     # -- handlers -----------------------------------------------------------------------
@@ -133,6 +132,11 @@ class ProcessEngine:
             return fn
 
         return register
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """The registered handlers by name (read-only)."""
+        return MappingProxyType(self._handlers)
 
     # -- what runs need (engine.runtime.run.Services) ---------------------------------------
 
@@ -188,7 +192,7 @@ class ProcessEngine:
         key = (model.digest, task_spec.name)
         policy = self._policies.get(key)
         if policy is None:
-            policy = convert.task_retry_policy(self.retry_policy, activity_config(task_spec))
+            policy = retry_config.task_retry_policy(self.retry_policy, activity_config(task_spec))
             self._policies[key] = policy
         return policy
 
@@ -203,8 +207,8 @@ class ProcessEngine:
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
-        convert.check_models(models)
-        digest = convert.deployment_digest(sources)
+        retry_config.check_models(models)
+        digest = bpmnxml.deployment_digest(sources)
 
         def attempt() -> Deployment:
             existing = self.store.deployment_by_digest(digest)
@@ -213,7 +217,7 @@ class ProcessEngine:
                 return self._deployment(existing, defs, models, existing_flag=True)
             return self._insert_deployment(sources, models, digest, name)
 
-        return self._retry_on_conflict(attempt)
+        return self.commands.retry_on_conflict(attempt)
 
     def _insert_deployment(
         self,
@@ -263,11 +267,10 @@ class ProcessEngine:
         ]
         self.store.insert_deployment(deployment, resources, new_rows, start_jobs)
         if start_jobs:
-            self._wake("")
+            self.commands.wake("")
         for row in new_rows:
             model = next(m for m in models if m.key == row["key"])
-            with self._models_lock:
-                self._models[str(row["id"])] = model
+            self.commands.remember_model(str(row["id"]), model)
         log.info(
             "deployed %s: %s", dep_id, ", ".join(f"{d['key']} v{d['version']}" for d in definitions)
         )
@@ -291,7 +294,7 @@ class ProcessEngine:
             spec = model.find_task_spec(timer.event_id)
             policy = self.retry_policy_for(model, spec) if spec is not None else self.retry_policy
             jobs.append(
-                convert.new_job(
+                rows.new_job(
                     "timer-start",
                     definition_id=definition["id"],
                     activity_id=timer.event_id,
@@ -324,95 +327,15 @@ class ProcessEngine:
             existing=existing_flag,
         )
 
-    def _model(self, definition: Mapping[str, Any]) -> ProcessModel:
-        """The parsed model of a definition: cached, else re-parsed from its stored sources."""
-        definition_id = str(definition["id"])
-        model = self._models.get(definition_id)
-        if model is not None:
-            return model
-        with self._models_lock:
-            model = self._models.get(definition_id)
-            if model is None:
-                resources = self.store.resources(definition["deployment_id"])
-                sources = [bpmnxml.Source(r["name"], r["content"]) for r in resources]
-                found = [m for m in compile_sources(sources) if m.key == definition["key"]]
-                if not found:
-                    raise NotFound(f"process definition {definition['id']} has no source")
-                model = found[0]
-                self._models[definition_id] = model
-        return model
-
-    def _definition(self, definition_id: str) -> Mapping[str, Any] | None:
-        # Definition rows never change once written: read each once per engine.
-        definition = self._definitions.get(definition_id)
-        if definition is None:
-            definition = self.store.definition(definition_id)
-            if definition is not None:
-                self._definitions[definition_id] = definition
-        return definition
-
-    def _latest_definition(self, process_key: str) -> Mapping[str, Any]:
-        definition = self.store.latest_definition(process_key)
-        if definition is None:
-            raise NotFound(f"no process deployed with key '{process_key}'")
-        return definition
-
     # -- commands -----------------------------------------------------------------------
-
-    def _backoff(self, attempt: int) -> None:
-        time.sleep(random.uniform(0, CONFLICT_BACKOFF * (2**attempt)))
-
-    def _retry_on_conflict(self, command: Callable[[], T]) -> T:
-        """Re-run a command that lost an optimistic-locking race, on fresh state; the last
-        attempt's ConcurrencyConflict reaches the caller."""
-        for attempt in range(CONFLICT_RETRIES - 1):
-            try:
-                return self._named(command)
-            except ConcurrencyConflict:
-                self.stats.add("conflicts_retried")
-                self._backoff(attempt)
-        return self._named(command)
-
-    @staticmethod
-    def _named(command: Callable[[], T]) -> T:
-        try:
-            return command()
-        except task_tree.SPIFF_FAILURES as exc:
-            # SpiffWorkflow failing inside a task (e.g. completing one makes the next
-            # multi-instance read a collection that is not a list): named, not raw.
-            failure = task_tree.named_failure(exc)
-            if failure is None:
-                raise
-            raise failure from exc
-
-    def _commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
-        write = run.finish(self.codec, has_open_incident)
-        self.store.apply(write)
-        self._notify(write)
-        for job in write.jobs_insert:
-            if job["kind"] == signals.KIND:
-                # Committed with the throw; delivered now, or by the job executor if this
-                # process stops first (engine.bpmn.signals).
-                with contextlib.suppress(EngineError):
-                    self.execute_job(str(job["id"]))
-        return run.snapshot()
-
-    def _notify(self, write: InstanceWrite) -> None:
-        if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:
-            self._wake(write.instance["id"])
-
-    def _wake(self, instance_id: str) -> None:
-        for listener in list(self._listeners):
-            listener(instance_id)
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """Called with the instance id after a commit that created or changed jobs or
         external tasks (the job executor and worker pools wake on it)."""
-        self._listeners.append(fn)
+        self.commands.add_listener(fn)
 
     def remove_listener(self, fn: Callable[[str], None]) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
+        self.commands.remove_listener(fn)
 
     def start(
         self,
@@ -422,58 +345,19 @@ class ProcessEngine:
     ) -> ProcessInstance:
         """Start the latest version of a process and run it until every path waits or ends."""
         variables = check_variables(variables, f"start('{process_key}')")
-        definition = self._latest_definition(process_key)
-        model = self._model(definition)
-        run = Run.new(self, model, definition, variables, business_key)
+        definition = self.commands.latest_definition(process_key)
+        run = self.commands.new_run(definition, variables, business_key)
         run.begin()
-        return self._commit(run)
-
-    def _load(
-        self,
-        instance_id: str,
-        job: JobContext | None = None,
-        row: dict[str, Any] | None = None,
-    ) -> tuple[Run, bool]:
-        """The instance as a run; ``row`` is its row when the caller has just read it."""
-        if row is None:
-            row = self.store.instance(instance_id)
-        if row is None:
-            raise NotFound(f"no process instance with id '{instance_id}'")
-        definition = self._definition(row["definition_id"])
-        if definition is None:
-            raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
-        model = self._model(definition)
-        workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
-        event_subprocesses.install(workflow)
-        run = Run(
-            self,
-            model,
-            definition,
-            workflow,
-            row,
-            instance_id=instance_id,
-            business_key=row["business_key"],
-            job=job,
-        )
-        has_incident = row["state"] == "incident"
-        return run, has_incident
-
-    def _command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
-        def attempt() -> ProcessInstance:
-            run, has_incident = self._load(instance_id)
-            if run.row is not None and run.row["state"] in ("completed", "terminated"):
-                raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
-            action(run)
-            return self._commit(run, has_incident)
-
-        return self._retry_on_conflict(attempt)
+        return self.commands.commit(run)
 
     def complete_task(
         self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
     ) -> ProcessInstance:
         """Complete a user, manual or receive task by its BPMN id and move on."""
         values = check_variables(variables, f"complete_task('{activity_id}')")
-        return self._command(instance_id, lambda run: run.complete_task(activity_id, values))
+        return self.commands.command(
+            instance_id, lambda run: run.complete_task(activity_id, values)
+        )
 
     def correlate_message(
         self,
@@ -505,10 +389,12 @@ class ProcessEngine:
             if not matches:
                 return self._start_by_message(name, values, business_key, criteria)
             try:
-                return self._command(matches[0]["id"], lambda run: run.correlate(name, values))
+                return self.commands.command(
+                    matches[0]["id"], lambda run: run.correlate(name, values)
+                )
             except NotFound:
                 # The instance moved on between the lookup and the load: look again.
-                self._backoff(attempt)
+                self.commands.backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
 
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
@@ -516,48 +402,7 @@ class ProcessEngine:
         event-based gateways, signal event subprocesses) and start every process with a signal
         start event of that name; how many instances took it."""
         values = check_variables(variables, f"signal('{name}')")
-        return self._broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
-
-    def _broadcast_signal(
-        self, name: str, variables: dict[str, Any], signal_id: str, exclude: str | None
-    ) -> int:
-        ids = sorted(
-            {s["instance_id"] for s in self.store.subscribers(signals.KIND, name)} - {exclude}
-        )
-        delivered = 0
-        failures: list[EngineError] = []
-        for instance_id in ids:
-            try:
-                self._command(
-                    instance_id, lambda run: run.receive_signal(name, variables, signal_id)
-                )
-                delivered += 1
-            except NotFound:
-                continue  # ended meanwhile
-            except EngineError as exc:
-                # One instance failing to take it keeps none of the others from it; the failure
-                # is raised once they all had their turn (a signal job then runs again, and the
-                # instances that took it apply its id once).
-                failures.append(exc)
-        delivered += self._start_by_signal(name, variables, signal_id)
-        if failures:
-            raise failures[0]
-        return delivered
-
-    def _start_by_signal(self, name: str, variables: dict[str, Any], signal_id: str) -> int:
-        started = 0
-        for definition in self.store.latest_definitions(None).values():
-            model = self._model(definition)
-            if not signals.starts_process(model.spec, name):
-                continue
-            instance_id = signals.started_instance_id(signal_id, str(definition["id"]))
-            if self.store.instance(instance_id) is not None:
-                continue  # this signal started it already (its job runs again)
-            run = Run.new(self, model, definition, {}, None, instance_id=instance_id)
-            run.begin_by_signal(name, variables, signal_id)
-            self._commit(run)
-            started += 1
-        return started
+        return self.commands.broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
 
     def _start_by_message(
         self,
@@ -576,18 +421,16 @@ class ProcessEngine:
         if len(starters) > 1:
             keys = ", ".join(sorted(d["key"] for d in starters))
             raise CorrelationError(f"message '{name}' starts several processes ({keys})")
-        definition = starters[0]
-        model = self._model(definition)
-        run = Run.new(self, model, definition, {}, business_key)
+        run = self.commands.new_run(starters[0], {}, business_key)
         run.begin_by_message(name, variables)
-        return self._commit(run)
+        return self.commands.commit(run)
 
     # -- jobs and incidents -------------------------------------------------------------
 
     def execute_job(self, job_id: str) -> None:
         """Run one job now in this thread, whether it is due or not."""
         owner = new_owner("execute")
-        rows = self.jobs_runner.acquire(owner, 1, job_id=job_id)
+        rows = self.job_runner.acquire(owner, 1, job_id=job_id)
         if not rows:
             row = self.store.job(job_id)
             if row is None:
@@ -595,7 +438,7 @@ class ProcessEngine:
             if int(row["retries_left"]) <= 0:
                 raise EngineError(f"job {job_id} has no retries left; retry() it first")
             raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
-        self.jobs_runner.execute(rows[0], owner)
+        self.job_runner.execute(rows[0], owner)
 
     def run_jobs(self, max_jobs: int | None = None) -> int:
         """Run due jobs in this thread until none is due; returns how many ran.
@@ -606,13 +449,13 @@ class ProcessEngine:
         owner = new_owner("run_jobs")
         count = 0
         while max_jobs is None or count < max_jobs:
-            batch = self.jobs_runner.acquire(
+            batch = self.job_runner.acquire(
                 owner, 16 if max_jobs is None else min(16, max_jobs - count)
             )
             if not batch:
                 return count
             for row in batch:
-                self.jobs_runner.execute(row, owner)
+                self.job_runner.execute(row, owner)
                 count += 1
         return count
 
@@ -639,8 +482,8 @@ class ProcessEngine:
             raise NotFound(f"no job or incident with id '{job_or_incident_id}'") from None
         row = self.store.job(job_id)
         assert row is not None
-        self._wake(row["instance_id"])
-        return convert.job(row)
+        self.commands.wake(row["instance_id"])
+        return rows.job(row)
 
     def job_executor(self, workers: int = 4, **options: Any) -> JobExecutor:
         """Background executor threads for this engine: ``ex.start()``, ``ex.stop()``."""
@@ -658,7 +501,7 @@ class ProcessEngine:
         row = self.store.instance(instance_id)
         if row is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
-        return convert.instance(row)
+        return rows.instance(row)
 
     def instances(
         self,
@@ -667,7 +510,7 @@ class ProcessEngine:
         business_key: str | None = None,
     ) -> list[ProcessInstance]:
         return [
-            convert.instance(r)
+            rows.instance(r)
             for r in self.store.instances(
                 process_key=process_key, state=state, business_key=business_key
             )
@@ -676,13 +519,13 @@ class ProcessEngine:
     def history(self, instance_id: str) -> list[HistoryEntry]:
         if self.store.instance(instance_id) is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
-        return [convert.history_entry(r) for r in self.store.history(instance_id)]
+        return [rows.history_entry(r) for r in self.store.history(instance_id)]
 
     def jobs(self, instance_id: str | None = None) -> list[Job]:
-        return [convert.job(r) for r in self.store.jobs(instance_id)]
+        return [rows.job(r) for r in self.store.jobs(instance_id)]
 
     def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
-        return [convert.incident(r) for r in self.store.incidents(instance_id, open_only)]
+        return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
 
     def close(self) -> None:
         self.store.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import ProcessEngine
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 
 RATE_PER_KG = {"DHL": 4.0, "UPS": 5.0}
 notifications: list[str] = []

@@ -36,11 +36,10 @@ def pg_url() -> str:
     try:
         admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": PG_TEST_DB}
-            ).first()
-            if not exists:
-                conn.execute(sa.text(f'CREATE DATABASE "{PG_TEST_DB}"'))
+            # A fresh database per test session: a schema left by another checkout (another
+            # branch's migrations) must not decide what this one sees.
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{PG_TEST_DB}"'))
         admin.dispose()
     except Exception as exc:
         _pg_state["error"] = f"{PG_ADMIN_URL}: {type(exc).__name__}: {str(exc).splitlines()[0]}"

@@ -10,7 +10,7 @@ import pytest
 
 from engine import BpmnError, ProcessEngine, RetryPolicy, TaskContext
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound, StoreError
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 from engine.testing import ManualClock
 from engine.work.job_runner import JobRunner
 from tests.bpmnbuild import process, service

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine import DeploymentError, ProcessEngine
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.testing import ManualClock
 
 MODEL = Path(__file__).parent / "bpmn" / "c7" / "juel_and_retry.bpmn"

@@ -17,7 +17,7 @@ from engine import (
     TaskContext,
 )
 from engine.core.errors import ConcurrencyConflict
-from engine.storage.store import InstanceWrite
+from engine.storage.write import InstanceWrite
 from tests.bpmnbuild import catch_message, process, service, user
 
 MESSAGES = '<bpmn:message id="Msg_Paid" name="PaymentReceived" />'

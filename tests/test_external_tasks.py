@@ -12,7 +12,7 @@ import pytest
 
 from engine import BpmnError, LockLost, NotFound, ProcessEngine, TaskContext
 from engine.core.errors import EngineError
-from engine.core.models import ExternalTask
+from engine.core.values import ExternalTask
 from engine.testing import ManualClock
 from processes import example_process_handlers as example
 from tests.bpmnbuild import process, service

@@ -9,7 +9,7 @@ import pytest
 
 from engine import DeploymentError, ProcessEngine
 from engine.core.errors import HandlerError
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.testing import ManualClock
 
 HERE = Path(__file__).parent / "bpmn" / "listeners"

@@ -47,7 +47,7 @@ class Recorder:
 def reload(eng: ProcessEngine, make_engine: EngineFactory) -> ProcessEngine:
     """A second engine on the same database: the instance comes from storage."""
     other = make_engine()
-    for name, fn in eng._handlers.items():
+    for name, fn in eng.handlers.items():
         other.register_handler(name, fn)
     return other
 

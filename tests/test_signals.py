@@ -98,7 +98,7 @@ def test_a_signal_job_left_by_a_crash_runs_later_and_delivers_once(eng: ProcessE
     assert eng.run_jobs() == 1
     assert calls == [inst.id]
     # The same signal again (its job re-run after a lost lock) is not applied twice...
-    eng._broadcast_signal("stop", {}, signal_id, exclude=None)
+    eng.commands.broadcast_signal("stop", {}, signal_id, exclude=None)
     assert calls == [inst.id]
     # ...while a new signal is.
     assert eng.signal("stop") == 1
@@ -185,8 +185,8 @@ def test_a_signal_starts_every_process_with_its_signal_start_event(eng: ProcessE
 
 def test_a_signal_run_again_starts_nothing_twice(eng: ProcessEngine) -> None:
     eng.deploy(process("cleanup", user("Tidy"), start=SIGNAL_START, definitions=SIGNAL))
-    assert eng._broadcast_signal("stop", {}, "s-1", exclude=None) == 1
-    assert eng._broadcast_signal("stop", {}, "s-1", exclude=None) == 0
+    assert eng.commands.broadcast_signal("stop", {}, "s-1", exclude=None) == 1
+    assert eng.commands.broadcast_signal("stop", {}, "s-1", exclude=None) == 0
     assert len(eng.instances("cleanup")) == 1
     assert eng.signal("stop") == 1  # a new signal starts a new one
     assert len(eng.instances("cleanup")) == 2

@@ -122,7 +122,7 @@ def test_a_locked_job_runs_when_its_lock_expires(
     )
     inst = process_engine.start("later")
     # A worker took the job and died: nobody may run it before its lock expires.
-    [row] = process_engine.jobs_runner.acquire("crashed-worker", 1)
+    [row] = process_engine.job_runner.acquire("crashed-worker", 1)
     lock_expires_at = process_engine.jobs(inst.id)[0].lock_expires_at
     assert lock_expires_at is not None
     assert advance_and_run(clock, process_engine, 60) == 0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine import DeploymentError, ProcessEngine
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.testing import ManualClock, advance_and_run
 
 HEAD = (

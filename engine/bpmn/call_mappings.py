@@ -26,13 +26,12 @@ from SpiffWorkflow.bpmn.specs.defaults import CallActivity
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent
 
+from engine.bpmn import instance_context
 from engine.bpmn import mappings as io_mappings
+from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import BPMN_NS, camunda
-from engine.expressions import juel as expressions
+from engine.expressions import juel
 
-#: internal_data key on a call activity's task: the business key its called process got.
-BUSINESS_KEY = "spillway_business_key"
 #: Reserved variable through which expressions read the business key (engine.expressions.juel).
 BUSINESS_KEY_VARIABLE = "__business_key__"
 
@@ -123,7 +122,7 @@ def _check_expression(text: str, what: str) -> str | None:
             return f"{what} '{text}' is not valid JSON: {exc}"
         return None
     try:
-        expressions.compile_expression(text)
+        juel.compile_expression(text)
     except ExpressionError as exc:
         return f"{what} cannot be evaluated: {exc}"
     return None
@@ -185,7 +184,7 @@ def problem(element: etree._Element) -> str | None:
 def _spin_value(text: str) -> Any:
     match = _SPIN_LITERAL.match(text)
     assert match is not None
-    literal = expressions.evaluate("${" + match.group(1) + "}", {})
+    literal = juel.evaluate("${" + match.group(1) + "}", {})
     return json.loads(str(literal))
 
 
@@ -193,7 +192,7 @@ def _evaluate(text: str, variables: Mapping[str, Any], element_id: str, what: st
     try:
         if _SPIN_LITERAL.match(text):
             return _spin_value(text)
-        return expressions.evaluate(text, variables)
+        return juel.evaluate(text, variables)
     except (ExpressionError, ValueError) as exc:
         raise ExpressionError(f"element '{element_id}': {what}: {exc}") from exc
 
@@ -230,32 +229,6 @@ def map_variables(
             value = _evaluate(m.source, _scope(visible, business_key), element_id, what)
             result[m.target] = copy.deepcopy(value)
     return result
-
-
-def business_key_of(task: Any, default: str | None) -> str | None:
-    """The business key of the (called) process ``task`` runs in: the key a
-    ``camunda:in businessKey`` gave the nearest call activity above it, else ``default``."""
-    workflow = task.workflow
-    while workflow.parent_task_id is not None:
-        caller = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
-        if caller is None:
-            break
-        if BUSINESS_KEY in caller.internal_data:
-            value = caller.internal_data[BUSINESS_KEY]
-            return None if value is None else str(value)
-        workflow = caller.workflow
-    return default
-
-
-def bind_business_key(workflow: Any, business_key: str | None) -> None:
-    """Tell the workflow its instance's business key for this run (not stored: the instance
-    row holds it)."""
-    workflow.spillway_business_key = business_key
-
-
-def _instance_key(task: Any) -> str | None:
-    key = getattr(task.workflow.top_workflow, "spillway_business_key", None)
-    return None if key is None else str(key)
 
 
 # --- the specs ----------------------------------------------------------------------------------
@@ -298,7 +271,7 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
             # Everything passes, as with camunda:in variables="all": the locals too.
             start.set_data(**copy.deepcopy(io_mappings.locals_of(my_task) or {}))
             return
-        caller_key = business_key_of(my_task, _instance_key(my_task))
+        caller_key = instance_context.process_business_key(my_task)
         visible = io_mappings.view(my_task)
         variables = map_variables(
             m.inputs,
@@ -312,7 +285,7 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
         for key_mapping in (x for x in m.inputs if x.kind == "business_key"):
             scope = _scope(visible, caller_key)
             value = _evaluate(key_mapping.source, scope, m.element_id, "camunda:in businessKey")
-            my_task.internal_data[BUSINESS_KEY] = None if value is None else str(value)
+            instance_context.set_called_business_key(my_task, value)
 
     def update_data(self, my_task: Any, subworkflow: Any) -> None:
         m = self.mappings
@@ -331,7 +304,7 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
                 end.data,
                 element_id=m.element_id,
                 direction="out",
-                business_key=business_key_of(end, _instance_key(my_task)),
+                business_key=instance_context.process_business_key(end),
                 # local="true" on an out-mapping names where the value goes (the call
                 # activity's locals); it still reads the called process's variables.
                 local_variables=end.data,
@@ -357,7 +330,7 @@ class MappedSignalEventDefinition(SignalEventDefinition):  # type: ignore[misc]
             io_mappings.view(my_task),
             element_id=m.element_id,
             direction="in",
-            business_key=business_key_of(my_task, _instance_key(my_task)),
+            business_key=instance_context.process_business_key(my_task),
             local_variables=io_mappings.locals_of(my_task),
         )
         # Catchers hold plain signal definitions, which match only their own class.

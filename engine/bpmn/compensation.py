@@ -25,10 +25,10 @@ from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.specs.defaults import ExclusiveGateway
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn.namespaces import COMPENSATION_DISPATCH
 from engine.bpmn.specs import is_event_subprocess
 from engine.bpmn.task_tree import task_by_id
 from engine.core.errors import EngineError
-from engine.deploy.compensation_model import DISPATCH_ATTR
 
 #: ``internal_data`` key of the root task: completions not compensated yet, oldest first.
 RECORDS = "spillway_compensable"
@@ -60,14 +60,14 @@ class Dispatch(ExclusiveGateway):  # type: ignore[misc]
 
 class DispatchParser(ConditionalGatewayParser):  # type: ignore[misc]
     def parse_extensions(self, node: Any = None) -> dict[str, Any]:
-        return {CONFIG: json.loads(str(self.node.get(DISPATCH_ATTR)))}
+        return {CONFIG: json.loads(str(self.node.get(COMPENSATION_DISPATCH)))}
 
 
 def exclusive_gateway_parser(
     process_parser: Any, spec_class: Any, node: Any, nsmap: Any, lane: Any = None
 ) -> Any:
     """SpiffWorkflow's exclusive gateway parser, or ours for a compensation dispatch gateway."""
-    if node.get(DISPATCH_ATTR) is not None:
+    if node.get(COMPENSATION_DISPATCH) is not None:
         return DispatchParser(process_parser, Dispatch, node, nsmap, lane=lane)
     return ConditionalGatewayParser(process_parser, spec_class, node, nsmap, lane=lane)
 

@@ -39,8 +39,8 @@ from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import scripting
+from engine.bpmn.namespaces import camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import camunda
 from engine.expressions import feel
 
 #: camunda:mapDecisionResult values (Camunda 7's names).

@@ -28,12 +28,9 @@ from typing import Any, Protocol
 from lxml import etree
 
 from engine.bpmn import mappings
+from engine.bpmn.namespaces import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, FLOWABLE_NS
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
-ACTIVITI_NS = "http://activiti.org/bpmn"
-FLOWABLE_NS = "http://flowable.org/bpmn"
 
 EXECUTION_EVENTS = ("start", "end", "take")
 TASK_EVENTS = ("create", "assignment", "complete", "delete")

@@ -32,10 +32,9 @@ from typing import Any
 from lxml import etree
 
 from engine.bpmn import script_bindings
+from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import BPMN_NS, camunda
-from engine.expressions import feel, javascript
-from engine.expressions import juel as expressions
+from engine.expressions import feel, javascript, juel
 
 #: internal_data key of an activity's local variables (present from its start to its end).
 LOCALS = "spillway_locals"
@@ -132,7 +131,7 @@ def evaluate_value(
         if kind == "text":
             if str(value["text"]).startswith(feel.MARKER):  # Camunda 8's =expr
                 return feel.evaluate(value["text"], variables, where)
-            return expressions.evaluate(value["text"], variables)
+            return juel.evaluate(value["text"], variables)
         if kind == "list":
             return [
                 evaluate_value(v, variables, where=where, script_engine=script_engine)
@@ -141,7 +140,7 @@ def evaluate_value(
         if kind == "map":
             out: dict[str, Any] = {}
             for key, item in value["entries"]:
-                name = expressions.evaluate(key, variables)
+                name = juel.evaluate(key, variables)
                 out[str(name)] = evaluate_value(
                     item, variables, where=where, script_engine=script_engine
                 )
@@ -157,7 +156,7 @@ def evaluate_value(
 
 def _run_script(value: Value, variables: Mapping[str, Any], where: str, engine: Any) -> Any:
     if value["format"] in script_bindings.JUEL_FORMATS and not value.get("resource"):
-        return expressions.evaluate(str(value.get("source") or "").strip(), variables)
+        return juel.evaluate(str(value.get("source") or "").strip(), variables)
     if javascript.is_javascript(value["format"]) and not value.get("resource"):
         # JavaScript runs sandboxed, see engine.bpmn.script_bindings.
         return script_bindings.evaluate_mapping_script(value, variables, where, engine)
@@ -189,7 +188,7 @@ def evaluate_expression_task(task: Any, config: Mapping[str, Any]) -> dict[str, 
     ``camunda:resultVariable``, or none)."""
     expression = str(config["expression"])
     try:
-        value = expressions.evaluate(expression, view(task))
+        value = juel.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{_element(task)}: camunda:expression {expression}: {exc}") from exc
     name = config.get("result_variable")
@@ -204,7 +203,7 @@ def evaluate_name(task: Any, expression: str, attribute: str) -> str:
         if expression.startswith(feel.MARKER):  # Camunda 8: a FEEL job type
             value = feel.evaluate(expression, view(task), str(task.task_spec.bpmn_id))
         else:
-            value = expressions.evaluate(expression, view(task))
+            value = juel.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from exc
     if not isinstance(value, str) or not value.strip():
@@ -366,7 +365,7 @@ def thrown_error(
     for definition in definitions:
         where = f"{_element(task)}: camunda:errorEventDefinition '{definition['id']}'"
         try:
-            hit = expressions.evaluate_condition(definition["expression"], scope)
+            hit = juel.evaluate_condition(definition["expression"], scope)
         except ExpressionError as exc:
             raise ExpressionError(f"{where}: {exc}") from exc
         if hit:

@@ -22,8 +22,9 @@ from typing import Any
 
 from SpiffWorkflow.camunda.parser.task_spec import ScriptTaskParser as CamundaScriptTaskParser
 
+from engine.bpmn import instance_context
+from engine.bpmn.namespaces import camunda
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import camunda
 from engine.expressions import javascript
 
 #: Spec attributes of a script task: its scriptFormat (lower case) and resultVariable.
@@ -46,24 +47,13 @@ def is_javascript_task(task_spec: Any) -> bool:
     return javascript.is_javascript(getattr(task_spec, FORMAT_ATTR, None))
 
 
-def bind_instance_id(workflow: Any, instance_id: str) -> None:
-    """Tell the workflow its instance's id for this run (what getProcessInstanceId returns)."""
-    workflow.spillway_instance_id = instance_id
-
-
 def execution_of(task: Any) -> javascript.Execution:
     """The ``execution`` a script of ``task`` sees. A called process runs inside the caller's
     instance here, so its instance id is the caller's; its business key is the one a
     ``camunda:in businessKey`` passed."""
-    from engine.bpmn import call_mappings  # call_mappings imports the mapping modules
-
-    top = task.workflow.top_workflow
-    instance_id = getattr(top, "spillway_instance_id", None)
     return javascript.Execution(
-        process_instance_id=None if instance_id is None else str(instance_id),
-        business_key=call_mappings.business_key_of(
-            task, getattr(top, "spillway_business_key", None)
-        ),
+        process_instance_id=instance_context.instance_id_of(task),
+        business_key=instance_context.process_business_key(task),
         activity_id=str(task.task_spec.bpmn_id),
     )
 

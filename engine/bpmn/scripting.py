@@ -16,8 +16,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnviron
 
 from engine.bpmn import loops, mappings, script_bindings
 from engine.core.errors import ExpressionError
-from engine.expressions import feel
-from engine.expressions import juel as expressions
+from engine.expressions import feel, juel
 
 
 class ScriptsDisabled(ExpressionError):
@@ -92,6 +91,6 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
 def evaluate_text(expression: str, variables: dict[str, Any]) -> Any:
     """Evaluate ``${...}`` text, or bare expression text, against variables."""
     text = expression.strip()
-    if not expressions.is_expression(text):
+    if not juel.is_expression(text):
         text = "${" + text + "}"
-    return expressions.evaluate(text, variables)
+    return juel.evaluate(text, variables)

@@ -36,7 +36,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn import call_mappings, mappings
+from engine.bpmn import call_mappings, instance_context, mappings
 
 #: internal_data key on a catching event whose caught payload was already filtered.
 _FILTERED = "spillway_payload_filtered"
@@ -148,9 +148,7 @@ def _called_outputs(main: Any, payload: Mapping[str, Any]) -> dict[str, Any]:
         source,
         element_id=m.element_id,
         direction="out",
-        business_key=call_mappings.business_key_of(
-            start, getattr(top, "spillway_business_key", None)
-        ),
+        business_key=instance_context.process_business_key(start),
     )
     return mappings.split(main, values)[1]
 

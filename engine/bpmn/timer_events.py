@@ -25,12 +25,11 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import EngineError, ExpressionError
 from engine.core.timers import TimerDefinition, TimerError, parse_timer
-from engine.expressions import feel, feel_values
-from engine.expressions import juel as expressions
+from engine.expressions import feel, feel_values, juel
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 KINDS = ("timeDate", "timeDuration", "timeCycle")
 #: Kind of a timer drawn without a time: it never falls due (see ``parse_definition``).
 UNSET = "unset"
@@ -80,10 +79,10 @@ class Timer(TimerEventDefinition):  # type: ignore[misc]
         evaluated against ``variables``."""
         if str(self.expression).startswith(feel.MARKER):
             return _feel_timer(self.event_id, str(self.expression), variables)
-        if not expressions.is_expression(self.expression):
+        if not juel.is_expression(self.expression):
             return str(self.expression)
         try:
-            value = expressions.evaluate(self.expression, variables)
+            value = juel.evaluate(self.expression, variables)
         except ExpressionError as exc:
             raise EngineError(f"timer '{self.event_id}': {exc}") from exc
         if not isinstance(value, str):
@@ -138,8 +137,8 @@ def _problem(kind: str, text: str) -> str | None:
     if text.startswith(feel.MARKER):
         return feel.check(text)
     try:
-        if expressions.is_expression(text):
-            expressions.compile_expression(text)
+        if juel.is_expression(text):
+            juel.compile_expression(text)
         else:
             parse_timer(kind, text)
     except (TimerError, ExpressionError) as exc:

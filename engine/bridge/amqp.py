@@ -6,13 +6,16 @@ but pika and these few definitions.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pika
 
+from engine.bridge import messages
 from engine.core.errors import EngineError
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -56,6 +59,21 @@ class Topology:
     def dead_letter_queue(self) -> str:
         return f"{self.result_queue}.dead"
 
+    def task_body(self, payload: Mapping[str, Any]) -> bytes:
+        """The body of a task message: the task, and where its result goes."""
+        return messages.task_body(payload, self.result_exchange, self.result_routing_key)
+
+    def task_properties(self, task_id: str) -> pika.BasicProperties:
+        return pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=task_id,
+            correlation_id=task_id,
+            reply_to=self.result_routing_key,
+            app_id="spillway",
+            type="spillway.external-task",
+        )
+
     def queue_for(self, topic: str) -> str:
         return self.task_queue.format(topic=topic)
 
@@ -80,6 +98,18 @@ class Topology:
         channel.queue_bind(
             self.result_queue, self.result_exchange, routing_key=self.result_routing_key
         )
+
+
+def declare_topology(url: str, name: str, topology: Topology) -> None:
+    """Declare the exchanges and queues (idempotent) on a short-lived connection."""
+    conn = pika.BlockingConnection(connection_parameters(url, f"{name}:declare"))
+    try:
+        channel = conn.channel()
+        topology.declare_tasks(channel)
+        topology.declare_results(channel)
+    finally:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            conn.close()
 
 
 def connection_parameters(url: str, name: str) -> pika.URLParameters:
@@ -110,6 +140,59 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def consume_with_reconnect(
+    url: str,
+    name: str,
+    *,
+    stopping: threading.Event,
+    ready: threading.Event,
+    backoff: Backoff,
+    setup: Callable[[Any], None],
+    pending: Callable[[], bool],
+    drain: Callable[[Any], None],
+    closed: Callable[[], None],
+    lost: Callable[[BaseException], None],
+    failed: Callable[[Exception], None] | None = None,
+) -> None:
+    """Consume on a blocking connection named ``name`` until ``stopping`` is set, reconnecting
+    with ``backoff`` whenever the connection goes away.
+
+    Per connection: ``setup(channel)`` declares and subscribes; then while messages are
+    ``pending()`` (buffered by the consumer's callback) ``drain(channel)`` handles them.
+    ``ready`` is set while connected. When the connection ends, ``closed()`` drops what was
+    buffered (the broker redelivers whatever was not acknowledged) and ``lost(exc)`` says why;
+    any other error goes to ``failed(exc)`` (inside its ``except``, so it may log the trace),
+    or is raised when there is no ``failed``.
+    """
+    while not stopping.is_set():
+        conn = None
+        try:
+            conn = pika.BlockingConnection(connection_parameters(url, name))
+            channel = conn.channel()
+            setup(channel)
+            ready.set()
+            backoff.reset()
+            while not stopping.is_set():
+                conn.process_data_events(time_limit=0 if pending() else 0.25)
+                if pending():
+                    drain(channel)
+        except CONNECTION_ERRORS as exc:
+            if not stopping.is_set():
+                lost(exc)
+        except Exception as exc:
+            if failed is None:
+                raise
+            failed(exc)
+        finally:
+            ready.clear()
+            closed()
+            if conn is not None and conn.is_open:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    conn.close()
+        if not stopping.is_set():
+            stopping.wait(backoff.next())
 
 
 #: What a lost or refused broker connection raises in pika (and the socket under it).

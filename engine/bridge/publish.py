@@ -23,17 +23,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 import pika.spec
 
-from engine.bridge.amqp import CONNECTION_ERRORS, Backoff, connection_parameters
+from engine.bridge.amqp import (
+    CONNECTION_ERRORS,
+    Backoff,
+    Topology,
+    connection_parameters,
+    declare_topology,
+)
+from engine.bridge.options import BridgeOptions
+from engine.core.stats import Counters
 from engine.storage.outbox import Outbox, OutboxBatch, task_message
 from engine.storage.outbox import messages as row_messages
-
-if TYPE_CHECKING:
-    from engine.bridge.rabbitmq import RabbitMQBridge
+from engine.work.host import ExternalTaskApi
 
 log = logging.getLogger("spillway.bridge")
 
@@ -55,11 +61,29 @@ class _Flight:
 
 
 class Publisher:
-    def __init__(self, bridge: RabbitMQBridge) -> None:
-        self.bridge = bridge
-        self.options = bridge.options
-        self.topology = bridge.topology
-        self.outbox = Outbox(bridge.engine.store)
+    """Sends the outbox's task messages with publisher confirms, on its own connection and
+    thread; re-sends tasks whose bridge lock expired."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        name: str,
+        worker_id: str,
+        options: BridgeOptions,
+        topology: Topology,
+        outbox: Outbox,
+        external_tasks: ExternalTaskApi,
+        stats: Counters,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.worker_id = worker_id
+        self.options = options
+        self.topology = topology
+        self.outbox = outbox
+        self.external_tasks = external_tasks
+        self.stats = stats
         #: Set while connected with confirms on; cleared on connection loss.
         self.ready = threading.Event()
         self._stopping = threading.Event()
@@ -119,11 +143,11 @@ class Publisher:
         backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
         while not self._stopping.is_set():
             try:
-                self.bridge.declare_topology()
+                declare_topology(self.url, self.name, self.topology)
             except CONNECTION_ERRORS as exc:
                 self._wait_reconnect(backoff, exc)
                 continue
-            params = connection_parameters(self.bridge.url, f"{self.bridge.name}:publish")
+            params = connection_parameters(self.url, f"{self.name}:publish")
             conn = pika.SelectConnection(
                 params,
                 on_open_callback=self._on_open,
@@ -144,14 +168,14 @@ class Publisher:
                 backoff.reset()
             if not self._stopping.is_set():
                 self._wait_reconnect(backoff, None)
-        log.info("bridge %s: publisher stopped", self.bridge.name)
+        log.info("bridge %s: publisher stopped", self.name)
 
     def _wait_reconnect(self, backoff: Backoff, exc: BaseException | None) -> None:
         delay = backoff.next()
         if exc is not None:
             log.warning(
                 "bridge %s: broker unreachable (%s); retrying in %.1f s",
-                self.bridge.name,
+                self.name,
                 exc,
                 delay,
             )
@@ -161,7 +185,7 @@ class Publisher:
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_open_error(self, conn: Any, exc: BaseException) -> None:
-        log.warning("bridge %s: publisher cannot connect (%s)", self.bridge.name, exc)
+        log.warning("bridge %s: publisher cannot connect (%s)", self.name, exc)
         conn.ioloop.stop()
 
     def _on_closed(self, conn: Any, exc: BaseException) -> None:
@@ -169,8 +193,8 @@ class Publisher:
         self.ready.clear()
         self._abort_flight()
         if not self._stopping.is_set():
-            self.bridge.stats.add("reconnects")
-            log.warning("bridge %s: publisher connection lost (%s)", self.bridge.name, exc)
+            self.stats.add("reconnects")
+            log.warning("bridge %s: publisher connection lost (%s)", self.name, exc)
         conn.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
@@ -187,13 +211,13 @@ class Publisher:
         conn = self._conn
         if conn is not None and conn.is_open:
             if not self._stopping.is_set():
-                log.warning("bridge %s: publish channel closed (%s)", self.bridge.name, exc)
+                log.warning("bridge %s: publish channel closed (%s)", self.name, exc)
             conn.close()
 
     def _on_confirm_mode(self, _frame: Any) -> None:
         self._connected_once = True
         self.ready.set()
-        log.info("bridge %s: publisher connected", self.bridge.name)
+        log.info("bridge %s: publisher connected", self.name)
         self._tick()
 
     def _shutdown(self) -> None:
@@ -226,7 +250,7 @@ class Publisher:
         if flight is not None and time.monotonic() - flight.started > self.options.confirm_timeout:
             log.warning(
                 "bridge %s: %d messages unconfirmed after %.0f s; reconnecting",
-                self.bridge.name,
+                self.name,
                 len(flight.tags),
                 self.options.confirm_timeout,
             )
@@ -255,7 +279,7 @@ class Publisher:
         except Exception:
             log.exception(
                 "bridge %s: reading work to publish failed; retrying in %.1f s",
-                self.bridge.name,
+                self.name,
                 self._hold(),
             )
 
@@ -274,7 +298,7 @@ class Publisher:
             ids = tasks_of[row["id"]] = []
             for message in row_messages(row):
                 ids.append(message["task_id"])
-                items.append((message["task_id"], row["channel"], self.bridge.task_body(message)))
+                items.append((message["task_id"], row["channel"], self.topology.task_body(message)))
 
         def landed(ok: list[str], failed: list[str]) -> None:
             self._outbox_landed(batch, tasks_of, ok, failed)
@@ -293,18 +317,18 @@ class Publisher:
         message stays and goes out again whole (its confirmed messages too: at least once)."""
         confirmed = set(ok)
         batch.finish([rid for rid, ids in tasks_of.items() if confirmed.issuperset(ids)])
-        self.bridge.stats.add("published", len(ok))
+        self.stats.add("published", len(ok))
         if failed:
             log.warning(
                 "bridge %s: %d task messages not confirmed; they stay in the outbox",
-                self.bridge.name,
+                self.name,
                 len(failed),
             )
 
     def _republish_expired(self) -> bool:
         """Fetch and lock (as the bridge's worker) what is fetchable again, and send it."""
-        tasks = self.bridge.engine.external_tasks.fetch_and_lock(
-            self.bridge.worker_id,
+        tasks = self.external_tasks.fetch_and_lock(
+            self.worker_id,
             topics=list(self.topology.topics),
             max_tasks=self.options.batch_size,
             lock_duration=self.options.publish_lock,
@@ -324,22 +348,22 @@ class Publisher:
                 "retries": task.retries,
             }
             payload = task_message(row, task.variables)
-            items.append((task.id, task.topic, self.bridge.task_body(payload)))
+            items.append((task.id, task.topic, self.topology.task_body(payload)))
         log.info(
             "bridge %s: publishing %d tasks again (lock expired or retry due)",
-            self.bridge.name,
+            self.name,
             len(items),
         )
         self._send(items, self._republish_landed, full=len(tasks) >= self.options.batch_size)
         return True
 
     def _republish_landed(self, ok: list[str], failed: list[str]) -> None:
-        self.bridge.stats.add("republished", len(ok))
+        self.stats.add("republished", len(ok))
         for task_id in failed:
             try:
-                self.bridge.engine.external_tasks.unlock(task_id)
+                self.external_tasks.unlock(task_id)
             except Exception:  # its lock expires anyway
-                log.exception("bridge %s: unlocking task %s failed", self.bridge.name, task_id)
+                log.exception("bridge %s: unlocking task %s failed", self.name, task_id)
 
     def _send(self, items: list[tuple[str, str, bytes]], on_done: Landing, full: bool) -> None:
         flight = _Flight({}, on_done, time.monotonic(), full)
@@ -351,13 +375,13 @@ class Publisher:
                     self.topology.task_exchange,
                     routing_key,
                     body,
-                    self.bridge.task_properties(task_id),
+                    self.topology.task_properties(task_id),
                     mandatory=True,
                 )
                 self._next_tag += 1
                 flight.tags[self._next_tag] = task_id
         except CONNECTION_ERRORS as exc:
-            log.warning("bridge %s: publishing failed (%s)", self.bridge.name, exc)
+            log.warning("bridge %s: publishing failed (%s)", self.name, exc)
             flight.failed.extend(task_id for task_id, _r, _b in items[len(flight.tags) :])
             self._abort_flight()
 
@@ -369,7 +393,7 @@ class Publisher:
         log.error(
             "bridge %s: broker returned the message of task %s (%s): no queue is bound to "
             "routing key '%s' on exchange '%s'",
-            self.bridge.name,
+            self.name,
             task_id,
             method.reply_text,
             method.routing_key,
@@ -428,7 +452,7 @@ class Publisher:
             log.exception(
                 "bridge %s: recording %d published messages failed; they will be sent again "
                 "(in %.1f s at the earliest)",
-                self.bridge.name,
+                self.name,
                 len(flight.ok),
                 self._hold(),
             )

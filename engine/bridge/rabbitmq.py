@@ -26,33 +26,29 @@ unavailable), ``reconnects``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pika
 from sqlalchemy.exc import OperationalError
 
 from engine.bridge import messages as bridge_messages
 from engine.bridge.amqp import (
-    CONNECTION_ERRORS,
     DEFAULT_RESULT_EXCHANGE,
     DEFAULT_RESULT_QUEUE,
     DEFAULT_TASK_EXCHANGE,
     DEFAULT_TASK_QUEUE,
     DEFAULT_URL,
-    RECONNECT_INITIAL,
-    RECONNECT_MAX,
     Backoff,
     Topology,
-    connection_parameters,
+    consume_with_reconnect,
+    declare_topology,
 )
 from engine.bridge.messages import InvalidMessage, Result
+from engine.bridge.options import BridgeOptions
 from engine.bridge.publish import Publisher
 from engine.core.errors import (
     ConcurrencyConflict,
@@ -63,7 +59,7 @@ from engine.core.errors import (
 )
 from engine.core.stats import Counters
 from engine.storage.notify import NotifyListener
-from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK
+from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, Outbox
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -76,41 +72,6 @@ REJECTED = frozenset({"unknown", "invalid", "rejected"})
 RETRY = "retry"  # the database was unavailable: requeued, consumption pauses
 #: Errors that say "try again later" rather than "this message is wrong".
 TRANSIENT = (StoreError, ConcurrencyConflict, OperationalError)
-
-
-@dataclass(frozen=True)
-class BridgeOptions:
-    """Tuning knobs with their defaults; the topology and routes are constructor arguments."""
-
-    batch_size: int = 100  # outbox rows (one per commit and topic) or re-sent tasks per batch
-    prefetch: int = 200  # unacknowledged result messages one consumer holds
-    consumer_threads: int = 1  # threads applying results (the engine retries conflicts)
-    poll_interval: float = 1.0  # seconds between outbox polls when no wake-up came
-    scan_interval: float = 5.0  # seconds between scans for expired locks and due retries
-    confirm_timeout: float = 30.0  # seconds a batch may wait for confirms before reconnecting
-    stop_grace: float = 5.0  # seconds stop() lets the batch in flight land
-    reconnect_initial: float = RECONNECT_INITIAL
-    reconnect_max: float = RECONNECT_MAX
-    publish_lock: float = DEFAULT_PUBLISH_LOCK
-    variables: tuple[str, ...] | None = None  # variables carried by task messages (None: all)
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "prefetch", "consumer_threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise EngineError(f"bridge option {name} must be an int >= 1, got {value!r}")
-        for name in (
-            "poll_interval",
-            "scan_interval",
-            "confirm_timeout",
-            "stop_grace",
-            "reconnect_initial",
-            "reconnect_max",
-            "publish_lock",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise EngineError(f"bridge option {name} must be seconds > 0, got {value!r}")
 
 
 class RabbitMQBridge:
@@ -162,7 +123,20 @@ class RabbitMQBridge:
             lock_duration=self.options.publish_lock,
             variables=self.options.variables,
         )
-        self.publisher = Publisher(self) if publish else None
+        self.publisher = (
+            Publisher(
+                url=url,
+                name=self.name,
+                worker_id=worker_id,
+                options=self.options,
+                topology=self.topology,
+                outbox=Outbox(engine.store),
+                external_tasks=engine.external_tasks,
+                stats=self.stats,
+            )
+            if publish
+            else None
+        )
         self.consumer = _Consumer(self) if consume else None
         self._listener: NotifyListener | None = None
         self._started = False
@@ -229,31 +203,7 @@ class RabbitMQBridge:
 
     def declare_topology(self) -> None:
         """Declare the exchanges and queues (idempotent) on a short-lived connection."""
-        params = connection_parameters(self.url, f"{self.name}:declare")
-        conn = pika.BlockingConnection(params)
-        try:
-            channel = conn.channel()
-            self.topology.declare_tasks(channel)
-            self.topology.declare_results(channel)
-        finally:
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                conn.close()
-
-    def task_body(self, payload: Mapping[str, Any]) -> bytes:
-        return bridge_messages.task_body(
-            payload, self.topology.result_exchange, self.topology.result_routing_key
-        )
-
-    def task_properties(self, task_id: str) -> pika.BasicProperties:
-        return pika.BasicProperties(
-            content_type="application/json",
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=task_id,
-            correlation_id=task_id,
-            reply_to=self.topology.result_routing_key,
-            app_id="spillway",
-            type="spillway.external-task",
-        )
+        declare_topology(self.url, self.name, self.topology)
 
     # -- results ------------------------------------------------------------------------
 
@@ -392,44 +342,38 @@ class _Consumer:
             self._pool.shutdown(wait=True)
 
     def _run(self) -> None:
-        backoff = Backoff(self.options.reconnect_initial, self.options.reconnect_max)
-        topology = self.bridge.topology
-        while not self._stopping.is_set():
-            conn = None
-            try:
-                params = connection_parameters(self.bridge.url, f"{self.bridge.name}:consume")
-                conn = pika.BlockingConnection(params)
-                channel = conn.channel()
-                topology.declare_results(channel)
-                channel.basic_qos(prefetch_count=self.options.prefetch)
-                channel.basic_consume(topology.result_queue, self._on_message)
-                self.ready.set()
-                backoff.reset()
-                log.info("bridge %s: consuming %s", self.bridge.name, topology.result_queue)
-                while not self._stopping.is_set():
-                    conn.process_data_events(time_limit=0 if self._buffer else 0.25)
-                    if self._buffer:
-                        self._drain(channel)
-            except CONNECTION_ERRORS as exc:
-                if not self._stopping.is_set():
-                    self.bridge.stats.add("reconnects")
-                    log.warning(
-                        "bridge %s: consumer connection lost (%s); unacknowledged results "
-                        "will be redelivered",
-                        self.bridge.name,
-                        exc,
-                    )
-            except Exception:
-                log.exception("bridge %s: consumer failed; reconnecting", self.bridge.name)
-            finally:
-                self.ready.clear()
-                self._buffer.clear()
-                if conn is not None and conn.is_open:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        conn.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff.next())
+        consume_with_reconnect(
+            self.bridge.url,
+            f"{self.bridge.name}:consume",
+            stopping=self._stopping,
+            ready=self.ready,
+            backoff=Backoff(self.options.reconnect_initial, self.options.reconnect_max),
+            setup=self._subscribe,
+            pending=lambda: bool(self._buffer),
+            drain=self._drain,
+            closed=lambda: self._buffer.clear(),
+            lost=self._lost,
+            failed=self._failed,
+        )
         log.info("bridge %s: consumer stopped", self.bridge.name)
+
+    def _subscribe(self, channel: Any) -> None:
+        topology = self.bridge.topology
+        topology.declare_results(channel)
+        channel.basic_qos(prefetch_count=self.options.prefetch)
+        channel.basic_consume(topology.result_queue, self._on_message)
+        log.info("bridge %s: consuming %s", self.bridge.name, topology.result_queue)
+
+    def _lost(self, exc: BaseException) -> None:
+        self.bridge.stats.add("reconnects")
+        log.warning(
+            "bridge %s: consumer connection lost (%s); unacknowledged results will be redelivered",
+            self.bridge.name,
+            exc,
+        )
+
+    def _failed(self, _exc: Exception) -> None:
+        log.exception("bridge %s: consumer failed; reconnecting", self.bridge.name)
 
     def _on_message(self, _channel: Any, method: Any, _props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, body))
@@ -467,3 +411,7 @@ class _Consumer:
             self._stopping.wait(self._retry.next())
         else:
             self._retry.reset()
+
+
+#: BridgeOptions lives in engine.bridge.options; users import both from here.
+__all__ = ["BridgeOptions", "RabbitMQBridge"]

@@ -16,7 +16,6 @@ bridge ignores the second answer, so handlers should be idempotent, keyed on ``t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import logging
@@ -32,13 +31,12 @@ import pika
 
 from engine.bridge import messages as bridge_messages
 from engine.bridge.amqp import (
-    CONNECTION_ERRORS,
     DEFAULT_TASK_EXCHANGE,
     DEFAULT_TASK_QUEUE,
     DEFAULT_URL,
     Backoff,
     Topology,
-    connection_parameters,
+    consume_with_reconnect,
 )
 from engine.core.errors import BpmnError, EngineError
 
@@ -86,34 +84,25 @@ class BridgeWorker:
 
     def run(self) -> None:
         """Work until ``stop()``, reconnecting with backoff when the broker goes away."""
-        backoff = Backoff()
-        while not self._stopping.is_set():
-            conn = None
-            try:
-                conn = pika.BlockingConnection(connection_parameters(self.url, self.name))
-                channel = conn.channel()
-                self.topology.declare_tasks(channel)
-                channel.basic_qos(prefetch_count=self.prefetch)
-                channel.tx_select()
-                for topic in self.topology.topics:
-                    channel.basic_consume(self.topology.queue_for(topic), self._on_message)
-                self.ready.set()
-                backoff.reset()
-                while not self._stopping.is_set():
-                    conn.process_data_events(time_limit=0 if self._buffer else 0.25)
-                    if self._buffer:
-                        self._answer(channel)
-            except CONNECTION_ERRORS as exc:
-                if not self._stopping.is_set():
-                    log.warning("%s: connection lost (%s); reconnecting", self.name, exc)
-            finally:
-                self.ready.clear()
-                self._buffer.clear()
-                if conn is not None and conn.is_open:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        conn.close()
-            if not self._stopping.is_set():
-                self._stopping.wait(backoff.next())
+        consume_with_reconnect(
+            self.url,
+            self.name,
+            stopping=self._stopping,
+            ready=self.ready,
+            backoff=Backoff(),
+            setup=self._subscribe,
+            pending=lambda: bool(self._buffer),
+            drain=self._answer,
+            closed=lambda: self._buffer.clear(),
+            lost=lambda exc: log.warning("%s: connection lost (%s); reconnecting", self.name, exc),
+        )
+
+    def _subscribe(self, channel: Any) -> None:
+        self.topology.declare_tasks(channel)
+        channel.basic_qos(prefetch_count=self.prefetch)
+        channel.tx_select()
+        for topic in self.topology.topics:
+            channel.basic_consume(self.topology.queue_for(topic), self._on_message)
 
     def _on_message(self, _channel: Any, method: Any, props: Any, body: bytes) -> None:
         self._buffer.append((method.delivery_tag, props, body))

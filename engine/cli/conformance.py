@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.bpmn import timer_events
+from engine.bpmn.namespaces import BPMN_NS
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import EngineError
 from engine.deploy import vocabulary
@@ -37,7 +38,6 @@ from engine.engine import ProcessEngine
 from engine.storage import schema
 from engine.testing.clock import ManualClock
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 MAX_STEPS = 200
 
 RAN, STOPPED, FAILED, REFUSED, NOT_EXECUTABLE = (
@@ -91,7 +91,8 @@ def _engine() -> tuple[ProcessEngine, ManualClock]:
 
 def _register_noop_handlers(eng: ProcessEngine) -> None:
     names: set[str] = set()
-    for model in eng._models.values():
+    for definition in eng.store.latest_definitions(None).values():
+        model = eng.commands.model(definition)
         for spec in model.service_tasks():
             name = implementation_handler(activity_config(spec), spec.bpmn_id)
             if name:

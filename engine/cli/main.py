@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.bridge import cli as bridge_cli
 from engine.core.errors import EngineError
-from engine.core.models import ExternalTask, ProcessInstance
+from engine.core.values import ExternalTask, ProcessInstance
 from engine.engine import ProcessEngine
 from engine.work.pool import load_pools
 

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from engine.core import durations
 from engine.core.errors import EngineError
 from engine.core.timers import Duration, TimerError, parse_duration
 
 __all__ = ["RetryPolicy", "RetryPolicyError", "next_delay"]
 
-Seconds = float | timedelta
+Seconds = durations.Seconds
 # timedelta cannot hold more; keeps every computed delay convertible.
-_MAX_SECONDS = timedelta.max.total_seconds()
+_MAX_SECONDS = durations.MAX_SECONDS
 
 
 class RetryPolicyError(EngineError):
@@ -35,16 +36,7 @@ def _is_real(value: object) -> bool:
 
 
 def _seconds(name: str, value: object) -> float:
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise RetryPolicyError(f"{name} must be seconds or a timedelta, got {value!r}")
-    # Written so that NaN fails too.
-    if not 0.0 <= seconds <= _MAX_SECONDS:
-        raise RetryPolicyError(f"{name} must be between 0 and {_MAX_SECONDS:g} s, got {value!r}")
-    return seconds
+    return durations.seconds(value, name, error=RetryPolicyError)
 
 
 @dataclass(frozen=True, init=False)

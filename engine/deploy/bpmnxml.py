@@ -11,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
 
+from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import DeploymentError
 
 MAX_SOURCE_BYTES = 16 * 1024 * 1024  # a large modeler file is well under 2 MB
 MAX_FILES = 2000
 
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 
@@ -119,3 +120,9 @@ def _read(path: Path) -> Source:
     if size > MAX_SOURCE_BYTES:
         raise DeploymentError(f"{path}: {size} bytes is over the limit of {MAX_SOURCE_BYTES}")
     return Source(str(path), path.read_bytes())
+
+
+def deployment_digest(sources: Iterable[Source]) -> str:
+    """Same files with the same content -> same digest, whatever their order."""
+    parts = sorted(f"{s.name}\0{s.digest}" for s in sources)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -27,13 +27,9 @@ from typing import Any
 
 from lxml import etree
 
+from engine.bpmn.namespaces import COMPENSATION_DISPATCH, COMPENSATION_META
 from engine.core.errors import DeploymentError
 from engine.deploy import normalize as nz
-
-#: Attribute on the definitions element: the document's compensation metadata (JSON).
-META_ATTR = f"{{{nz.SPILLWAY_NS}}}compensation"
-#: Attribute on a dispatch gateway: its configuration (JSON).
-DISPATCH_ATTR = f"{{{nz.SPILLWAY_NS}}}compensationDispatch"
 
 #: How checks report: the element and the reason (as in ``engine.deploy.refusals``).
 Refuse = Callable[[etree._Element, str], None]
@@ -269,7 +265,7 @@ def rewrite(root: etree._Element, source_name: str) -> None:
     for assoc in list(root.iter(nz._q("association"))):
         if assoc.get("targetRef") in removed or assoc.get("sourceRef") in removed:
             _remove(assoc)
-    root.set(META_ATTR, json.dumps(rw.meta(), sort_keys=True))
+    root.set(COMPENSATION_META, json.dumps(rw.meta(), sort_keys=True))
 
 
 def _remove(node: etree._Element) -> None:
@@ -360,7 +356,7 @@ def _dispatch_loop(throw: etree._Element, rw: _Rewrite, source_name: str) -> Non
         nz._set_condition(nz._flow(parent, rw.ids, gateway_id, str(clone.get("id"))), "${false}")
         nz._flow(parent, rw.ids, str(clone.get("id")), gateway_id)
     config = {"throw": throw_id, "activity_ref": ref, "handlers": copies}
-    gateway.set(DISPATCH_ATTR, json.dumps(config, sort_keys=True))
+    gateway.set(COMPENSATION_DISPATCH, json.dumps(config, sort_keys=True))
 
 
 def _copy_handler(
@@ -388,11 +384,11 @@ def _copy_handler(
                 el.set(attr, rename[str(value)])
         if nz.is_bpmn(el, "incoming", "outgoing") and (el.text or "").strip() in rename:
             el.text = rename[(el.text or "").strip()]
-        inner = el.get(DISPATCH_ATTR)
+        inner = el.get(COMPENSATION_DISPATCH)
         if inner:
             cfg = json.loads(inner)
             cfg["handlers"] = {h: rename.get(c, c) for h, c in cfg["handlers"].items()}
-            el.set(DISPATCH_ATTR, json.dumps(cfg, sort_keys=True))
+            el.set(COMPENSATION_DISPATCH, json.dumps(cfg, sort_keys=True))
     clone.attrib.pop("isForCompensation", None)
     parent.append(clone)
     return clone

@@ -27,6 +27,7 @@ from engine.bpmn import (
     mappings,
     subprocess_mappings,
 )
+from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core.errors import DeploymentError
 from engine.deploy import (
@@ -39,7 +40,6 @@ from engine.deploy import (
     zeebe,
 )
 from engine.deploy.bpmnxml import Source
-from engine.deploy.normalize import SPILLWAY_NS
 from engine.deploy.parser import RESERVED_IDS, SpillwayParser
 
 log = logging.getLogger("spillway.deploy")
@@ -188,7 +188,7 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
 
     keys = parser.get_process_ids()
     for source, root in parsed:
-        for process in root.iter(f"{{{normalize.BPMN_NS}}}process"):
+        for process in root.iter(f"{{{BPMN_NS}}}process"):
             if process.get("id") not in keys:
                 # Camunda deploys the file and skips the process; so does Spillway, with a note.
                 log.warning(
@@ -215,12 +215,12 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
         str(node.get("id")): node
         for source, root in parsed
         if not source.is_dmn
-        for node in root.iter(f"{{{normalize.BPMN_NS}}}process")
+        for node in root.iter(f"{{{BPMN_NS}}}process")
     }
     compensation_metas = {
-        source.name: json.loads(str(root.get(compensation_model.META_ATTR)))
+        source.name: json.loads(str(root.get(COMPENSATION_META)))
         for source, root in parsed
-        if not source.is_dmn and root.get(compensation_model.META_ATTR)
+        if not source.is_dmn and root.get(COMPENSATION_META)
     }
     models = []
     for key in sorted(keys):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from engine.deploy.normalize import ACTIVITIES, BPMN_NS, camunda, local_name
+from engine.bpmn.namespaces import BPMN_NS, camunda
+from engine.deploy.normalize import ACTIVITIES, local_name
 
 #: Events that may carry a mapping (Camunda 7: all events but start and boundary events).
 _MAPPED_EVENTS = frozenset({"intermediateThrowEvent", "intermediateCatchEvent", "endEvent"})

@@ -32,13 +32,12 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from engine.bpmn.namespaces import (
+    BPMN_NS,
+    SYNTHETIC,
+    XSI_TYPE,
+)
 from engine.core.errors import DeploymentError
-
-BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-SPILLWAY_NS = "urn:spillway:bpmn"
-XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
-SYNTHETIC = f"{{{SPILLWAY_NS}}}synthetic"
 
 ACTIVITIES = frozenset(
     {
@@ -73,11 +72,6 @@ FLOW_NODES = ACTIVITIES | EVENTS | GATEWAYS
 _SCOPES = ("process", "subProcess", "transaction")
 #: Removed everywhere: the data perspective is documentation (see the module docstring).
 _DATA_ELEMENTS = ("dataInputAssociation", "dataOutputAssociation", "ioSpecification", "dataStore")
-
-
-def camunda(local: str) -> str:
-    """The qualified tag or attribute name of a Camunda extension."""
-    return f"{{{CAMUNDA_NS}}}{local}"
 
 
 def _q(local: str) -> str:

@@ -51,12 +51,15 @@ from engine.bpmn import (
     subprocess_mappings,
     timer_events,
 )
+from engine.bpmn.namespaces import (
+    ACTIVITI_NS,
+    BPMN_NS,
+    CAMUNDA_NS,
+    FLOWABLE_NS,
+    SPIFF_NS,
+    SPILLWAY_NS,
+)
 from engine.bpmn.specs import ServiceTask, StartEvent
-from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS
-
-ACTIVITI_NS = "http://activiti.org/bpmn"
-FLOWABLE_NS = "http://flowable.org/bpmn"
-SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 NSMAP = dict(CAMUNDA_NSMAP)
 NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})

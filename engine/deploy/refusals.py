@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from lxml import etree
 
 from engine.bpmn import call_mappings, script_bindings
+from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, camunda
 from engine.core.errors import DeploymentError
 from engine.deploy import compensation_model, rewrites, zeebe
 from engine.deploy.listener_checks import listener_problem
 from engine.deploy.mapping_checks import error_event_problem, mappings_problem
-from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, FLOW_NODES, camunda, is_bpmn, local_name
+from engine.deploy.normalize import FLOW_NODES, is_bpmn, local_name
 from engine.expressions import feel
 
 #: How the element checks report: the element and the reason.

@@ -29,8 +29,9 @@ import re
 from lxml import etree
 
 from engine.bpmn import loop_collections
+from engine.bpmn.namespaces import SYNTHETIC
 from engine.core.errors import ExpressionError
-from engine.deploy.normalize import SYNTHETIC, _Ids, _q, has_condition, is_bpmn, local_name
+from engine.deploy.normalize import _Ids, _q, has_condition, is_bpmn, local_name
 from engine.expressions import feel, juel
 
 #: Elements holding a condition whose ``language`` may be FEEL.

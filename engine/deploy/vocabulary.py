@@ -21,11 +21,10 @@ from typing import Final
 
 from lxml import etree
 
-from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, is_bpmn, local_name
+from engine.bpmn.namespaces import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, FLOWABLE_NS
+from engine.deploy.normalize import is_bpmn, local_name
 
 ZEEBE_NS: Final = "http://camunda.org/schema/zeebe/1.0"
-ACTIVITI_NS: Final = "http://activiti.org/bpmn"
-FLOWABLE_NS: Final = "http://flowable.org/bpmn"
 PREFIXES: Final = {
     CAMUNDA_NS: "camunda",
     ZEEBE_NS: "zeebe",

@@ -39,7 +39,8 @@ from collections.abc import Callable
 from lxml import etree
 
 from engine.bpmn import loop_collections
-from engine.deploy.normalize import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS, is_bpmn, local_name
+from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, SPILLWAY_NS
+from engine.deploy.normalize import is_bpmn, local_name
 from engine.expressions import feel
 
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"

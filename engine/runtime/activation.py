@@ -13,23 +13,23 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from engine.bpmn import call_mappings, listeners, mappings
+from engine.bpmn import instance_context, listeners, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.core.variables import check_variables
 from engine.runtime.listeners import ListenerFailed
+from engine.runtime.run_view import RunView
 
-if TYPE_CHECKING:
-    from engine.runtime.run import Run
-
+#: What a service task's handler is: called with the task's context, returns variables to set.
 Handler = Callable[[TaskContext], Mapping[str, Any] | None]
 
-#: internal_data key on a parked service task saying why it is parked.
-PARKED = "spillway"
-#: ``internal_data[PARKED]`` values.
+#: The ``internal_data`` key on a parked service task under which it says why it is parked
+#: (the key's text is in every stored instance, so it stays "spillway").
+PARKED_KEY = "spillway"
+#: ``internal_data[PARKED_KEY]`` values: why the task is parked.
 PARKED_JOB = "job"
 PARKED_EXTERNAL = "external"
 
@@ -56,10 +56,39 @@ class Failure:
         return f"{type(self.error).__name__}: {text}" if text else type(self.error).__name__
 
 
+class HandlerSource(Protocol):
+    """What an activation needs from the engine: handlers and the script engine."""
+
+    def handler_for(self, name: str) -> Handler | None: ...
+    @property
+    def script_engine(self) -> Any: ...
+
+
+class Bookings(Protocol):
+    """What an activation books through its run's ledger (``engine.runtime.ledger.Ledger``)."""
+
+    def add_async_after(self, act: Activation) -> None: ...
+    def add_continuation(self, act: Activation) -> None: ...
+    def schedule_retry(self, act: Activation, failure: Failure) -> None: ...
+    def add_external_task(self, act: Activation, topic: str) -> None: ...
+
+
+class ActivationRun(RunView, Protocol):
+    """What an activation needs from the run it belongs to (``engine.runtime.run.Run``)."""
+
+    @property
+    def services(self) -> HandlerSource: ...
+
+    @property
+    def ledger(self) -> Bookings: ...
+
+    def throw_error(self, task: Any, code: str, variables: Mapping[str, Any]) -> bool: ...
+
+
 class Activation:
     """One service task reached in a run: what a behaviour may do with it."""
 
-    def __init__(self, run: Run, task: Any, *, in_job: bool, attempt: int) -> None:
+    def __init__(self, run: ActivationRun, task: Any, *, in_job: bool, attempt: int) -> None:
         self.run = run
         self.task = task
         self.in_job = in_job
@@ -81,7 +110,7 @@ class Activation:
             variables=MappingProxyType(copy.deepcopy(mappings.view(self.task))),
             instance_id=self.run.instance_id,
             activity_id=self.activity_id,
-            business_key=call_mappings.business_key_of(self.task, self.run.business_key),
+            business_key=instance_context.business_key_of(self.task, self.run.business_key),
             attempt=self.attempt,
             idempotency_key=self.idempotency_key,
             process_key=self.run.model.key,
@@ -162,9 +191,9 @@ class Activation:
         if self.config.get("async_after"):
             # camunda:asyncAfter: commit here; a job leaves the task and moves on.
             self.park(PARKED_JOB)
-            self.run.add_async_after(self)
+            self.run.ledger.add_async_after(self)
             return
-        self.task.internal_data.pop(PARKED, None)
+        self.task.internal_data.pop(PARKED_KEY, None)
         self.task.complete()
         self.run.history.record(self.task, self.started_at, self.run.now, "completed")
 
@@ -187,22 +216,22 @@ class Activation:
         ) from failure.error
 
     def park(self, reason: str) -> None:
-        self.task.internal_data[PARKED] = reason
+        self.task.internal_data[PARKED_KEY] = reason
 
     def schedule_retry(self, failure: Failure) -> None:
         """Discard the attempt, keep the task parked, and commit a continuation job due after
         the retry policy's delay, or an incident when retries are spent or not allowed."""
         self.park(PARKED_JOB)
-        self.run.schedule_retry(self, failure)
+        self.run.ledger.schedule_retry(self, failure)
 
     def defer(self) -> None:
         """Commit now and leave the call of the handler to a job due at once."""
         self.park(PARKED_JOB)
-        self.run.add_continuation(self)
+        self.run.ledger.add_continuation(self)
 
     def open_external_task(self, topic: str) -> None:
         # The worker sees the locals of the input mappings (evaluated now, kept with the task).
         mappings.enter(self.task, self.run.services.script_engine)
         listeners.fire(self.task, "execution", "start")
         self.park(PARKED_EXTERNAL)
-        self.run.add_external_task(self, topic)
+        self.run.ledger.add_external_task(self, topic)

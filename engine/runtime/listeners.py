@@ -20,17 +20,36 @@ import copy
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from engine.bpmn import call_mappings, listeners, mappings, script_bindings
+from engine.bpmn import instance_context, listeners, mappings, script_bindings
 from engine.core.errors import BpmnError, EngineError, HandlerError
-from engine.core.models import TaskContext
+from engine.core.values import TaskContext
 from engine.core.variables import check_variables
 from engine.expressions import javascript
 from engine.expressions import juel as expressions
 
-if TYPE_CHECKING:
-    from engine.runtime.run import Run
+
+class ListenerServices(Protocol):
+    """What a listener needs from the engine."""
+
+    def handler_for(self, name: str) -> Any: ...
+    @property
+    def script_engine(self) -> Any: ...
+
+
+class ListenerRun(Protocol):
+    """What a listener needs from the run it fires in (``engine.runtime.run.Run`` is one)."""
+
+    @property
+    def services(self) -> ListenerServices: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def business_key(self) -> str | None: ...
+
 
 _SET_VARIABLE = re.compile(
     r"^\s*[$#]\{\s*execution\s*\.\s*setVariable(?:Local)?\s*\(\s*(['\"])([^'\"]+)\1\s*,(.*)\)\s*\}\s*$",
@@ -59,7 +78,7 @@ def describe(record: Mapping[str, Any], event: str, activity_id: str) -> str:
 class RunListenerHost:
     """Runs listeners for one ``Run``."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: ListenerRun) -> None:
         self.run = run
 
     def call(
@@ -110,14 +129,15 @@ class RunListenerHost:
             variables=MappingProxyType(copy.deepcopy(view)),
             instance_id=self.run.instance_id,
             activity_id=activity_id,
-            business_key=call_mappings.business_key_of(task, self.run.business_key),
+            business_key=instance_context.business_key_of(task, self.run.business_key),
             attempt=1,
             idempotency_key=f"{self.run.instance_id}:{task.id}:{event}:{name}",
             process_key=self.run.model.key,
             properties=MappingProxyType(_properties(listener, view)),
             event=event,
         )
-        return handler(context)
+        result: Mapping[str, Any] | None = handler(context)
+        return result
 
     def _script(
         self, task: Any, listener: Mapping[str, Any], view: dict[str, Any], activity_id: str
@@ -157,7 +177,7 @@ def _properties(listener: Mapping[str, Any], view: Mapping[str, Any]) -> dict[st
     return out
 
 
-def fire_task_event(run: Run, task: Any, event: str) -> dict[str, Any]:
+def fire_task_event(run: ListenerRun, task: Any, event: str) -> dict[str, Any]:
     """Fire the task listeners of user task ``task`` for ``event`` (``create``,
     ``assignment``, ``complete``, ``delete``) inside ``run``; their variables are set on the
     task and returned. Raises ``ListenerFailed`` when one fails: the command must fail too."""
@@ -165,7 +185,7 @@ def fire_task_event(run: Run, task: Any, event: str) -> dict[str, Any]:
     return listeners.fire(task, "task", event)
 
 
-def fire_activity_event(run: Run, task: Any, event: str) -> dict[str, Any]:
+def fire_activity_event(run: ListenerRun, task: Any, event: str) -> dict[str, Any]:
     """Fire the execution listeners of ``task`` for ``event`` (used for service-like tasks,
     whose ``start`` and ``end`` are part of their activation)."""
     return listeners.fire(task, "execution", event)

@@ -1,8 +1,10 @@
-"""One engine call's work on one instance: load, move the token on, collect what to commit.
+"""One engine call's work on one instance: move the token on, collect what to commit.
 
 A ``Run`` never writes to the database: it changes the in-memory workflow and gathers rows in an
-``InstanceWrite``, which the engine applies in one transaction. If anything raises before that,
-nothing of the call is committed.
+``InstanceWrite``, which the command seam (``engine.runtime.commands``) applies in one
+transaction. If anything raises before that, nothing of the call is committed. What a run books
+besides the instance row (jobs, incidents, external tasks) is its ``Ledger``
+(``engine.runtime.ledger``); what finishing writes is ``engine.runtime.finish``.
 
 Service tasks park in STARTED (see ``engine.bpmn.specs``); after each pass of SpiffWorkflow's engine
 steps the run hands every newly parked service task to its *behaviour* (``behaviors/``), which
@@ -12,13 +14,11 @@ calls the handler through an ``Activation`` and decides what a failure means.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -29,19 +29,17 @@ from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
 )
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
-from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import (
-    call_mappings,
     event_subprocesses,
+    instance_context,
+    instance_state,
     listeners,
     mappings,
-    script_bindings,
     signals,
     specs,
     subprocess_mappings,
@@ -51,9 +49,7 @@ from engine.bpmn.specs import ServiceTask, activity_config
 from engine.bpmn.task_tree import (
     SPIFF_FAILURES,
     History,
-    caught_definitions,
     is_visible,
-    is_waiting_event,
     message_definitions,
     named_failure,
     task_by_id,
@@ -61,61 +57,25 @@ from engine.bpmn.task_tree import (
 from engine.core.errors import (
     EngineError,
     HandlerError,
-    InvalidVariables,
     NotFound,
 )
-from engine.core.models import ProcessInstance
-from engine.core.retry import RetryPolicy
-from engine.core.variables import check_variables
 from engine.deploy.deployment import ProcessModel
-from engine.runtime import convert
-from engine.runtime.activation import (
-    Activation,
-    Behavior,
-    Handler,
-)
+from engine.runtime import rows
+from engine.runtime.activation import PARKED_KEY, Activation
+from engine.runtime.ledger import Ledger
 from engine.runtime.listeners import RunListenerHost
-from engine.runtime.run_jobs import RunJobs
-from engine.storage.outbox import OutboxRoute
-from engine.storage.store import InstanceWrite
+from engine.runtime.services import JobContext, Services
+from engine.storage.write import InstanceWrite
 
 log = logging.getLogger("spillway.runtime")
 
-#: Subscription kinds of event subprocesses an event starts: (kind, definition, row suffix).
-_ESP_SUBSCRIPTIONS = (
-    ("message", MessageEventDefinition, ""),
-    ("signal", SignalEventDefinition, "/s"),
-)
 #: internal_data key on an event subprocess task once its start event fired.
 TRIGGERED = specs.TRIGGERED
-
-_OPEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
-
-
-class Services(Protocol):
-    """What a run needs from the engine around it."""
-
-    def now(self) -> datetime: ...
-    def handler_for(self, name: str) -> Handler | None: ...
-    def behavior_for(self, model: ProcessModel, task_spec: Any) -> Behavior: ...
-    def retry_policy_for(self, model: ProcessModel, task_spec: Any) -> RetryPolicy: ...
-    def outbox_route(self, topic: str) -> OutboxRoute | None: ...
-    @property
-    def script_engine(self) -> Any: ...
-
-
-@dataclass
-class JobContext:
-    """The job a run executes, when it was started by the job executor."""
-
-    row: dict[str, Any]
-    lock_owner: str | None
-
 
 is_event_subprocess = specs.is_event_subprocess
 
 
-class Run(RunJobs):
+class Run:
     """The work of one engine call on one instance."""
 
     def __init__(
@@ -143,18 +103,15 @@ class Run(RunJobs):
         self.history = History(
             instance_id, dict(runtime.get("open", {})), int(runtime.get("seq", 0))
         )
-        #: Jobs waiting on a task of this instance: task id (a continuation) or
-        #: "task id/event id" (a timer) -> job id. Reconciled at every finish().
-        self.job_keys: dict[str, str] = dict(runtime.get("jobs", {}))
-        #: Open external tasks of this instance: task id -> external task id (reconciled too).
-        self.external_keys: dict[str, str] = dict(runtime.get("external", {}))
         self.write = InstanceWrite(instance={"id": instance_id}, expected_rev=None)
+        #: The jobs, incidents and external tasks this run writes.
+        self.ledger = Ledger(self, runtime)
         self._parked: list[Any] = []
-        self._step_started: dict[UUID, datetime] = {}
+        #: When each task that is now running or waiting started, for its history row.
+        self.step_started: dict[UUID, datetime] = {}
         self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
         self.wf.script_engine = services.script_engine
-        call_mappings.bind_business_key(self.wf, business_key)
-        script_bindings.bind_instance_id(self.wf, instance_id)  # execution.getProcessInstanceId
+        instance_context.bind(self.wf, instance_id, business_key)
         listeners.bind_host(self.wf, RunListenerHost(self))  # engine.bpmn.listeners fire through it
 
     # -- construction -------------------------------------------------------------------
@@ -194,7 +151,7 @@ class Run(RunJobs):
             self.advance()
             self._start_at_first_start_event()
             return
-        row = convert.new_job(
+        row = rows.new_job(
             "async-continuation",
             instance_id=self.instance_id,
             activity_id=start.bpmn_id,
@@ -277,7 +234,7 @@ class Run(RunJobs):
         self.correlate(name, variables)
 
     def _will_run(self, task: Any) -> None:
-        self._step_started[task.id] = self.now
+        self.step_started[task.id] = self.now
         self._running = task
 
     def _step_error(self, exc: Exception) -> EngineError:
@@ -293,7 +250,7 @@ class Run(RunJobs):
             return
         if not is_visible(task):
             return
-        started = self._step_started.pop(task.id, self.now)
+        started = self.step_started.pop(task.id, self.now)
         if task.state == TaskState.COMPLETED:
             if not self.history.close(str(task.id), self.now, "completed"):
                 self.history.add(task, started, self.now, "completed")
@@ -411,7 +368,7 @@ class Run(RunJobs):
     def waiting_tasks(self, activity_id: str) -> list[Any]:
         return [
             t
-            for t in self.wf.get_tasks(state=_OPEN_STATES)
+            for t in self.wf.get_tasks(state=instance_state.OPEN_STATES)
             if getattr(t.task_spec, "bpmn_id", None) == activity_id
         ]
 
@@ -502,212 +459,19 @@ class Run(RunJobs):
         specs.apply_interrupts(self.wf)
         esp = self.event_subprocess_of(task)
         if esp is not None:
-            self._step_started[esp.id] = self.now
+            self.step_started[esp.id] = self.now
 
-    # -- results ------------------------------------------------------------------------
+    def finish_async_after(self, task: Any) -> None:
+        """The job of an ``asyncAfter`` task ran: the task completes now."""
+        task.internal_data.pop(PARKED_KEY, None)
+        self.guarded(task, task.complete)
+        self.history.record(task, self.now, self.now, "completed")
 
-    def open_tasks(self) -> list[Any]:
-        """Visible tasks where a token is (READY, STARTED or WAITING): one tree walk."""
-        return [t for t in self.wf.get_tasks(state=_OPEN_STATES) if is_visible(t)]
+    # -- reading ------------------------------------------------------------------------
 
-    def waiting_at(self, open_tasks: list[Any] | None = None) -> list[str]:
-        ids = set()
-        for task in self.open_tasks() if open_tasks is None else open_tasks:
-            spec = task.task_spec
-            if (
-                (task.state == TaskState.READY and spec.manual)
-                or (
-                    task.state == TaskState.WAITING
-                    and isinstance(spec, CatchingEvent)
-                    and not isinstance(spec, BoundaryEvent | StartEvent)
-                    and is_waiting_event(task)
-                )
-                or (task.state == TaskState.STARTED and isinstance(spec, ServiceTask))
-            ):
-                ids.add(spec.bpmn_id)
-        return sorted(ids)
+    def task(self, task_id: str | None) -> Any | None:
+        return task_by_id(self.wf, task_id)
 
-    def variables(self, open_tasks: list[Any]) -> dict[str, Any]:
-        """Process-level variables: the end data when completed, else the merged data of the
-        tasks where tokens are (in tree order, so later branches win on clashes)."""
-        if self.wf.completed:
-            end = self.wf.last_task
-            data = dict(end.data) if end is not None else {}
-            data.update(self.wf.data)
-            data.pop("data_objects", None)
-            return data
-        merged: dict[str, Any] = {}
-        # A branch that already reached its end event keeps what it wrote visible, as process
-        # variables are in Camunda (its data is on that end event until the process ends).
-        for task in self.wf.get_tasks(state=TaskState.COMPLETED, skip_subprocesses=True):
-            if isinstance(task.task_spec, EndEvent):
-                merged.update(task.data)
-        for task in open_tasks or [self.wf.task_tree]:
-            # A token waiting at a join has no data of its own until the join fires: the data
-            # is still on the task that brought it there.
-            # Locals of the embedded subprocesses around a task are not instance variables.
-            if task.parent is not None:
-                merged.update(subprocess_mappings.process_data(task.parent))
-            merged.update(subprocess_mappings.process_data(task))
-        return merged
-
-    def state(self, had_open_incident: bool) -> str:
-        """``had_open_incident``: the instance had one before this run; incidents this run
-        opens count too."""
-        if self.wf.completed:
-            return "completed"
-        return "incident" if had_open_incident or self.write.incidents_insert else "active"
-
-    def _close_history(self, open_tasks: list[Any]) -> None:
-        """Close open rows of tasks that finished or were cancelled, open rows for new
-        wait states."""
-        for task_id in list(self.history.open):
-            task = task_by_id(self.wf, task_id)
-            if task is None:
-                self.history.close(task_id, self.now, "cancelled")
-            elif task.state == TaskState.COMPLETED:
-                self.history.close(task_id, self.now, "completed")
-            elif task.state == TaskState.CANCELLED:
-                self.history.close(task_id, self.now, "cancelled")
-            elif task.state == TaskState.ERROR:
-                self.history.close(task_id, self.now, "failed")
-        for task in open_tasks:
-            if str(task.id) in self.history.open:
-                continue
-            spec = task.task_spec
-            # Boundary events and the start events of event subprocesses are not where a token
-            # waits: they enter history when they fire, the event subprocess when triggered.
-            waits = (
-                (task.state == TaskState.READY and spec.manual)
-                or (
-                    task.state == TaskState.WAITING
-                    and is_waiting_event(task)
-                    and not isinstance(spec, BoundaryEvent | StartEvent)
-                )
-                or (
-                    task.state == TaskState.STARTED
-                    and (not is_event_subprocess(task) or TRIGGERED in task.internal_data)
-                )
-            )
-            if waits:
-                self.history.add(task, self._step_started.get(task.id, self.now), None, None)
-
-    def subscriptions(self, open_tasks: list[Any]) -> list[dict[str, Any]]:
-        rows = []
-        for task in open_tasks:
-            if task.state != TaskState.WAITING:
-                continue
-            # An event-based gateway waits for several messages (and signals) at one task.
-            for n, message in enumerate(caught_definitions(task, MessageEventDefinition)):
-                key = str(task.id) if n == 0 else f"{task.id}/{n}"
-                rows.append(self._subscription(key, "message", message.name, task))
-            for n, signal in enumerate(caught_definitions(task, SignalEventDefinition)):
-                rows.append(self._subscription(f"{task.id}/s{n}", "signal", signal.name, task))
-        for scope in event_subprocesses.active_scopes(self.wf):
-            for kind, cls, suffix in _ESP_SUBSCRIPTIONS:
-                for ts in event_subprocesses.subprocess_starts(scope, cls):
-                    # The event subprocess does not exist until its event comes: the row's task
-                    # id names the scope and the start event.
-                    digest = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}{suffix}".encode())
-                    row_id = f"esp-{digest.hexdigest()[:40]}"
-                    rows.append(self._subscription(row_id, kind, ts.event_definition.name, ts))
-        return rows
-
-    def _subscription(
-        self, task_id: str, kind: str, name: str, task_or_spec: Any
-    ) -> dict[str, Any]:
-        spec = getattr(task_or_spec, "task_spec", task_or_spec)
-        return {
-            "instance_id": self.instance_id,
-            "task_id": task_id,
-            "kind": kind,
-            "name": name,
-            "activity_id": spec.bpmn_id,
-            "business_key": self.business_key,
-        }
-
-    def _signal_jobs(self) -> None:
-        """Signals thrown in this call reach other instances through a job committed with it
-        (``engine.bpmn.signals``)."""
-        for name, variables in signals.thrown(self.wf):
-            self.write.jobs_insert.append(
-                convert.new_job(
-                    signals.KIND,
-                    activity_id=name,
-                    due_at=self.now,
-                    retries=signals.RETRIES,
-                    created_at=self.now,
-                    payload={
-                        "name": name,
-                        "variables": variables,
-                        "signal_id": signals.new_signal_id(),
-                        "source": self.instance_id,
-                    },
-                )
-            )
-
-    def finish(self, codec: Any, has_open_incident: bool = False) -> InstanceWrite:
-        """Fill in the instance row and history; the write is ready to apply."""
-        open_tasks = self.open_tasks()
-        self._signal_jobs()
-        self._stop_capped_loops(open_tasks)
-        self._reconcile_jobs()
-        self._reconcile_external()
-        self._close_history(open_tasks)
-        now = self.now
-        state = self.state(has_open_incident)
-        variables = self.variables(open_tasks)
-        try:
-            check_variables(variables, f"instance {self.instance_id}")
-        except InvalidVariables as exc:
-            raise InvalidVariables(f"process data cannot be stored: {exc}") from exc
-        previous_subs = int(((self.row or {}).get("open_activities") or {}).get("subs", 0))
-        subs = self.subscriptions(open_tasks)
-        instance = {
-            "id": self.instance_id,
-            "definition_id": self.definition["id"],
-            "process_key": self.model.key,
-            "version": self.definition["version"],
-            "business_key": self.business_key,
-            "state": state,
-            "waiting_at": self.waiting_at(open_tasks),
-            "variables": variables,
-            "open_activities": {
-                "open": self.history.open,
-                "seq": self.history.seq,
-                "subs": len(subs),
-                "jobs": self.job_keys,
-                "external": self.external_keys,
-            },
-            "data": codec.dump(self.wf),
-            "format": 1,
-            "updated_at": now,
-            "ended_at": now if state == "completed" else None,
-        }
-        if self.row is None:
-            instance.update(rev=1, created_at=now)
-            self.write.expected_rev = None
-        else:
-            instance["rev"] = int(self.row["rev"]) + 1
-            self.write.expected_rev = int(self.row["rev"])
-        self.write.instance = instance
-        self.write.history_insert = self.history.inserts
-        self.write.history_update = self.history.updates
-        if subs or previous_subs:
-            self.write.subscriptions = subs
-        return self.write
-
-    def snapshot(self) -> ProcessInstance:
-        row = self.write.instance
-        return ProcessInstance(
-            id=row["id"],
-            process_key=row["process_key"],
-            version=row["version"],
-            business_key=row["business_key"],
-            state=row["state"],
-            variables=copy.deepcopy(row["variables"]),
-            waiting_at=list(row["waiting_at"]),
-            definition_id=row["definition_id"],
-            created_at=row.get("created_at") or (self.row or {}).get("created_at"),
-            ended_at=row["ended_at"],
-        )
+    def waiting_at(self) -> list[str]:
+        """The BPMN ids where the instance waits now."""
+        return instance_state.waiting_at(instance_state.open_tasks(self.wf))

@@ -23,12 +23,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError
 from engine.storage import schema as t
 from engine.storage.store import Store
 
 DEFAULT_BRIDGE_WORKER = "bridge:rabbitmq"
-DEFAULT_PUBLISH_LOCK = 300.0  # seconds without an answer before a task is published again
+#: Seconds a published task stays locked for the bridge without an answer before it is published
+#: again: the engine's one default lock duration.
+DEFAULT_PUBLISH_LOCK = DEFAULT_LOCK_DURATION
 MESSAGE_FORMAT = 1  # "format" field of a task message, bumped on incompatible changes
 
 

@@ -4,7 +4,9 @@ SQLite (the embedded default, WAL mode) and PostgreSQL go through the same SQLAl
 statements. Writes of one engine call are gathered in an ``InstanceWrite`` and applied by
 ``apply`` in a single transaction; the instance row's ``rev`` column makes that write optimistic:
 if another transaction moved the instance on meanwhile, nothing is written and
-``ConcurrencyConflict`` is raised for the caller to re-run its command on fresh state.
+``ConcurrencyConflict`` is raised for the caller to re-run its command on fresh state
+(``engine.storage.write``). Jobs and incidents (``store_jobs``) and external tasks
+(``store_external``) have their operations in modules of their own; ``Store`` inherits them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,44 +30,15 @@ from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import ConcurrencyConflict, StoreError
 from engine.storage import schema as t
-from engine.storage import store_external
+from engine.storage import store_external, store_jobs
+from engine.storage import write as write_mod
+from engine.storage.write import InstanceWrite
 
 DEFAULT_URL = "sqlite:///spillway.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "sw_schema_version"
 NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
-#: Key of an acquired job row holding its instance row read in the same transaction.
-PRELOADED = "_instance"
-
-
-@dataclass
-class InstanceWrite:
-    """Everything one engine call changes for one instance, applied atomically."""
-
-    instance: dict[str, Any]
-    #: None inserts a new instance; otherwise the update only applies at this revision.
-    expected_rev: int | None
-    history_insert: list[dict[str, Any]] = field(default_factory=list)
-    history_update: list[dict[str, Any]] = field(default_factory=list)
-    #: Replaces the instance's subscriptions when not None.
-    subscriptions: list[dict[str, Any]] | None = None
-    jobs_insert: list[dict[str, Any]] = field(default_factory=list)
-    jobs_update: list[dict[str, Any]] = field(default_factory=list)
-    jobs_delete: list[str] = field(default_factory=list)
-    #: Jobs whose task was cancelled or moved on: deleted, and their open incidents resolved.
-    jobs_cancel: list[str] = field(default_factory=list)
-    #: Job ids that must still be held by ``lock_owner`` for the write to apply.
-    jobs_held: list[str] = field(default_factory=list)
-    lock_owner: str | None = None
-    incidents_insert: list[dict[str, Any]] = field(default_factory=list)
-    incidents_resolve: list[str] = field(default_factory=list)
-    external_insert: list[dict[str, Any]] = field(default_factory=list)
-    external_update: list[dict[str, Any]] = field(default_factory=list)
-    external_delete: list[str] = field(default_factory=list)
-    #: (external task id, worker id) pairs: each task must still exist, locked by that worker.
-    external_held: list[tuple[str, str]] = field(default_factory=list)
-    outbox_insert: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Statements of the per-call hot path, built once: constructing a SQLAlchemy statement costs more
@@ -80,86 +51,6 @@ _LATEST_DEFINITION = (
 )
 _DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam("b_id"))
 _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
-_INSERT_INSTANCE = t.instances.insert()
-_UPDATE_INSTANCE = t.instances.update().where(
-    t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
-)
-_INSERT_HISTORY = t.history.insert()
-_CLOSE_HISTORY = t.history.update().where(t.history.c.id == sa.bindparam("b_id"))
-_DELETE_SUBSCRIPTIONS = t.subscriptions.delete().where(
-    t.subscriptions.c.instance_id == sa.bindparam("b_id")
-)
-_INSERT_SUBSCRIPTION = t.subscriptions.insert()
-_COUNT_HELD_JOBS = (
-    sa.select(sa.func.count())
-    .select_from(t.jobs)
-    .where(
-        t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)),
-        t.jobs.c.locked_by == sa.bindparam("b_owner"),
-    )
-)
-_DELETE_JOBS = t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-_UPDATE_JOB = t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id"))
-_DELETE_HELD_JOB = t.jobs.delete().where(
-    t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.locked_by == sa.bindparam("b_owner")
-)
-_INSERT_JOB = t.jobs.insert()
-# When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
-_NEXT_DUE = sa.select(
-    sa.func.min(
-        sa.case(
-            (
-                sa.and_(
-                    t.jobs.c.locked_by.is_not(None), t.jobs.c.lock_expires_at > t.jobs.c.due_at
-                ),
-                t.jobs.c.lock_expires_at,
-            ),
-            else_=t.jobs.c.due_at,
-        )
-    )
-).where(t.jobs.c.retries_left > 0)
-
-_j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
-_FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
-_INSTANCE_BUSY = (
-    sa.select(_sibling.c.id)
-    .where(
-        _sibling.c.instance_id == _j.c.instance_id,
-        _sibling.c.id != _j.c.id,
-        _sibling.c.locked_by.is_not(None),
-        _sibling.c.lock_expires_at > sa.bindparam("b_now"),
-    )
-    .exists()
-)
-_RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
-    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
-)
-_DUE_JOBS = (
-    _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
-    .order_by(_j.c.due_at, _j.c.id)
-    .limit(sa.bindparam("b_limit"))
-)
-_JOB_IF_FREE = _RUNNABLE.where(_j.c.id == sa.bindparam("b_id"))
-_INSTANCES_BY_IDS = sa.select(t.instances).where(
-    t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
-)
-# Locks the instances while choosing and reads them for the jobs in the same statement.
-_LOCK_INSTANCES = _INSTANCES_BY_IDS.with_for_update(skip_locked=True)
-_BUSY_INSTANCES = sa.select(_j.c.instance_id).where(
-    _j.c.instance_id.in_(sa.bindparam("b_ids", expanding=True)),
-    _j.c.locked_by.is_not(None),
-    _j.c.lock_expires_at > sa.bindparam("b_now"),
-)
-_LOCK_JOBS = (
-    _j.update()
-    .where(_j.c.id.in_(sa.bindparam("b_ids", expanding=True)), _FREE)
-    .values(
-        locked_by=sa.bindparam("b_owner"), lock_expires_at=sa.bindparam("b_until"), rev=_j.c.rev + 1
-    )
-    .returning(*_j.c)
-)
-
-
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 30.0
 
@@ -192,7 +83,7 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class Store(store_external.ExternalTaskQueries):
+class Store(store_jobs.JobQueries, store_external.ExternalTaskQueries):
     """SQLAlchemy-backed storage shared by every engine node that points at the same URL."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -476,320 +367,12 @@ class Store(store_external.ExternalTaskQueries):
         """Apply one engine call's changes in a single transaction (see module docstring)."""
         try:
             with self.transaction() as conn:
-                self._apply(conn, write)
+                write_mod.apply(conn, write, self.dialect, self._check_external_held)
         except IntegrityError as exc:
             # Races are caught by the rev and lock checks above; this is a broken write.
             raise StoreError(
                 f"instance {write.instance['id']}: write refused by the database: {exc.orig}"
             ) from exc
-
-    def _apply(self, conn: Connection, w: InstanceWrite) -> None:
-        inst = w.instance
-        iid = inst["id"]
-        jobs_delete = list(w.jobs_delete)
-        if w.jobs_held:
-            # A held job the write deletes is checked by that delete (one statement less
-            # on the hot path of every job).
-            done = [j for j in set(w.jobs_held) if j in jobs_delete]
-            for jid in done:
-                params = {"b_id": jid, "b_owner": w.lock_owner}
-                if conn.execute(_DELETE_HELD_JOB, params).rowcount != 1:
-                    raise ConcurrencyConflict(f"job lock lost for instance {iid}")
-                jobs_delete.remove(jid)
-            rest = [j for j in set(w.jobs_held) if j not in done]
-            if rest:
-                held = conn.execute(
-                    _COUNT_HELD_JOBS, {"b_ids": rest, "b_owner": w.lock_owner}
-                ).scalar_one()
-                if held != len(rest):
-                    raise ConcurrencyConflict(f"job lock lost for instance {iid}")
-        if w.external_held:
-            self._check_external_held(conn, w.external_held, iid)
-        if w.jobs_cancel:
-            self._cancel_jobs(conn, w)
-        if w.expected_rev is None:
-            conn.execute(_INSERT_INSTANCE, [inst])
-        else:
-            values = {k: v for k, v in inst.items() if k != "id"}
-            values.update(b_id=iid, b_rev=w.expected_rev)
-            if conn.execute(_UPDATE_INSTANCE, values).rowcount != 1:
-                raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
-        if w.history_insert:
-            conn.execute(_INSERT_HISTORY, w.history_insert)
-        if w.history_update:
-            conn.execute(
-                _CLOSE_HISTORY,
-                [
-                    {"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
-                    for r in w.history_update
-                ],
-            )
-        if w.subscriptions is not None:
-            conn.execute(_DELETE_SUBSCRIPTIONS, {"b_id": iid})
-            if w.subscriptions:
-                conn.execute(_INSERT_SUBSCRIPTION, w.subscriptions)
-        if jobs_delete:
-            conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
-        for row in w.jobs_update:
-            conn.execute(
-                _UPDATE_JOB, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
-            )
-        if w.jobs_insert:
-            conn.execute(_INSERT_JOB, w.jobs_insert)
-        if w.incidents_resolve:
-            conn.execute(
-                t.incidents.update()
-                .where(t.incidents.c.id.in_(w.incidents_resolve))
-                .values(resolved_at=inst["updated_at"])
-            )
-        if w.incidents_insert:
-            conn.execute(t.incidents.insert(), w.incidents_insert)
-        if w.external_delete:
-            conn.execute(store_external.DELETE_BY_IDS, {"b_ids": w.external_delete})
-        for row in w.external_update:
-            conn.execute(
-                t.external_tasks.update()
-                .where(t.external_tasks.c.id == row["id"])
-                .values(**{k: v for k, v in row.items() if k != "id"})
-            )
-        if w.external_insert:
-            conn.execute(t.external_tasks.insert(), w.external_insert)
-        if w.outbox_insert:
-            conn.execute(t.outbox.insert(), w.outbox_insert)
-        if self.dialect == "postgresql" and (
-            w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert
-        ):
-            # Delivered on commit: wakes executors, pools and bridges on other nodes.
-            conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-
-    @staticmethod
-    def _cancel_jobs(conn: Connection, w: InstanceWrite) -> None:
-        inst = w.instance
-        conn.execute(t.jobs.delete().where(t.jobs.c.id.in_(w.jobs_cancel)))
-        resolved = conn.execute(
-            t.incidents.update()
-            .where(t.incidents.c.job_id.in_(w.jobs_cancel), t.incidents.c.resolved_at.is_(None))
-            .values(resolved_at=inst["updated_at"])
-        ).rowcount
-        if resolved and inst.get("state") == "incident" and not w.incidents_insert:
-            still_open = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.incidents)
-                .where(t.incidents.c.instance_id == inst["id"], t.incidents.c.resolved_at.is_(None))
-            ).scalar_one()
-            if not still_open:
-                # In place, so the caller's snapshot of the instance agrees.
-                inst["state"] = "active"
-
-    # -- jobs ---------------------------------------------------------------------------
-
-    def acquire_jobs(
-        self,
-        owner: str,
-        now: datetime,
-        lock_until: datetime,
-        limit: int,
-        job_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Lock up to ``limit`` due jobs for ``owner``, at most one per instance, skipping
-        instances that already have a locked job (exclusive jobs, as in Camunda).
-
-        On PostgreSQL the instance rows are locked ``FOR UPDATE SKIP LOCKED`` while choosing,
-        so two acquirers never take jobs of one instance; on SQLite ``BEGIN IMMEDIATE``
-        serialises acquirers.
-        """
-        with self.transaction() as conn:
-            if job_id is not None:
-                query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
-            else:
-                query, params = _DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
-            chosen: dict[str, str] = {}  # instance id -> job id
-            definition_jobs: list[str] = []  # timer start events: no instance to serialise on
-            for jid, iid in conn.execute(query, params).all():
-                if iid is None:
-                    definition_jobs.append(jid)
-                elif iid not in chosen:
-                    chosen[iid] = jid
-                if len(chosen) + len(definition_jobs) >= limit:
-                    break
-            if not chosen and not definition_jobs:
-                return []
-            instances: dict[str, dict[str, Any]] = {}
-            if chosen:
-                query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
-                for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
-                    instances[r["id"]] = dict(r)
-            if self.dialect == "postgresql" and chosen:
-                # Under the instance locks, re-check that no sibling job got locked meanwhile.
-                still_busy = set(
-                    conn.execute(
-                        _BUSY_INSTANCES, {"b_ids": list(instances), "b_now": now}
-                    ).scalars()
-                )
-                chosen = {i: chosen[i] for i in instances if i not in still_busy}
-            ids = [*chosen.values(), *definition_jobs]
-            if not ids:
-                return []
-            rows = conn.execute(
-                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
-            ).mappings()
-            jobs = [dict(r) for r in rows]
-        for job in jobs:
-            # The instance as of the acquisition, so running the job needs no read of its
-            # own; a write against a stale copy fails its rev check like any other race.
-            job[PRELOADED] = instances.get(job["instance_id"])
-        return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
-
-    def release_job(self, job_id: str, owner: str) -> None:
-        """Give a job back without counting an attempt (the instance was busy elsewhere)."""
-        with self.transaction() as conn:
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
-                .values(locked_by=None, lock_expires_at=None, rev=t.jobs.c.rev + 1)
-            )
-
-    def extend_job_lock(self, job_id: str, owner: str, lock_until: datetime) -> bool:
-        with self.transaction() as conn:
-            result = conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
-                .values(lock_expires_at=lock_until)
-            )
-            return bool(result.rowcount == 1)
-
-    def delete_job(self, job_id: str, owner: str | None = None) -> bool:
-        with self.transaction() as conn:
-            query = t.jobs.delete().where(t.jobs.c.id == job_id)
-            if owner is not None:
-                query = query.where(t.jobs.c.locked_by == owner)
-            return bool(conn.execute(query).rowcount == 1)
-
-    def record_job_failure(
-        self,
-        job_update: dict[str, Any],
-        owner: str,
-        incident: dict[str, Any] | None,
-        instance_id: str,
-        now: datetime,
-    ) -> bool:
-        """Count a failed attempt that never reached a commit (the run itself raised).
-
-        Returns False when the lock was lost meanwhile (then nothing is written)."""
-        with self.transaction() as conn:
-            values = {k: v for k, v in job_update.items() if k != "id"}
-            result = conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == job_update["id"], t.jobs.c.locked_by == owner)
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                return False
-            if incident is not None:
-                conn.execute(t.incidents.insert(), [incident])
-                # The rev bump makes any run that loaded the old state conflict and re-read.
-                conn.execute(
-                    t.instances.update()
-                    .where(t.instances.c.id == instance_id, t.instances.c.state == "active")
-                    .values(state="incident", rev=t.instances.c.rev + 1, updated_at=now)
-                )
-            return True
-
-    def retry_job(self, job_id: str, retries: int, now: datetime) -> dict[str, Any]:
-        """Operator retry: give the job ``retries`` attempts, due now, and resolve its incidents."""
-        with self.transaction() as conn:
-            job = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
-            if job is None:
-                raise KeyError(job_id)
-            conn.execute(
-                t.jobs.update()
-                .where(t.jobs.c.id == job_id)
-                .values(
-                    retries_left=retries,
-                    due_at=now,
-                    locked_by=None,
-                    lock_expires_at=None,
-                    rev=t.jobs.c.rev + 1,
-                )
-            )
-            conn.execute(
-                t.incidents.update()
-                .where(t.incidents.c.job_id == job_id, t.incidents.c.resolved_at.is_(None))
-                .values(resolved_at=now)
-            )
-            self._refresh_incident_state(conn, job["instance_id"], now)
-            if self.dialect == "postgresql":
-                conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
-            return dict(job)
-
-    def resolve_incident(self, incident_id: str, now: datetime) -> None:
-        with self.transaction() as conn:
-            row = (
-                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                raise KeyError(incident_id)
-            conn.execute(
-                t.incidents.update().where(t.incidents.c.id == incident_id).values(resolved_at=now)
-            )
-            self._refresh_incident_state(conn, row["instance_id"], now)
-
-    @staticmethod
-    def _refresh_incident_state(conn: Connection, instance_id: str, now: datetime) -> None:
-        open_count = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(t.incidents)
-            .where(t.incidents.c.instance_id == instance_id, t.incidents.c.resolved_at.is_(None))
-        ).scalar_one()
-        if open_count == 0:
-            conn.execute(
-                t.instances.update()
-                .where(t.instances.c.id == instance_id, t.instances.c.state == "incident")
-                .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
-            )
-
-    def next_due_job(self) -> datetime | None:
-        with self.transaction(write=False) as conn:
-            value = conn.execute(_NEXT_DUE).scalar()
-        if value is None:
-            return None
-        return t.UTCDateTime().process_result_value(value, self.engine.dialect)
-
-    # -- jobs and incidents (reads) -----------------------------------------------------
-
-    def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
-        if instance_id is not None:
-            query = query.where(t.jobs.c.instance_id == instance_id)
-        with self.transaction(write=False) as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        with self.transaction(write=False) as conn:
-            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
-            return dict(row) if row else None
-
-    def incidents(
-        self, instance_id: str | None = None, open_only: bool = True
-    ) -> list[dict[str, Any]]:
-        query = sa.select(t.incidents).order_by(t.incidents.c.created_at, t.incidents.c.id)
-        if instance_id is not None:
-            query = query.where(t.incidents.c.instance_id == instance_id)
-        if open_only:
-            query = query.where(t.incidents.c.resolved_at.is_(None))
-        with self.transaction(write=False) as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def incident(self, incident_id: str) -> dict[str, Any] | None:
-        with self.transaction(write=False) as conn:
-            row = (
-                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
-                .mappings()
-                .first()
-            )
-            return dict(row) if row else None
 
     def external_tasks_of(self, instance_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:

@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine.core.errors import NotFound
-from engine.core.models import ExternalTask, HistoryEntry, Incident, Job, ProcessInstance
+from engine.core.values import (
+    ExternalTask,
+    HistoryEntry,
+    Incident,
+    Job,
+    ProcessInstance,
+    has_ended,
+)
 
 if TYPE_CHECKING:
     from engine.engine import ProcessEngine
@@ -105,7 +112,7 @@ class ProcessInstanceAssert:
         """Completed or terminated."""
         __tracebackhide__ = True
         inst = self.instance
-        if inst.state not in ("completed", "terminated"):
+        if not has_ended(inst.state):
             self._fail("is_ended()", f"its state is '{inst.state}'")
         return self
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.core.models import ExternalTask, Job, ProcessInstance, TaskContext
+from engine.core.values import ExternalTask, Job, ProcessInstance, TaskContext
 from engine.testing.assertions import external_task_line
 from engine.testing.clock import ManualClock
 

@@ -16,13 +16,12 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.storage.notify import NotifyListener
-from engine.work.job_runner import DEFAULT_LOCK_DURATION, JobRunner, new_owner
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.work.host import JobHost
+from engine.work.job_runner import JobRunner, new_owner
 
 log = logging.getLogger("spillway.executor")
 
@@ -34,7 +33,7 @@ MIN_QUEUE = 8
 class JobExecutor:
     def __init__(
         self,
-        engine: ProcessEngine,
+        engine: JobHost,
         workers: int = 4,
         *,
         lock_duration: float = DEFAULT_LOCK_DURATION,
@@ -71,7 +70,7 @@ class JobExecutor:
         if self._thread is not None:
             return self
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="spillway-job")
-        self.engine.add_listener(self._on_commit)
+        self.engine.commands.add_listener(self._on_commit)
         self._thread = threading.Thread(target=self._loop, name="spillway-acquire", daemon=True)
         self._thread.start()
         if self.listen:
@@ -85,7 +84,7 @@ class JobExecutor:
             return
         self._stopping.set()
         self._wake.set()
-        self.engine.remove_listener(self._on_commit)
+        self.engine.commands.remove_listener(self._on_commit)
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from engine.bpmn.mappings import LOCALS
+from engine.core import durations
 from engine.core.errors import EngineError
 
-DEFAULT_LOCK_DURATION = 60.0  # seconds; Camunda's clients default to 20 s, its REST has none
 MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
 
 
@@ -40,16 +39,8 @@ class TopicRequest:
 
 
 def seconds(value: object, what: str) -> float:
-    """A positive duration in seconds from float seconds or a timedelta."""
-    if isinstance(value, timedelta):
-        result = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
-    else:
-        raise EngineError(f"{what} must be seconds or a timedelta, got {value!r}")
-    if not 0 < result <= MAX_LOCK_DURATION:
-        raise EngineError(f"{what} must be > 0 and at most {MAX_LOCK_DURATION:g} s, got {value!r}")
-    return result
+    """A lock duration (or another positive duration) in seconds, at most a year."""
+    return durations.seconds(value, what, positive=True, maximum=MAX_LOCK_DURATION)
 
 
 def _names(value: object, where: str) -> tuple[str, ...] | None:

@@ -6,7 +6,7 @@ instance write (``Store.apply`` with ``InstanceWrite.external_held``: each task 
 locked by its reporting worker). 50 parallel tasks completed at once thus cost a few writes,
 not 50 optimistic-locking races. A leader never waits on another instance's queue, so leaders
 cannot deadlock. Races with other processes are settled by the instance's revision and re-run
-inside the engine (``engine._retry_on_conflict``).
+through the command seam (``Commands.retry_on_conflict``).
 
 Outcomes are published only once the write committed: True (applied), False (a duplicate:
 the task was already completed or cancelled; logged at WARNING and counted), or an exception
@@ -20,17 +20,16 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
-from engine.runtime.activation import PARKED, PARKED_EXTERNAL, Activation
+from engine.runtime.activation import PARKED_EXTERNAL, PARKED_KEY, Activation
+from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.work.host import ExternalHost
 
 log = logging.getLogger("spillway.external")
 
@@ -71,8 +70,9 @@ class Report:
 class ReportCombiner:
     """Applies reports for one engine, combined per instance."""
 
-    def __init__(self, engine: ProcessEngine) -> None:
+    def __init__(self, engine: ExternalHost) -> None:
         self.engine = engine
+        self.commands = engine.commands
         self.store = engine.store
         # instance id -> reports queued for the thread leading it (present while one leads)
         self._queues: dict[str, list[Report]] = {}
@@ -112,7 +112,7 @@ class ReportCombiner:
 
     def _apply(self, instance_id: str, batch: list[Report]) -> None:
         try:
-            self.engine._retry_on_conflict(lambda: self._attempt(instance_id, batch))
+            self.commands.retry_on_conflict(lambda: self._attempt(instance_id, batch))
         except Exception as exc:  # noqa: BLE001 - handed to the reporting callers
             if len(batch) > 1:
                 # One report's outcome (e.g. variables a later gateway cannot use) must not
@@ -166,8 +166,8 @@ class ReportCombiner:
         self, instance_id: str, accepted: list[tuple[Report, dict[str, Any]]]
     ) -> list[tuple[Report, Outcome]]:
         engine = self.engine
-        run, has_incident = engine._load(instance_id)
-        if run.row is not None and run.row["state"] in ("completed", "terminated"):
+        run, has_incident = self.commands.load(instance_id)
+        if has_ended(run):
             # Rows of an ended instance are deleted with its last write; a stale read.
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")
         outcomes: list[tuple[Report, Outcome]] = []
@@ -178,7 +178,7 @@ class ReportCombiner:
             if (
                 task is None
                 or task.state != TaskState.STARTED
-                or task.internal_data.get(PARKED) != PARKED_EXTERNAL
+                or task.internal_data.get(PARKED_KEY) != PARKED_EXTERNAL
             ):
                 # Cancelled by an earlier report of this batch (an interrupting boundary), or a
                 # row the instance no longer tracks: either way the row goes.
@@ -211,7 +211,7 @@ class ReportCombiner:
         deferred.flush()
         if run.write.external_held or run.write.external_delete:
             run.advance()
-            engine._commit(run, has_incident)
+            self.commands.commit(run, has_incident)
             engine.stats.add("external_batches")
             engine.stats.add("external_completed", applied)
         return outcomes

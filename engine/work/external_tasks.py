@@ -34,19 +34,18 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.bpmn.specs import activity_config
+from engine.core import durations
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.retry import RetryPolicy
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
-from engine.work import external_fetch as task_data
-from engine.work.external_fetch import DEFAULT_LOCK_DURATION
+from engine.work import external_fetch
 from engine.work.external_reports import Report, ReportCombiner, check_lock, lock_lost
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.work.host import ExternalHost
 
 log = logging.getLogger("spillway.external")
 
@@ -58,7 +57,7 @@ MAX_FETCH = 1000  # tasks per fetch_and_lock call
 class ExternalTaskService:
     """The external-task API of one engine (``ProcessEngine.external_tasks``)."""
 
-    def __init__(self, engine: ProcessEngine) -> None:
+    def __init__(self, engine: ExternalHost) -> None:
         self.engine = engine
         self.store = engine.store
         self._reports = ReportCombiner(engine)
@@ -81,7 +80,7 @@ class ExternalTaskService:
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise EngineError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
-        requests = task_data.parse_topics(topics, lock_duration, variables)
+        requests = external_fetch.parse_topics(topics, lock_duration, variables)
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
         rows = self.store.lock_external_tasks(worker_id, expiry, now, min(max_tasks, MAX_FETCH))
@@ -99,7 +98,7 @@ class ExternalTaskService:
         if not rows:
             return []
         states = self.store.instance_states(sorted({r["instance_id"] for r in rows}))
-        parsed: dict[str, task_data.InstanceData] = {}
+        parsed: dict[str, external_fetch.InstanceData] = {}
         out = []
         for row in rows:
             iid = row["instance_id"]
@@ -107,7 +106,7 @@ class ExternalTaskService:
             data: Mapping[str, Any] = {}
             if state is not None:
                 if iid not in parsed:
-                    parsed[iid] = task_data.InstanceData(state["data"], state["variables"])
+                    parsed[iid] = external_fetch.InstanceData(state["data"], state["variables"])
                 data = parsed[iid].task_data(row["task_id"])
             out.append(
                 ExternalTask(
@@ -115,7 +114,7 @@ class ExternalTaskService:
                     topic=row["topic"],
                     instance_id=iid,
                     activity_id=row["activity_id"],
-                    variables=task_data.select(data, only.get(row["topic"])),
+                    variables=external_fetch.select(data, only.get(row["topic"])),
                     retries=row["retries"],
                     lock_expires_at=row["lock_expires_at"],
                     business_key=row["business_key"],
@@ -219,7 +218,7 @@ class ExternalTaskService:
             retries,
             due.isoformat(),
         )
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
         return True
 
     def policy_decision(self, row: Mapping[str, Any], retryable: bool) -> tuple[int, float]:
@@ -344,7 +343,7 @@ class ExternalTaskService:
         """Heartbeat: the lock of ``worker_id`` now expires ``lock_duration`` from now."""
         _check_worker(worker_id)
         until = self.engine.now() + timedelta(
-            seconds=task_data.seconds(lock_duration, "lock_duration")
+            seconds=external_fetch.seconds(lock_duration, "lock_duration")
         )
         if self.store.extend_external_lock(task_id, worker_id, until):
             return
@@ -361,7 +360,7 @@ class ExternalTaskService:
         row = self.store.external_task(task_id)
         if row is None or not self.store.unlock_external_task(task_id):
             raise NotFound(f"no open external task with id '{task_id}'")
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
 
     def retry(self, task_id: str, retries: int) -> ExternalTask:
         """Operator retry (``eng.retry``): resolve the task's incident, fetchable now. Only a
@@ -375,7 +374,7 @@ class ExternalTaskService:
             row = self.store.retry_external_task(task_id, retries, self.engine.now())
         except KeyError:
             raise NotFound(f"no external task with id '{task_id}'") from None
-        self.engine._wake(row["instance_id"])
+        self.engine.commands.wake(row["instance_id"])
         return self._tasks([row], {})[0]
 
     # -- what pools need ----------------------------------------------------------------
@@ -416,7 +415,7 @@ class ExternalTaskService:
         definition = self.store.definition(definition_id)
         if definition is None:
             return {}, self.engine.retry_policy
-        model = self.engine._model(definition)
+        model = self.engine.commands.model(definition)
         # A multi-instance activity has two specs of that id; the parked one carries the config.
         found = [ts for ts in model.all_task_specs() if getattr(ts, "bpmn_id", None) == activity_id]
         spec = next((ts for ts in found if activity_config(ts)), found[0] if found else None)
@@ -438,12 +437,4 @@ def _check_worker(worker_id: object) -> None:
 
 
 def _timeout(value: float | timedelta) -> float:
-    if isinstance(value, timedelta):
-        result = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
-    else:
-        raise EngineError(f"retry_timeout must be seconds or a timedelta, got {value!r}")
-    if not 0 <= result <= task_data.MAX_LOCK_DURATION:
-        raise EngineError(f"retry_timeout must be between 0 and a year, got {value!r}")
-    return result
+    return durations.seconds(value, "retry_timeout", maximum=external_fetch.MAX_LOCK_DURATION)

@@ -15,23 +15,23 @@ import traceback
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
-from engine.runtime.activation import PARKED, PARKED_JOB, Failure
-from engine.runtime.run import JobContext, Run
-from engine.storage.store import PRELOADED
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
+from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
+from engine.runtime.commands import has_ended
+from engine.runtime.run import Run
+from engine.runtime.services import JobContext
+from engine.storage.store_jobs import PRELOADED
+from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
 
-DEFAULT_LOCK_DURATION = 300.0  # seconds; a job running longer may be taken by another node
 #: How long (seconds) the instance row read at acquisition may stand in for a fresh read.
 PRELOAD_MAX_AGE = 1.0
 ACQUIRED_AT = "_acquired_at"
@@ -44,8 +44,9 @@ def new_owner(prefix: str = "executor") -> str:
 class JobRunner:
     """Runs acquired jobs for one engine."""
 
-    def __init__(self, engine: ProcessEngine, lock_duration: float = DEFAULT_LOCK_DURATION) -> None:
+    def __init__(self, engine: JobHost, lock_duration: float = DEFAULT_LOCK_DURATION) -> None:
         self.engine = engine
+        self.commands = engine.commands
         self.lock_duration = lock_duration
 
     def acquire(self, owner: str, limit: int, job_id: str | None = None) -> list[dict[str, Any]]:
@@ -103,13 +104,13 @@ class JobRunner:
         return row if age <= PRELOAD_MAX_AGE else None
 
     def _run(self, job: dict[str, Any], owner: str) -> None:
-        engine = self.engine
+        engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
             self._start_by_timer(job, owner)
             return
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
-            engine._broadcast_signal(
+            commands.broadcast_signal(
                 str(payload["name"]),
                 dict(payload.get("variables") or {}),
                 str(payload["signal_id"]),
@@ -118,10 +119,10 @@ class JobRunner:
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
-        run, has_incident = engine._load(
+        run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
-        if run.row is not None and run.row["state"] in ("completed", "terminated"):
+        if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
@@ -136,7 +137,7 @@ class JobRunner:
             raise EngineError(f"job {job['id']}: unknown kind '{kind}'")
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
-        engine._commit(run, has_incident)
+        commands.commit(run, has_incident)
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}
@@ -148,7 +149,7 @@ class JobRunner:
         if (
             task is None
             or task.state != TaskState.STARTED
-            or task.internal_data.get(PARKED) != PARKED_JOB
+            or task.internal_data.get(PARKED_KEY) != PARKED_JOB
         ):
             # The task was cancelled (an interrupting boundary event fired) or moved on.
             log.info("job %s: task '%s' no longer waits for it", job["id"], job["activity_id"])
@@ -157,7 +158,7 @@ class JobRunner:
         if payload.get("after"):
             run.finish_async_after(task)
         elif payload.get("loop"):  # a standard loop stopped by the iteration cap
-            task.internal_data.pop(PARKED, None)
+            task.internal_data.pop(PARKED_KEY, None)
             loops.resume(task)
         else:
             run.reach(task, in_job=True, attempt=failures + 1)
@@ -198,18 +199,18 @@ class JobRunner:
     def _start_by_timer(self, job: dict[str, Any], owner: str) -> None:
         """A timer start event fired: start an instance through it, and schedule the next
         firing of a cycle, in one transaction."""
-        engine = self.engine
+        commands = self.commands
         payload = job["payload"] or {}
-        definition = engine.store.definition(job["definition_id"] or "")
+        definition = commands.store.definition(job["definition_id"] or "")
         if definition is None:
             raise NotFound(f"definition {job['definition_id']} is gone")
-        model = engine._model(definition)
+        model = commands.model(definition)
         found = [t for t in timer_events.start_timers(model.spec) if t.event_id == payload["event"]]
         if not found:
             raise NotFound(f"process '{model.key}' has no timer start event '{payload['event']}'")
         fired = int(payload.get("fired", 0)) + 1
         following = found[0].definition(payload["text"]).next_due(job["due_at"], fired)
-        run = Run.new(engine, model, definition, {}, None)
+        run = commands.new_run(definition, {}, None)
         run.write.jobs_held = [job["id"]]
         run.write.lock_owner = owner
         run.begin_by_timer(payload["event"])
@@ -217,7 +218,7 @@ class JobRunner:
             run.write.jobs_update.append(self._rescheduled(job, following, fired))
         else:
             run.write.jobs_delete.append(job["id"])
-        engine._commit(run)
+        commands.commit(run)
 
     def _count_failure(self, job: dict[str, Any], owner: str, failure: Failure) -> bool:
         engine = self.engine

@@ -36,19 +36,18 @@ import tomllib
 import traceback
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import BpmnError, EngineError, LockLost, NotFound
-from engine.core.models import ExternalTask, TaskContext
 from engine.core.stats import Counters
+from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
 from engine.runtime.activation import Failure, Handler
 from engine.storage.notify import NotifyListener
 from engine.work.external_fetch import seconds
+from engine.work.host import PoolHost
 from engine.work.job_runner import new_owner
-
-if TYPE_CHECKING:
-    from engine.engine import ProcessEngine
 
 log = logging.getLogger("spillway.pool")
 
@@ -56,7 +55,6 @@ DEFAULT_CORE_SIZE = 1
 DEFAULT_MAX_SIZE = 4
 DEFAULT_KEEP_ALIVE = 60.0  # seconds an extra thread may idle before it ends
 DEFAULT_ACQUIRE_WAIT = 5.0  # seconds between fetches when nothing wakes the pool
-DEFAULT_LOCK_DURATION = 60.0  # seconds
 
 Result = tuple[str, ExternalTask, Mapping[str, Any]]
 
@@ -66,7 +64,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        engine: ProcessEngine,
+        engine: PoolHost,
         topic: str,
         handler: Handler | None = None,
         *,
@@ -129,7 +127,7 @@ class WorkerPool:
             self._started = True
             for _ in range(self.core_size):
                 self._spawn_worker()
-        self.engine.add_listener(self._on_commit)
+        self.engine.commands.add_listener(self._on_commit)
         self._acquirer = self._thread(self._acquire_loop, "acquire")
         self._reporter = self._thread(self._report_loop, "report")
         if self.listen:
@@ -151,7 +149,7 @@ class WorkerPool:
             self._stopping.set()
             return
         self._stopping.set()
-        self.engine.remove_listener(self._on_commit)
+        self.engine.commands.remove_listener(self._on_commit)
         self.wake()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._acquirer is not None:
@@ -433,7 +431,7 @@ POOL_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
-def load_pools(engine: ProcessEngine, path: str | os.PathLike[str]) -> list[WorkerPool]:
+def load_pools(engine: PoolHost, path: str | os.PathLike[str]) -> list[WorkerPool]:
     """The worker pools a TOML file describes, not started; handlers come from ``engine``::
 
     [pools.copy]          # the topic

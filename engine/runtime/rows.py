@@ -1,22 +1,15 @@
-"""Small pure conversions: database rows to public objects, BPMN attributes to policies."""
+"""Rows of the store as the public value objects of ``engine.core.values`` (what
+``ProcessEngine``'s reads return), and new job rows."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from engine.bpmn.specs import activity_config
-from engine.core.errors import DeploymentError, EngineError
-from engine.core.models import HistoryEntry, Incident, Job, ProcessInstance
-from engine.core.retry import RetryPolicy
-from engine.deploy.bpmnxml import Source
-from engine.deploy.deployment import ProcessModel
-from engine.expressions import juel
+from engine.core.values import HistoryEntry, Incident, Job, ProcessInstance
 
 
 def instance(row: Mapping[str, Any]) -> ProcessInstance:
@@ -76,48 +69,6 @@ def incident(row: Mapping[str, Any]) -> Incident:
         resolved_at=row["resolved_at"],
         kind=row["kind"],
     )
-
-
-def deployment_digest(sources: Iterable[Source]) -> str:
-    """Same files with the same content -> same digest, whatever their order."""
-    parts = sorted(f"{s.name}\0{s.digest}" for s in sources)
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def task_retry_policy(default: RetryPolicy, cfg: Mapping[str, Any]) -> RetryPolicy:
-    """The engine default, overridden by ``camunda:failedJobRetryTimeCycle`` /
-    ``spillway:retryTimeCycle`` and ``spillway:retries`` on the task."""
-    policy = default
-    cycle = cfg.get("retry_cycle")
-    if cycle and ("${" in str(cycle) or "#{" in str(cycle)):
-        cycle = None  # an expression: evaluated when a retry is scheduled (run_jobs)
-    if cycle:
-        parsed = RetryPolicy.parse(str(cycle))
-        policy = dataclasses.replace(parsed, non_retryable=default.non_retryable)
-    retries = cfg.get("retries")
-    if retries is not None:
-        policy = dataclasses.replace(policy, retries=int(retries))
-    return policy
-
-
-def check_models(models: Iterable[ProcessModel]) -> None:
-    """Refuse, at deploy time, attribute values the runtime could not use."""
-    problems = []
-    for model in models:
-        for ts in model.all_task_specs():
-            cfg = activity_config(ts)
-            if not cfg:
-                continue
-            where = f"{model.resource}: task '{getattr(ts, 'bpmn_id', ts.name)}'"
-            try:
-                task_retry_policy(RetryPolicy(), cfg)
-                cycle = str(cfg.get("retry_cycle") or "")
-                if "${" in cycle or "#{" in cycle:
-                    juel.compile_expression(cycle)
-            except (EngineError, ValueError) as exc:
-                problems.append(f"{where}: bad retry configuration: {exc}")
-    if problems:
-        raise DeploymentError(problems=problems)
 
 
 def new_job(

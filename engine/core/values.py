@@ -34,6 +34,15 @@ class ProcessDefinition:
     created_at: datetime
 
 
+#: ``ProcessInstance.state`` values after which nothing more happens to an instance.
+ENDED_STATES = ("completed", "terminated")
+
+
+def has_ended(state: str) -> bool:
+    """An instance in ``state`` has completed or was terminated."""
+    return state in ENDED_STATES
+
+
 @dataclass(frozen=True)
 class ProcessInstance:
     id: str

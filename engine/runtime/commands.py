@@ -1,0 +1,282 @@
+"""The command seam: every state change of an instance goes load -> run -> commit through here.
+
+A command reads what it needs, moves the process on in memory (a ``Run``) and commits the
+result in one transaction. A command that loses an optimistic-locking race re-runs on fresh
+state, with jittered backoff, a few times before ``ConcurrencyConflict`` reaches the caller.
+
+``Commands`` also keeps what every command shares: the parsed models of the deployed
+definitions (cached per engine), the listeners woken after a commit that created work (the job
+executor, worker pools, the bridge), and the broadcast of a signal to every waiting instance.
+The facade (``engine.engine.ProcessEngine``), the job runner, external tasks and their reports
+all go through it; it knows nothing of them. A signal thrown inside a command is committed as a
+job; ``run_signal_job`` (handed in by the facade) delivers it at once after the commit.
+
+Camunda 7's ``CommandExecutor`` is the model: one ``execute(command)`` every service goes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from engine.bpmn import event_subprocesses, signals, task_tree
+from engine.core import values
+from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.core.stats import Counters
+from engine.core.values import ProcessInstance
+from engine.deploy import bpmnxml
+from engine.deploy.deployment import ProcessModel, compile_sources
+from engine.runtime import finish
+from engine.runtime.codec import InstanceCodec
+from engine.runtime.run import Run
+from engine.runtime.services import JobContext, Services
+from engine.storage.store import Store
+from engine.storage.write import InstanceWrite
+
+log = logging.getLogger("spillway.commands")
+
+T = TypeVar("T")
+
+#: How often a command re-runs after losing an optimistic-locking race.
+CONFLICT_RETRIES = 8
+CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
+
+Listener = Callable[[str], None]
+
+
+def has_ended(run: Run) -> bool:
+    """The loaded instance has completed or was terminated: no command applies to it."""
+    return run.row is not None and values.has_ended(run.row["state"])
+
+
+class Commands:
+    """Load -> run -> commit, with conflict retries, for one engine's store."""
+
+    def __init__(
+        self,
+        store: Store,
+        services: Services,
+        codec: InstanceCodec,
+        stats: Counters,
+        *,
+        run_signal_job: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.services = services
+        self.codec = codec
+        self.stats = stats
+        self._run_signal_job = run_signal_job
+        self._models: dict[str, ProcessModel] = {}
+        self._models_lock = threading.Lock()
+        self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._listeners: list[Listener] = []
+
+    # -- models -------------------------------------------------------------------------
+
+    def model(self, definition: Mapping[str, Any]) -> ProcessModel:
+        """The parsed model of a definition: cached, else re-parsed from its stored sources."""
+        definition_id = str(definition["id"])
+        model = self._models.get(definition_id)
+        if model is not None:
+            return model
+        with self._models_lock:
+            model = self._models.get(definition_id)
+            if model is None:
+                resources = self.store.resources(definition["deployment_id"])
+                sources = [bpmnxml.Source(r["name"], r["content"]) for r in resources]
+                found = [m for m in compile_sources(sources) if m.key == definition["key"]]
+                if not found:
+                    raise NotFound(f"process definition {definition['id']} has no source")
+                model = found[0]
+                self._models[definition_id] = model
+        return model
+
+    def remember_model(self, definition_id: str, model: ProcessModel) -> None:
+        """A definition just deployed: its model is the one compiled for the deployment."""
+        with self._models_lock:
+            self._models[definition_id] = model
+
+    def definition(self, definition_id: str) -> Mapping[str, Any] | None:
+        # Definition rows never change once written: read each once per engine.
+        definition = self._definitions.get(definition_id)
+        if definition is None:
+            definition = self.store.definition(definition_id)
+            if definition is not None:
+                self._definitions[definition_id] = definition
+        return definition
+
+    def latest_definition(self, process_key: str) -> Mapping[str, Any]:
+        definition = self.store.latest_definition(process_key)
+        if definition is None:
+            raise NotFound(f"no process deployed with key '{process_key}'")
+        return definition
+
+    # -- load, run, commit ----------------------------------------------------------------
+
+    def new_run(
+        self,
+        definition: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        business_key: str | None,
+        instance_id: str | None = None,
+    ) -> Run:
+        """A run of a new instance of ``definition`` (nothing of it is stored yet)."""
+        model = self.model(definition)
+        return Run.new(self.services, model, definition, variables, business_key, instance_id)
+
+    def load(
+        self,
+        instance_id: str,
+        job: JobContext | None = None,
+        row: dict[str, Any] | None = None,
+    ) -> tuple[Run, bool]:
+        """The instance as a run, and whether it had an open incident; ``row`` is its row when
+        the caller has just read it."""
+        if row is None:
+            row = self.store.instance(instance_id)
+        if row is None:
+            raise NotFound(f"no process instance with id '{instance_id}'")
+        definition = self.definition(row["definition_id"])
+        if definition is None:
+            raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
+        model = self.model(definition)
+        workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
+        event_subprocesses.install(workflow)
+        run = Run(
+            self.services,
+            model,
+            definition,
+            workflow,
+            row,
+            instance_id=instance_id,
+            business_key=row["business_key"],
+            job=job,
+        )
+        return run, row["state"] == "incident"
+
+    def commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
+        """Write what the run did in one transaction, wake the listeners, deliver the signals
+        it threw; the instance as committed."""
+        write = finish.instance_write(run, self.codec, has_open_incident)
+        self.store.apply(write)
+        self._notify(write)
+        for job in write.jobs_insert:
+            if job["kind"] == signals.KIND:
+                # Committed with the throw; delivered now, or by the job executor if this
+                # process stops first (engine.bpmn.signals).
+                with contextlib.suppress(EngineError):
+                    self._run_signal_job(str(job["id"]))
+        return finish.snapshot(run)
+
+    def command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
+        """Load the instance, apply ``action`` to it, commit; re-run on a conflict."""
+
+        def attempt() -> ProcessInstance:
+            run, has_incident = self.load(instance_id)
+            if has_ended(run):
+                assert run.row is not None
+                raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
+            action(run)
+            return self.commit(run, has_incident)
+
+        return self.retry_on_conflict(attempt)
+
+    def retry_on_conflict(self, command: Callable[[], T]) -> T:
+        """Re-run a command that lost an optimistic-locking race, on fresh state; the last
+        attempt's ConcurrencyConflict reaches the caller."""
+        for attempt in range(CONFLICT_RETRIES - 1):
+            try:
+                return self._named(command)
+            except ConcurrencyConflict:
+                self.stats.add("conflicts_retried")
+                self.backoff(attempt)
+        return self._named(command)
+
+    @staticmethod
+    def backoff(attempt: int) -> None:
+        time.sleep(random.uniform(0, CONFLICT_BACKOFF * (2**attempt)))
+
+    @staticmethod
+    def _named(command: Callable[[], T]) -> T:
+        try:
+            return command()
+        except task_tree.SPIFF_FAILURES as exc:
+            # SpiffWorkflow failing inside a task (e.g. completing one makes the next
+            # multi-instance read a collection that is not a list): named, not raw.
+            failure = task_tree.named_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    # -- listeners ------------------------------------------------------------------------
+
+    def _notify(self, write: InstanceWrite) -> None:
+        if write.jobs_insert or write.jobs_update or write.external_insert or write.outbox_insert:
+            self.wake(write.instance["id"])
+
+    def wake(self, instance_id: str) -> None:
+        """Tell the listeners that jobs or external tasks of ``instance_id`` were committed
+        (``""``: of no instance, e.g. the timer start jobs of a deployment)."""
+        for listener in list(self._listeners):
+            listener(instance_id)
+
+    def add_listener(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def broadcast_signal(
+        self, name: str, variables: dict[str, Any], signal_id: str, exclude: str | None
+    ) -> int:
+        """Deliver a signal to every instance waiting for it (but ``exclude``, its thrower)
+        and start every process with a matching signal start event; how many took it. Each
+        instance applies one ``signal_id`` once, so a broadcast may run again."""
+        ids = sorted(
+            {s["instance_id"] for s in self.store.subscribers(signals.KIND, name)} - {exclude}
+        )
+        delivered = 0
+        failures: list[EngineError] = []
+        for instance_id in ids:
+            try:
+                self.command(
+                    instance_id, lambda run: run.receive_signal(name, variables, signal_id)
+                )
+                delivered += 1
+            except NotFound:
+                continue  # ended meanwhile
+            except EngineError as exc:
+                # One instance failing to take it keeps none of the others from it; the failure
+                # is raised once they all had their turn (a signal job then runs again, and the
+                # instances that took it apply its id once).
+                failures.append(exc)
+        delivered += self._start_by_signal(name, variables, signal_id)
+        if failures:
+            raise failures[0]
+        return delivered
+
+    def _start_by_signal(self, name: str, variables: dict[str, Any], signal_id: str) -> int:
+        started = 0
+        for definition in self.store.latest_definitions(None).values():
+            model = self.model(definition)
+            if not signals.starts_process(model.spec, name):
+                continue
+            instance_id = signals.started_instance_id(signal_id, str(definition["id"]))
+            if self.store.instance(instance_id) is not None:
+                continue  # this signal started it already (its job runs again)
+            run = Run.new(self.services, model, definition, {}, None, instance_id=instance_id)
+            run.begin_by_signal(name, variables, signal_id)
+            self.commit(run)
+            started += 1
+        return started
+
+
+__all__ = ["CONFLICT_RETRIES", "Commands", "has_ended"]

@@ -1,0 +1,294 @@
+"""The job and incident operations of the storage interface (``Store`` inherits them):
+acquisition, locks, failures, operator retries, and reads.
+
+Kept apart from ``storage.store`` for size, as ``store_external`` is: the same transactions,
+dialect rules and named statements, built once.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from engine.storage import schema as t
+
+#: Key of an acquired job row holding its instance row read in the same transaction.
+PRELOADED = "_instance"
+NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
+
+# When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
+_NEXT_DUE = sa.select(
+    sa.func.min(
+        sa.case(
+            (
+                sa.and_(
+                    t.jobs.c.locked_by.is_not(None), t.jobs.c.lock_expires_at > t.jobs.c.due_at
+                ),
+                t.jobs.c.lock_expires_at,
+            ),
+            else_=t.jobs.c.due_at,
+        )
+    )
+).where(t.jobs.c.retries_left > 0)
+
+_j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
+_FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
+_INSTANCE_BUSY = (
+    sa.select(_sibling.c.id)
+    .where(
+        _sibling.c.instance_id == _j.c.instance_id,
+        _sibling.c.id != _j.c.id,
+        _sibling.c.locked_by.is_not(None),
+        _sibling.c.lock_expires_at > sa.bindparam("b_now"),
+    )
+    .exists()
+)
+_RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
+    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
+)
+_DUE_JOBS = (
+    _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
+    .order_by(_j.c.due_at, _j.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+_JOB_IF_FREE = _RUNNABLE.where(_j.c.id == sa.bindparam("b_id"))
+_INSTANCES_BY_IDS = sa.select(t.instances).where(
+    t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+# Locks the instances while choosing and reads them for the jobs in the same statement.
+_LOCK_INSTANCES = _INSTANCES_BY_IDS.with_for_update(skip_locked=True)
+_BUSY_INSTANCES = sa.select(_j.c.instance_id).where(
+    _j.c.instance_id.in_(sa.bindparam("b_ids", expanding=True)),
+    _j.c.locked_by.is_not(None),
+    _j.c.lock_expires_at > sa.bindparam("b_now"),
+)
+_LOCK_JOBS = (
+    _j.update()
+    .where(_j.c.id.in_(sa.bindparam("b_ids", expanding=True)), _FREE)
+    .values(
+        locked_by=sa.bindparam("b_owner"), lock_expires_at=sa.bindparam("b_until"), rev=_j.c.rev + 1
+    )
+    .returning(*_j.c)
+)
+
+
+class JobQueries:
+    """Acquiring, locking, failing and retrying jobs; incidents; their reads."""
+
+    if TYPE_CHECKING:
+        dialect: str
+        engine: Engine
+
+        def transaction(self, write: bool = True) -> AbstractContextManager[Connection]: ...
+
+    def acquire_jobs(
+        self,
+        owner: str,
+        now: datetime,
+        lock_until: datetime,
+        limit: int,
+        job_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Lock up to ``limit`` due jobs for ``owner``, at most one per instance, skipping
+        instances that already have a locked job (exclusive jobs, as in Camunda).
+
+        On PostgreSQL the instance rows are locked ``FOR UPDATE SKIP LOCKED`` while choosing,
+        so two acquirers never take jobs of one instance; on SQLite ``BEGIN IMMEDIATE``
+        serialises acquirers.
+        """
+        with self.transaction() as conn:
+            if job_id is not None:
+                query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
+            else:
+                query, params = _DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
+            chosen: dict[str, str] = {}  # instance id -> job id
+            definition_jobs: list[str] = []  # timer start events: no instance to serialise on
+            for jid, iid in conn.execute(query, params).all():
+                if iid is None:
+                    definition_jobs.append(jid)
+                elif iid not in chosen:
+                    chosen[iid] = jid
+                if len(chosen) + len(definition_jobs) >= limit:
+                    break
+            if not chosen and not definition_jobs:
+                return []
+            instances: dict[str, dict[str, Any]] = {}
+            if chosen:
+                query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
+                for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
+                    instances[r["id"]] = dict(r)
+            if self.dialect == "postgresql" and chosen:
+                # Under the instance locks, re-check that no sibling job got locked meanwhile.
+                still_busy = set(
+                    conn.execute(
+                        _BUSY_INSTANCES, {"b_ids": list(instances), "b_now": now}
+                    ).scalars()
+                )
+                chosen = {i: chosen[i] for i in instances if i not in still_busy}
+            ids = [*chosen.values(), *definition_jobs]
+            if not ids:
+                return []
+            rows = conn.execute(
+                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
+            ).mappings()
+            jobs = [dict(r) for r in rows]
+        for job in jobs:
+            # The instance as of the acquisition, so running the job needs no read of its
+            # own; a write against a stale copy fails its rev check like any other race.
+            job[PRELOADED] = instances.get(job["instance_id"])
+        return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
+
+    def release_job(self, job_id: str, owner: str) -> None:
+        """Give a job back without counting an attempt (the instance was busy elsewhere)."""
+        with self.transaction() as conn:
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
+                .values(locked_by=None, lock_expires_at=None, rev=t.jobs.c.rev + 1)
+            )
+
+    def extend_job_lock(self, job_id: str, owner: str, lock_until: datetime) -> bool:
+        with self.transaction() as conn:
+            result = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id, t.jobs.c.locked_by == owner)
+                .values(lock_expires_at=lock_until)
+            )
+            return bool(result.rowcount == 1)
+
+    def delete_job(self, job_id: str, owner: str | None = None) -> bool:
+        with self.transaction() as conn:
+            query = t.jobs.delete().where(t.jobs.c.id == job_id)
+            if owner is not None:
+                query = query.where(t.jobs.c.locked_by == owner)
+            return bool(conn.execute(query).rowcount == 1)
+
+    def record_job_failure(
+        self,
+        job_update: dict[str, Any],
+        owner: str,
+        incident: dict[str, Any] | None,
+        instance_id: str,
+        now: datetime,
+    ) -> bool:
+        """Count a failed attempt that never reached a commit (the run itself raised).
+
+        Returns False when the lock was lost meanwhile (then nothing is written)."""
+        with self.transaction() as conn:
+            values = {k: v for k, v in job_update.items() if k != "id"}
+            result = conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_update["id"], t.jobs.c.locked_by == owner)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return False
+            if incident is not None:
+                conn.execute(t.incidents.insert(), [incident])
+                # The rev bump makes any run that loaded the old state conflict and re-read.
+                conn.execute(
+                    t.instances.update()
+                    .where(t.instances.c.id == instance_id, t.instances.c.state == "active")
+                    .values(state="incident", rev=t.instances.c.rev + 1, updated_at=now)
+                )
+            return True
+
+    def retry_job(self, job_id: str, retries: int, now: datetime) -> dict[str, Any]:
+        """Operator retry: give the job ``retries`` attempts, due now, and resolve its incidents."""
+        with self.transaction() as conn:
+            job = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+            if job is None:
+                raise KeyError(job_id)
+            conn.execute(
+                t.jobs.update()
+                .where(t.jobs.c.id == job_id)
+                .values(
+                    retries_left=retries,
+                    due_at=now,
+                    locked_by=None,
+                    lock_expires_at=None,
+                    rev=t.jobs.c.rev + 1,
+                )
+            )
+            conn.execute(
+                t.incidents.update()
+                .where(t.incidents.c.job_id == job_id, t.incidents.c.resolved_at.is_(None))
+                .values(resolved_at=now)
+            )
+            self._refresh_incident_state(conn, job["instance_id"], now)
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
+            return dict(job)
+
+    def resolve_incident(self, incident_id: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            row = (
+                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise KeyError(incident_id)
+            conn.execute(
+                t.incidents.update().where(t.incidents.c.id == incident_id).values(resolved_at=now)
+            )
+            self._refresh_incident_state(conn, row["instance_id"], now)
+
+    @staticmethod
+    def _refresh_incident_state(conn: Connection, instance_id: str, now: datetime) -> None:
+        open_count = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t.incidents)
+            .where(t.incidents.c.instance_id == instance_id, t.incidents.c.resolved_at.is_(None))
+        ).scalar_one()
+        if open_count == 0:
+            conn.execute(
+                t.instances.update()
+                .where(t.instances.c.id == instance_id, t.instances.c.state == "incident")
+                .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
+            )
+
+    def next_due_job(self) -> datetime | None:
+        with self.transaction(write=False) as conn:
+            value = conn.execute(_NEXT_DUE).scalar()
+        if value is None:
+            return None
+        return t.UTCDateTime().process_result_value(value, self.engine.dialect)
+
+    # -- jobs and incidents (reads) -----------------------------------------------------
+
+    def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
+        if instance_id is not None:
+            query = query.where(t.jobs.c.instance_id == instance_id)
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
+            return dict(row) if row else None
+
+    def incidents(
+        self, instance_id: str | None = None, open_only: bool = True
+    ) -> list[dict[str, Any]]:
+        query = sa.select(t.incidents).order_by(t.incidents.c.created_at, t.incidents.c.id)
+        if instance_id is not None:
+            query = query.where(t.incidents.c.instance_id == instance_id)
+        if open_only:
+            query = query.where(t.incidents.c.resolved_at.is_(None))
+        with self.transaction(write=False) as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        with self.transaction(write=False) as conn:
+            row = (
+                conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
