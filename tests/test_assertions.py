@@ -203,7 +203,7 @@ def test_failure_message_shows_the_whole_instance(
     assert "  2030-01-01 09:00:00  A (serviceTask)  running\n" in text
     assert re.search(
         r"open jobs:\n  async-continuation at A, due 2030-01-01 09:00:0\d, retries left 3, "
-        r"attempts 0, last error: TimeoutError: A: simulated failure 1 of 1",
+        r"attempts 1, last error: TimeoutError: A: simulated failure 1 of 1",
         text,
     )
     assert text.endswith("open incidents: none")

@@ -54,7 +54,7 @@ def test_failure_commits_a_job_and_the_retry_continues(
     assert inst.variables["first"] is True and "charged" not in inst.variables
     [job] = eng.jobs(inst.id)
     assert job.kind == "async-continuation" and job.activity_id == "B"
-    assert job.retries_left == 3 and job.attempts == 0
+    assert job.retries_left == 3 and job.attempts == 1  # the synchronous attempt counts
     assert job.due_at == clock.now() + timedelta(seconds=10)
     assert job.last_error == "TimeoutError: attempt 1 timed out"
     assert "TimeoutError" in (job.stacktrace or "")
@@ -103,7 +103,7 @@ def test_exponential_delays_then_incident_then_operator_retry(
     clock.set(eng.jobs(inst.id)[0].due_at)
     assert eng.run_jobs() == 1  # the third and last retry fails too
     [job] = eng.jobs(inst.id)
-    assert job.retries_left == 0 and job.attempts == 3
+    assert job.retries_left == 0 and job.attempts == 4  # one synchronous, three retries
     [incident] = eng.incidents(inst.id)
     assert incident.job_id == job.id and incident.activity_id == "B"
     assert incident.message == "TimeoutError: attempt 4 timed out"

@@ -369,6 +369,7 @@ def test_spillway_worker_runs_the_pools_of_a_file(
     assert code == 0
     out = capsys.readouterr().out
     assert "worker pool" in out and "topic 'copy'" in out
+    assert "(topic 'copy'): 40 tasks completed" in out  # the pools' progress, not "0 jobs"
     with ProcessEngine(db_url) as eng:
         assert all_completed(eng, ids)
 

@@ -87,24 +87,37 @@ class History:
         ended_at: datetime,
         outcome: str,
         error: str | None = None,
+        *,
+        attempt: bool = False,
     ) -> None:
-        """End the task's open row (it waited, e.g. for a retry job), or add a finished one."""
-        if not self.close(str(task.id), ended_at, outcome, error):
+        """End the task's open row (it waited, e.g. for a retry job), or add a finished one.
+
+        ``attempt``: the row is a job's attempt at the task (a retry, an async continuation),
+        so it starts when this attempt did, not when the task began to wait for the job."""
+        restart = started_at if attempt else None
+        if not self.close(str(task.id), ended_at, outcome, error, started_at=restart):
             self.add(task, started_at, ended_at, outcome, error)
 
     def close(
-        self, task_id: str, ended_at: datetime, outcome: str, error: str | None = None
+        self,
+        task_id: str,
+        ended_at: datetime,
+        outcome: str,
+        error: str | None = None,
+        *,
+        started_at: datetime | None = None,
     ) -> bool:
         row_id = self.open.pop(task_id, None)
         if row_id is None:
             return False
+        values: dict[str, Any] = {"ended_at": ended_at, "outcome": outcome, "error": error}
+        if started_at is not None:
+            values["started_at"] = started_at
         for row in self.inserts:
             if row["id"] == row_id:
-                row.update(ended_at=ended_at, outcome=outcome, error=error)
+                row.update(values)
                 return True
-        self.updates.append(
-            {"id": row_id, "ended_at": ended_at, "outcome": outcome, "error": error}
-        )
+        self.updates.append({"id": row_id, **values})
         return True
 
 
@@ -113,6 +126,8 @@ def activity_type(task_spec: Any) -> str:
     if element:
         return str(element)
     name = type(task_spec).__name__
+    if name == "NoneTask":
+        return "task"  # bpmn:task, as Camunda names its activity type
     return name[0].lower() + name[1:]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +62,9 @@ class Result:
     @property
     def deployed(self) -> bool:
         return self.outcome in (RAN, STOPPED, FAILED)
+
+
+BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")  # as ``spillway deploy DIR`` reads a folder
 
 
 def _is_model(path: Path, *, dmn: bool = False) -> bool:
@@ -241,9 +244,16 @@ def _check_file(path: Path, base: Path) -> Iterator[Result]:
             eng.close()
 
 
-def run(folder: Path) -> list[Result]:
+def run(folder: Path, progress: Callable[[int, str], None] | None = None) -> list[Result]:
+    """Check every BPMN file of ``folder``; ``progress(total, file)`` is called after each."""
     logging.getLogger("spillway").setLevel(logging.ERROR)  # failures are the report's subject
-    return [r for path in bpmn_files(folder) for r in check_file(path, folder)]
+    files = bpmn_files(folder)
+    results: list[Result] = []
+    for path in files:
+        results.extend(check_file(path, folder))
+        if progress is not None:
+            progress(len(files), path.name)
+    return results
 
 
 def summary(results: list[Result]) -> dict[str, Any]:

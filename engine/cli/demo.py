@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from engine.cli.output import progress, retry_line
 from engine.core.errors import EngineError
 from engine.engine import ProcessEngine
 
@@ -30,6 +31,36 @@ def _load_handlers(folder: Path) -> list[ModuleType]:
     return modules
 
 
+def _why(amount: int, card: str, flaky: bool) -> str:
+    """The input that decides the order's path, as order.bpmn and its handlers decide it."""
+    reasons = []
+    if amount > 1000:
+        reasons.append(f"amount {amount} > 1000: needs approval")
+    if card.endswith("0"):
+        reasons.append(f"card {card} ends in 0: declined by the issuer")
+    elif flaky:
+        reasons.append(f"card {card}: the gateway times out once")
+    return "; ".join(reasons) or "small order, good card"
+
+
+def _path(eng: ProcessEngine, instance_id: str) -> str:
+    """The activities passed, by BPMN id (as waiting_at and history name them); a failed
+    attempt and its retry are shown as such."""
+    steps: list[str] = []
+    attempts: dict[str, int] = {}
+    for h in eng.history(instance_id):
+        if not h.outcome or h.activity_type.endswith("Event") or "Gateway" in h.activity_type:
+            continue
+        n = attempts[h.activity_id] = attempts.get(h.activity_id, 0) + 1
+        label = h.activity_id if n == 1 else f"{h.activity_id} (retry {n - 1})"
+        if h.outcome == "failed":
+            label += f" failed: {(h.error or '').split(':')[0]}"
+        elif h.outcome == "error":
+            label += " raised a BPMN error"
+        steps.append(label)
+    return " > ".join(steps)
+
+
 def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
     if not PROCESSES.is_dir():
         raise EngineError(f"the examples folder {PROCESSES} is missing (install from a checkout)")
@@ -42,31 +73,38 @@ def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
 
     started = []
     cards = ["4111", "4242", "4000", "4999"]
-    for n in range(args.orders):
-        amount = [30, 250, 1500, 75][n % 4]
-        card = cards[n % len(cards)] + str(n)
-        if n % 4 == 3:
-            order.flaky_charges.add(card)  # this charge times out once
-        t0 = time.perf_counter()
-        inst = eng.start("order", {"amount": amount, "card": card}, business_key=f"ORD-{n:03}")
-        ms = (time.perf_counter() - t0) * 1000
-        where = ",".join(inst.waiting_at) or "-"
-        line = f"  start ORD-{n:03} amount={amount:<5} -> {inst.state:<9}"
-        print(f"{line} waiting at {where:<22} ({ms:.1f} ms)")
-        started.append(inst)
+    with progress("orders", total=args.orders) as bar:
+        for n in range(args.orders):
+            amount = [30, 250, 1500, 75][n % 4]
+            card = cards[n % len(cards)] + str(n)
+            flaky = n % 4 == 3
+            if flaky:
+                order.flaky_charges.add(card)  # this charge times out once
+            t0 = time.perf_counter()
+            inst = eng.start("order", {"amount": amount, "card": card}, business_key=f"ORD-{n:03}")
+            ms = (time.perf_counter() - t0) * 1000
+            outcome = inst.state
+            if inst.waiting_at:
+                outcome += f", waiting at {', '.join(inst.waiting_at)}"
+            why = _why(amount, card, flaky)
+            print(f"  order {inst.business_key} ({why}) -> {outcome} ({ms:.1f} ms)")
+            for job in eng.jobs(inst.id):
+                if job.last_error:
+                    print(f"    {retry_line(job)}")
+            started.append(inst)
+            bar.advance()
 
     for inst in started:
         if "ApproveOrder" in inst.waiting_at:
             done = eng.complete_task(inst.id, "ApproveOrder", {"approved_by": "demo"})
-            print(f"  approve {inst.business_key} -> {done.state}")
+            print(f"  approve {inst.business_key} at ApproveOrder -> {done.state}")
 
     pending = eng.jobs()
     if pending:
         wait = max(0.0, max((j.due_at - eng.now()).total_seconds() for j in pending))
-        print(f"  {len(pending)} charge(s) failed and wait for a retry job")
-        print(f"  running due jobs in {wait:.1f}s")
+        print(f"  {len(pending)} charge(s) failed; their retry jobs are due in {wait:.1f}s")
         time.sleep(wait + 0.05)
-        print(f"  ran {eng.run_jobs()} job(s)")
+        print(f"  ran {eng.run_jobs()} retry job(s)")
 
     _invoices_and_onboarding(eng)
     _copies(eng, handlers)
@@ -74,21 +112,17 @@ def run_demo(eng: ProcessEngine, args: argparse.Namespace) -> None:
     rows = []
     for inst in started:
         fresh = eng.get_instance(inst.id)
-        path = [h.activity_id for h in eng.history(inst.id) if h.outcome]
-        rows.append(
-            (
-                fresh.business_key or "",
-                fresh.state,
-                ",".join(fresh.waiting_at) or "-",
-                " > ".join(p.replace("Task_", "") for p in path[1:-1]),
-            )
-        )
+        state = fresh.state
+        if fresh.waiting_at:
+            state += f" (waiting at {', '.join(fresh.waiting_at)})"
+        rows.append((fresh.business_key or "", state, _path(eng, inst.id)))
     print()
-    print(f"{'order':<8} {'state':<10} {'waiting at':<12} path")
-    for key, state, waiting, steps_text in rows:
-        print(f"{key:<8} {state:<10} {waiting:<12} {steps_text}")
+    print(f"{'order':<8} {'state':<10} path (BPMN ids)")
+    for key, state, steps_text in rows:
+        print(f"{key:<8} {state:<10} {steps_text}")
     counts: dict[str, int] = {}
-    for _, state, _, _ in rows:
+    for inst in started:
+        state = eng.get_instance(inst.id).state
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     tail = f"open jobs {len(eng.jobs())}, incidents {len(eng.incidents())}"
@@ -109,7 +143,10 @@ def _invoices_and_onboarding(eng: ProcessEngine) -> None:
         print(f"  invoice {number} total={total} approved={approved} -> {inst.state}")
 
     inst = eng.start("onboarding", {"name": "Ada Lovelace", "manager": "grace"}, business_key="E1")
-    print(f"  onboarding E1 -> waiting at {', '.join(inst.waiting_at)} (laptop order is a job)")
+    print(
+        f"  onboarding E1 -> waiting at {', '.join(inst.waiting_at)} "
+        "(the laptop order is an async-before job)"
+    )
     eng.run_jobs()
     inst = eng.complete_task(inst.id, "WelcomeCall")
     print(f"  onboarding E1 login={inst.variables['login']} -> {inst.state}")

@@ -40,7 +40,7 @@ from engine.deploy import (
     zeebe,
 )
 from engine.deploy.bpmnxml import Source
-from engine.deploy.parser import RESERVED_IDS, SpillwayParser
+from engine.deploy.parser import SpillwayParser
 
 log = logging.getLogger("spillway.deploy")
 
@@ -100,27 +100,15 @@ def _spiff_message(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
-def _check_reserved_ids(source: Source, root: etree._Element) -> None:
-    for node in root.iter():
-        node_id = node.get("id") if isinstance(node.tag, str) else None
-        if node_id in RESERVED_IDS or (node_id and node_id.endswith(".EndJoin")):
-            raise DeploymentError(
-                f"{source.name}: element id '{node_id}' is reserved by the engine; "
-                "rename the element in the modeler"
-            )
-
-
 def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
     parsed = []
     for source in sources:
         root = bpmnxml.parse_xml(source)
-        if not source.is_dmn:
-            if not bpmnxml.is_bpmn(root):
-                raise DeploymentError(
-                    f"{source.name}: not a BPMN 2.0 document (root element is "
-                    f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
-                )
-            _check_reserved_ids(source, root)
+        if not source.is_dmn and not bpmnxml.is_bpmn(root):
+            raise DeploymentError(
+                f"{source.name}: not a BPMN 2.0 document (root element is "
+                f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
+            )
         parsed.append((source, root))
     return parsed
 

@@ -28,6 +28,7 @@ from SpiffWorkflow.bpmn.specs.defaults import (
     EndEvent,
     IntermediateCatchEvent,
     IntermediateThrowEvent,
+    NoneTask,
     ReceiveTask,
     ScriptTask,
     SendTask,
@@ -39,6 +40,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     CamundaTaskParser,
     SubWorkflowParser,
 )
+from SpiffWorkflow.camunda.specs.user_task import UserTask as CamundaUserTask
 
 from engine.bpmn import (
     call_mappings,
@@ -60,13 +62,11 @@ from engine.bpmn.namespaces import (
     SPILLWAY_NS,
 )
 from engine.bpmn.specs import ServiceTask, StartEvent
+from engine.deploy import spec_names
+from engine.deploy.user_task_parser import UserTaskParser
 
 NSMAP = dict(CAMUNDA_NSMAP)
 NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})
-
-# SpiffWorkflow names its own start and end tasks like this; a BPMN element with the same id
-# would silently replace them.
-RESERVED_IDS = frozenset({"Start", "End", "Root"})
 
 _SIMPLE_EXPRESSION = re.compile(r"^\s*[$#]\{\s*([A-Za-z_][\w.-]*)\s*\}\s*$")
 _TRUE = {"true", "1", "yes"}
@@ -332,6 +332,16 @@ class _BusinessRuleTaskParsers:
         return decisions.decision_ref(node)
 
 
+class _PassThroughTaskParser(CamundaTaskParser):  # type: ignore[misc]
+    """``bpmn:task`` (bpmn.io's default shape, an activity without a type) passes straight
+    through, as in Camunda 7 and 8; SpiffWorkflow would make it a wait state like a manual task."""
+
+    def create_task(self) -> Any:
+        spec = super().create_task()
+        spec.manual = False
+        return spec
+
+
 class SpillwayParser(CamundaParser):  # type: ignore[misc]
     """CamundaParser (forms, DMN, multi-instance collections) with the engine's task classes.
 
@@ -339,10 +349,15 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
     variables land in the process data, as in Camunda.
     """
 
+    # Elements named like SpiffWorkflow's own specs (Start, End...) keep their ids: spec_names.
+    PROCESS_PARSER_CLASS = spec_names.SpillwayProcessParser
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = dict(CamundaParser.OVERRIDE_PARSER_CLASSES)
     OVERRIDE_PARSER_CLASSES.update(
         {
             full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
+            full_tag("task"): (_PassThroughTaskParser, NoneTask),
+            # camunda:assignee, candidateUsers... for the task list (engine.runtime.user_tasks).
+            full_tag("userTask"): (UserTaskParser, CamundaUserTask),
             full_tag("sendTask"): (_send_task_parser, SendTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParsers(), decisions.DecisionTask),
             full_tag("startEvent"): (_StartEventParser, StartEvent),

@@ -195,7 +195,9 @@ class Activation:
             return
         self.task.internal_data.pop(PARKED_KEY, None)
         self.task.complete()
-        self.run.history.record(self.task, self.started_at, self.run.now, "completed")
+        self.run.history.record(
+            self.task, self.started_at, self.run.now, "completed", attempt=self.in_job
+        )
 
     def throw_bpmn_error(self, err: BpmnError) -> Failure | None:
         """Route a BPMN error to a matching boundary or event subprocess, or fail uncaught."""
@@ -206,7 +208,9 @@ class Activation:
                 "".join(traceback.format_exception(err)),
                 retryable=False,
             )
-        self.run.history.record(self.task, self.started_at, self.run.now, "error", str(err))
+        self.run.history.record(
+            self.task, self.started_at, self.run.now, "error", str(err), attempt=self.in_job
+        )
         return None
 
     def fail(self, failure: Failure) -> None:

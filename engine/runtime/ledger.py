@@ -68,6 +68,7 @@ class Ledger:
             retries=retries,
             created_at=self.run.now,
             payload={"sync": True},
+            handler=act.handler_name,  # only executors that have it acquire the job
         )
 
     def add_continuation(self, act: Activation) -> None:
@@ -144,7 +145,9 @@ class Ledger:
         retries_left = max(policy.retries - (failures - 1), 0) if delay is not None else 0
         due_at = self.run.now + delay if delay is not None else self.run.now
         job_attempts = int(job["attempts"]) + 1 if job is not None else 0
-        self.run.history.record(act.task, act.started_at, self.run.now, "failed", failure.message)
+        self.run.history.record(
+            act.task, act.started_at, self.run.now, "failed", failure.message, attempt=act.in_job
+        )
         if job is None:
             row = self._job_row(act, "async-continuation", due_at, retries_left)
             row.update(last_error=failure.message, stacktrace=failure.stacktrace)

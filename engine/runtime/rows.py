@@ -24,6 +24,7 @@ def instance(row: Mapping[str, Any]) -> ProcessInstance:
         definition_id=row["definition_id"],
         created_at=row["created_at"],
         ended_at=row["ended_at"],
+        suspended=bool(row.get("suspended", False)),
     )
 
 
@@ -39,6 +40,14 @@ def history_entry(row: Mapping[str, Any]) -> HistoryEntry:
     )
 
 
+def job_attempts(row: Mapping[str, Any]) -> int:
+    """Attempts made at the job's activity: a retry job of a failed synchronous call counts
+    that call too (its row counts only the job's own attempts)."""
+    payload = row.get("payload") or {}
+    sync = row["kind"] == "async-continuation" and bool(payload.get("sync", True))
+    return int(row["attempts"]) + (1 if sync else 0)
+
+
 def job(row: Mapping[str, Any]) -> Job:
     return Job(
         id=row["id"],
@@ -47,7 +56,7 @@ def job(row: Mapping[str, Any]) -> Job:
         kind=row["kind"],
         retries_left=int(row["retries_left"]),
         due_at=row["due_at"],
-        attempts=int(row["attempts"]),
+        attempts=job_attempts(row),
         last_error=row["last_error"],
         locked_by=row["locked_by"],
         lock_expires_at=row["lock_expires_at"],
@@ -82,8 +91,9 @@ def new_job(
     instance_id: str | None = None,
     task_id: str | None = None,
     definition_id: str | None = None,
+    handler: str | None = None,
 ) -> dict[str, Any]:
-    """A new, unlocked ``sw_jobs`` row."""
+    """A new, unlocked ``sw_jobs`` row (``handler``: the one its run calls first, if any)."""
     row: dict[str, Any] = {
         "id": uuid.uuid4().hex,
         "instance_id": instance_id,
@@ -100,6 +110,7 @@ def new_job(
         "payload": payload,
         "rev": 1,
         "created_at": created_at,
+        "handler": handler,
     }
     if definition_id is not None:
         row["definition_id"] = definition_id

@@ -84,6 +84,10 @@ class ExternalTaskQueries:
                 x.c.state == "open",
                 x.c.due_at <= now,
                 sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
+                # Tasks of a suspended instance are not fetched (engine.runtime.operations).
+                ~sa.select(t.instances.c.id)
+                .where(t.instances.c.id == x.c.instance_id, t.instances.c.suspended.is_(True))
+                .exists(),
             )
             .order_by(x.c.due_at)
             .limit(limit)
@@ -154,6 +158,28 @@ class ExternalTaskQueries:
                 x.update()
                 .where(x.c.id == task_id, x.c.lock_owner == worker_id, x.c.state == "open")
                 .values(lock_expires_at=lock_until, rev=x.c.rev + 1)
+            )
+            return bool(result.rowcount == 1)
+
+    def lock_external_task(
+        self, task_id: str, worker_id: str, lock_until: datetime, now: datetime
+    ) -> bool:
+        """Lock one open task for ``worker_id`` unless another worker holds an unexpired lock;
+        False when it does (or the task is not open)."""
+        x = t.external_tasks
+        with self.transaction() as conn:
+            result = conn.execute(
+                x.update()
+                .where(
+                    x.c.id == task_id,
+                    x.c.state == "open",
+                    sa.or_(
+                        x.c.lock_owner.is_(None),
+                        x.c.lock_owner == worker_id,
+                        x.c.lock_expires_at <= now,
+                    ),
+                )
+                .values(lock_owner=worker_id, lock_expires_at=lock_until, rev=x.c.rev + 1)
             )
             return bool(result.rowcount == 1)
 

@@ -7,6 +7,7 @@ dialect rules and named statements, built once.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,12 @@ _NEXT_DUE = sa.select(
             else_=t.jobs.c.due_at,
         )
     )
-).where(t.jobs.c.retries_left > 0)
+).where(
+    t.jobs.c.retries_left > 0,
+    ~sa.select(t.instances.c.id)
+    .where(t.instances.c.id == t.jobs.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists(),
+)
 
 _j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
 _FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
@@ -47,8 +53,15 @@ _INSTANCE_BUSY = (
     )
     .exists()
 )
+# A suspended instance's jobs and timers wait (engine.runtime.operations): checked here, in the
+# acquisition itself, so every node obeys.
+_SUSPENDED = (
+    sa.select(t.instances.c.id)
+    .where(t.instances.c.id == _j.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists()
+)
 _RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
-    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
+    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY, ~_SUSPENDED
 )
 _DUE_JOBS = (
     _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
@@ -56,6 +69,11 @@ _DUE_JOBS = (
     .limit(sa.bindparam("b_limit"))
 )
 _JOB_IF_FREE = _RUNNABLE.where(_j.c.id == sa.bindparam("b_id"))
+# A job needs no handler, or one the acquirer has registered.
+_RUNNABLE_HERE = sa.or_(
+    _j.c.handler.is_(None), _j.c.handler.in_(sa.bindparam("b_handlers", expanding=True))
+)
+_DUE_JOBS_HERE = _DUE_JOBS.where(_RUNNABLE_HERE)
 _INSTANCES_BY_IDS = sa.select(t.instances).where(
     t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
@@ -92,6 +110,7 @@ class JobQueries:
         lock_until: datetime,
         limit: int,
         job_id: str | None = None,
+        handlers: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
         """Lock up to ``limit`` due jobs for ``owner``, at most one per instance, skipping
         instances that already have a locked job (exclusive jobs, as in Camunda).
@@ -103,6 +122,9 @@ class JobQueries:
         with self.transaction() as conn:
             if job_id is not None:
                 query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
+            elif handlers is not None:
+                query = _DUE_JOBS_HERE
+                params = {"b_now": now, "b_limit": limit * 4, "b_handlers": sorted(handlers)}
             else:
                 query, params = _DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
             chosen: dict[str, str] = {}  # instance id -> job id
@@ -121,6 +143,11 @@ class JobQueries:
                 query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
                 for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
                     instances[r["id"]] = dict(r)
+                # Under the instance locks: one suspended since the choice keeps its job.
+                paused = {i for i, r in instances.items() if r.get("suspended")}
+                if paused:
+                    chosen = {i: j for i, j in chosen.items() if i not in paused}
+                    instances = {i: r for i, r in instances.items() if i not in paused}
             if self.dialect == "postgresql" and chosen:
                 # Under the instance locks, re-check that no sibling job got locked meanwhile.
                 still_busy = set(
@@ -252,9 +279,14 @@ class JobQueries:
                 .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
             )
 
-    def next_due_job(self) -> datetime | None:
+    def next_due_job(self, handlers: Collection[str] | None = None) -> datetime | None:
+        """When the next job can run (of those ``acquire_jobs(handlers=...)`` would take)."""
+        query, params = _NEXT_DUE, {}
+        if handlers is not None:
+            query = _NEXT_DUE.where(_RUNNABLE_HERE)
+            params = {"b_handlers": sorted(handlers)}
         with self.transaction(write=False) as conn:
-            value = conn.execute(_NEXT_DUE).scalar()
+            value = conn.execute(query, params).scalar()
         if value is None:
             return None
         return t.UTCDateTime().process_result_value(value, self.engine.dialect)

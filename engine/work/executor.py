@@ -179,7 +179,7 @@ class JobExecutor:
 
     def _until_next_due(self, idle_wait: float) -> float:
         try:
-            next_due = self.engine.store.next_due_job()
+            next_due = self.engine.store.next_due_job(self.engine.registered_handlers())
         except Exception:  # noqa: BLE001 - a failed peek only shortens the wait
             return idle_wait
         if next_due is None:

@@ -355,6 +355,24 @@ class ExternalTaskService:
             raise NotFound(f"external task {task_id} was already {history['outcome'] or 'ended'}")
         raise lock_lost(row, worker_id)
 
+    def lock(
+        self,
+        task_id: str,
+        worker_id: str,
+        lock_duration: float | timedelta = DEFAULT_LOCK_DURATION,
+    ) -> ExternalTask:
+        """Lock one task by id for ``worker_id`` (Camunda 7's ``lock``), e.g. to complete it by
+        hand; ``LockLost`` while another worker holds it."""
+        _check_worker(worker_id)
+        now = self.engine.now()
+        until = now + timedelta(seconds=external_fetch.seconds(lock_duration, "lock_duration"))
+        if not self.store.lock_external_task(task_id, worker_id, until, now):
+            row = self.store.external_task(task_id)
+            if row is None or row["state"] != "open":
+                raise NotFound(f"no open external task with id '{task_id}'")
+            raise lock_lost(row, worker_id)
+        return self.get(task_id)
+
     def unlock(self, task_id: str) -> None:
         """Release the task's lock whoever holds it: fetchable again at once (when due)."""
         row = self.store.external_task(task_id)

@@ -39,6 +39,10 @@ class JobHost(Clocked, Protocol):
         """The engine-wide default retry policy."""
         ...
 
+    def registered_handlers(self) -> frozenset[str]:
+        """Handler names registered: only jobs needing one of these (or none) are acquired."""
+        ...
+
 
 class ExternalHost(JobHost, Protocol):
     """What the external-task service and its report combiner need."""

@@ -52,7 +52,12 @@ class JobRunner:
     def acquire(self, owner: str, limit: int, job_id: str | None = None) -> list[dict[str, Any]]:
         now = self.engine.now()
         jobs = self.engine.store.acquire_jobs(
-            owner, now, now + timedelta(seconds=self.lock_duration), limit, job_id=job_id
+            owner,
+            now,
+            now + timedelta(seconds=self.lock_duration),
+            limit,
+            job_id=job_id,
+            handlers=self.engine.registered_handlers(),  # never jobs it cannot run
         )
         for job in jobs:
             job[ACQUIRED_AT] = now
@@ -126,6 +131,9 @@ class JobRunner:
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
+        if run.row is not None and run.row.get("suspended"):
+            # Suspended after the acquisition: the job waits for activate().
+            raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
         run.write.jobs_held = [job["id"]]
         run.write.lock_owner = owner
         kind = job["kind"]
