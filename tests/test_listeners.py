@@ -209,3 +209,17 @@ def _single_task_model(event: str, fields: str = "") -> bytes:
     <bpmn:endEvent id="EndEvent_1"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
   </bpmn:process>
 </bpmn:definitions>""".encode()
+
+
+def test_claim_and_set_assignee_fire_assignment_listeners(eng: ProcessEngine) -> None:
+    audit = Audit()
+    _engine(eng, audit).deploy(HERE / "execution_listeners.bpmn")
+    inst = eng.start("listened", variables={"amount": 500})
+    [task] = eng.tasks(instance_id=inst.id)
+    audit.calls.clear()
+    eng.unclaim(task.id)
+    assert audit.calls == []  # no assignee: no assignment event
+    eng.claim(task.id, "ann")
+    eng.set_assignee(task.id, "bob")
+    assert audit.calls == [("assignment", "Review"), ("assignment", "Review")]
+    assert eng.get_instance(inst.id).variables["seen_assignment"] == 2
