@@ -5,6 +5,7 @@ The names in ``__all__`` are the public surface (CONTRACT.md); everything else m
 
 from engine.core.errors import (
     BpmnError,
+    CommitUnknown,
     ConcurrencyConflict,
     CorrelationError,
     DeploymentError,
@@ -12,10 +13,13 @@ from engine.core.errors import (
     ExpressionError,
     HandlerError,
     InstanceSuspended,
+    InvalidArgument,
     InvalidOperation,
     InvalidVariables,
     LockLost,
+    NotCommitted,
     NotFound,
+    StoreError,
     TaskClaimed,
 )
 from engine.core.retry import RetryPolicy
@@ -34,6 +38,7 @@ from engine.engine import ProcessEngine
 
 __all__ = [
     "BpmnError",
+    "CommitUnknown",
     "ConcurrencyConflict",
     "CorrelationError",
     "Deployment",
@@ -45,14 +50,17 @@ __all__ = [
     "HistoryEntry",
     "Incident",
     "InstanceSuspended",
+    "InvalidArgument",
     "InvalidOperation",
     "InvalidVariables",
     "Job",
     "LockLost",
+    "NotCommitted",
     "NotFound",
     "ProcessEngine",
     "ProcessInstance",
     "RetryPolicy",
+    "StoreError",
     "TaskClaimed",
     "TaskContext",
     "UserTask",

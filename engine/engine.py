@@ -28,12 +28,14 @@ from engine.bpmn import signals, timer_events
 from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
+from engine.core import limits
 from engine.core.clock import Clock, SystemClock
 from engine.core.errors import (
     ConcurrencyConflict,
     CorrelationError,
     DeploymentError,
     EngineError,
+    InvalidArgument,
     NotFound,
 )
 from engine.core.retry import RetryPolicy
@@ -136,7 +138,10 @@ class ProcessEngine(OperatingVerbs):
 
     def register_handler(self, name: str, fn: Handler) -> None:
         if not name or not callable(fn):
-            raise EngineError(f"register_handler needs a name and a callable, got {name!r}, {fn!r}")
+            raise EngineError(
+                "register_handler needs a name and a callable, "
+                f"got {limits.shown(name)}, {limits.shown(fn)}"
+            )
         self._handlers[name] = fn
 
     def registered_handlers(self) -> frozenset[str]:
@@ -182,7 +187,9 @@ class ProcessEngine(OperatingVerbs):
         it and starts locked for ``worker_id`` for ``lock_duration`` seconds. Every engine
         node that creates such tasks must be configured alike."""
         if isinstance(topics, str):
-            raise EngineError(f"publish_topics expects a list of topics, got {topics!r}")
+            raise EngineError(
+                f"publish_topics expects a list of topics, got {limits.shown(topics)}"
+            )
         only = tuple(variables) if variables is not None else None
         route = OutboxRoute(worker_id, float(lock_duration), only)
         for topic in topics:
@@ -220,10 +227,13 @@ class ProcessEngine(OperatingVerbs):
 
     def deploy(
         self,
-        source: str | os.PathLike[str] | bytes | list[str | os.PathLike[str]],
+        source: str | os.PathLike[str] | bytes | Sequence[str | os.PathLike[str] | bytes],
         name: str | None = None,
     ) -> Deployment:
-        """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment."""
+        """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment.
+        ``source``: a path or folder, XML bytes, XML text (a str starting with ``<``), or a
+        list of them (engine.deploy.bpmnxml.collect_sources)."""
+        name = limits.check_name(name, "name", optional=True)
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
@@ -364,6 +374,8 @@ class ProcessEngine(OperatingVerbs):
         business_key: str | None = None,
     ) -> ProcessInstance:
         """Start the latest version of a process and run it until every path waits or ends."""
+        limits.check_name(process_key, "process_key")
+        limits.check_name(business_key, "business_key", optional=True)
         variables = check_variables(variables, f"start('{process_key}')")
         definition = self.commands.latest_definition(process_key)
         run = self.commands.new_run(definition, variables, business_key)
@@ -374,6 +386,8 @@ class ProcessEngine(OperatingVerbs):
         self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
     ) -> ProcessInstance:
         """Complete a user, manual or receive task by its BPMN id and move on."""
+        limits.check_id(instance_id, "instance_id")
+        limits.check_name(activity_id, "activity_id")
         values = check_variables(variables, f"complete_task('{activity_id}')")
         return self.commands.command(
             instance_id, lambda run: run.complete_task(activity_id, values)
@@ -389,8 +403,16 @@ class ProcessEngine(OperatingVerbs):
         """Deliver a message to the one instance waiting for it whose variables match
         ``correlation`` (and whose business key matches), or start a process whose message
         start event listens for it."""
+        limits.check_name(name, "name")
+        limits.check_name(business_key, "business_key", optional=True)
         values = check_variables(variables, f"correlate_message('{name}')")
-        criteria = dict(correlation or {})
+        if correlation is not None and not isinstance(correlation, Mapping):
+            raise InvalidArgument(
+                f"correlate_message('{name}'): correlation must be a mapping of variable names "
+                f"to values, got {type(correlation).__name__}",
+                argument="correlation",
+            )
+        criteria = check_variables(correlation, f"correlate_message('{name}') correlation")
         for attempt in range(CONFLICT_RETRIES):
             subs = self.store.subscribers("message", name)
             ids = sorted({s["instance_id"] for s in subs})
@@ -421,6 +443,7 @@ class ProcessEngine(OperatingVerbs):
         """Broadcast a signal to every instance waiting for it (catch events, boundary events,
         event-based gateways, signal event subprocesses) and start every process with a signal
         start event of that name; how many instances took it."""
+        limits.check_name(name, "name")
         values = check_variables(variables, f"signal('{name}')")
         return self.commands.broadcast_signal(name, values, signals.new_signal_id(), exclude=None)
 
@@ -449,6 +472,7 @@ class ProcessEngine(OperatingVerbs):
 
     def execute_job(self, job_id: str) -> None:
         """Run one job now in this thread, whether it is due or not."""
+        limits.check_id(job_id, "job_id")
         owner = new_owner("execute")
         rows = self.job_runner.acquire(owner, 1, job_id=job_id)
         if not rows:
@@ -485,8 +509,8 @@ class ProcessEngine(OperatingVerbs):
         """Resolve a job's incident and make it due now with ``retries`` attempts. For a failed
         external task (its incident, or its id) the task is fetchable now with ``retries``
         and is returned instead of a job."""
-        if retries < 1:
-            raise EngineError(f"retry needs retries >= 1, got {retries}")
+        limits.check_id(job_or_incident_id, "job_or_incident_id")
+        limits.check_count(retries, "retries", minimum=1)
         now = self.clock.now()
         job_id = job_or_incident_id
         incident = self.store.incident(job_or_incident_id)
@@ -520,6 +544,7 @@ class ProcessEngine(OperatingVerbs):
     # -- reads --------------------------------------------------------------------------
 
     def get_instance(self, instance_id: str) -> ProcessInstance:
+        limits.check_id(instance_id, "instance_id")
         row = self.store.instance(instance_id)
         if row is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
@@ -531,6 +556,9 @@ class ProcessEngine(OperatingVerbs):
         state: str | None = None,
         business_key: str | None = None,
     ) -> list[ProcessInstance]:
+        limits.check_name(process_key, "process_key", optional=True)
+        limits.check_name(state, "state", optional=True)
+        limits.check_name(business_key, "business_key", optional=True)
         return [
             rows.instance(r)
             for r in self.store.instances(
@@ -539,14 +567,19 @@ class ProcessEngine(OperatingVerbs):
         ]
 
     def history(self, instance_id: str) -> list[HistoryEntry]:
+        limits.check_id(instance_id, "instance_id")
         if self.store.instance(instance_id) is None:
             raise NotFound(f"no process instance with id '{instance_id}'")
         return [rows.history_entry(r) for r in self.store.history(instance_id)]
 
     def jobs(self, instance_id: str | None = None) -> list[Job]:
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
         return [rows.job(r) for r in self.store.jobs(instance_id)]
 
     def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
         return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
 
     def close(self) -> None:

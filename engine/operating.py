@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from engine.core import limits
 from engine.core.clock import Clock
+from engine.core.errors import InvalidArgument
 from engine.core.values import ProcessInstance, UserTask, VariableChange
 from engine.runtime import migration, modification, operations
 from engine.runtime.commands import Commands
@@ -39,46 +41,77 @@ class OperatingVerbs:
     ) -> list[UserTask]:
         """Open user tasks, oldest first. ``candidate_user`` / ``candidate_group`` (a group or a
         list: the groups the caller says the user is in) select unassigned tasks to claim."""
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
+        limits.check_name(assignee, "assignee", optional=True)
+        limits.check_name(candidate_user, "candidate_user", optional=True)
+        limits.check_name(process_key, "process_key", optional=True)
+        if candidate_group is not None:
+            groups = [candidate_group] if isinstance(candidate_group, str) else candidate_group
+            if not isinstance(groups, list | tuple):
+                raise InvalidArgument(
+                    "candidate_group must be a group or a list of groups, "
+                    f"got {limits.shown(candidate_group)}",
+                    argument="candidate_group",
+                )
+            for group in groups:
+                limits.check_name(group, "candidate_group")
         return operations.tasks(
             self.store, instance_id, assignee, candidate_user, candidate_group, process_key
         )
 
     def claim(self, task_id: str, user: str) -> UserTask:
         """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
+        limits.check_id(task_id, "task_id")
+        limits.check_name(user, "user")
         return operations.assign(self.commands, task_id, user, claim=True)
 
     def unclaim(self, task_id: str) -> UserTask:
+        limits.check_id(task_id, "task_id")
         return operations.assign(self.commands, task_id, None, claim=False)
 
     def set_assignee(self, task_id: str, user: str | None) -> UserTask:
         """Assign the task to ``user`` whoever holds it (None: unassigned)."""
+        limits.check_id(task_id, "task_id")
+        limits.check_name(user, "user", optional=True)
         return operations.assign(self.commands, task_id, user, claim=False)
 
     def cancel(
         self, instance_id: str, reason: str = "", *, user: str | None = None
     ) -> ProcessInstance:
         """End the instance as ``terminated`` with all its work, recording who and why."""
+        limits.check_id(instance_id, "instance_id")
+        limits.check_name(user, "user", optional=True)
+        if isinstance(reason, str):
+            reason = limits.check_text(reason, "reason")
         return operations.cancel(self.commands, instance_id, reason, user)
 
     def suspend(self, instance_id: str) -> ProcessInstance:
         """No job, timer or external task of it runs until ``activate``."""
+        limits.check_id(instance_id, "instance_id")
         return operations.set_suspended(self.commands, instance_id, True)
 
     def activate(self, instance_id: str) -> ProcessInstance:
+        limits.check_id(instance_id, "instance_id")
         return operations.set_suspended(self.commands, instance_id, False)
 
     def set_variables(
         self, instance_id: str, variables: Mapping[str, Any], *, user: str | None = None
     ) -> ProcessInstance:
+        limits.check_id(instance_id, "instance_id")
+        limits.check_name(user, "user", optional=True)
         return operations.set_variables(self.commands, instance_id, variables, user)
 
     def remove_variables(
         self, instance_id: str, names: Sequence[str], *, user: str | None = None
     ) -> ProcessInstance:
+        limits.check_id(instance_id, "instance_id")
+        limits.check_name(user, "user", optional=True)
         return operations.remove_variables(self.commands, instance_id, names, user)
 
     def variable_history(self, instance_id: str) -> list[VariableChange]:
         """Changes made by set_variables / remove_variables, oldest first."""
+        limits.check_id(instance_id, "instance_id")
         return operations.variable_history(self.store, instance_id)
 
     def modify(
@@ -89,6 +122,7 @@ class OperatingVerbs:
     ) -> ProcessInstance:
         """Move tokens: cancel those at ``cancel`` activities, start new ones before
         ``start_before`` activities, in one transaction."""
+        limits.check_id(instance_id, "instance_id")
         return modification.modify(self.commands, instance_id, start_before, cancel)
 
     def migrate(
@@ -102,6 +136,7 @@ class OperatingVerbs:
 
     def delete_deployment(self, deployment_id: str, cascade: bool = False) -> int:
         """Refused while instances of it run unless ``cascade``; how many instances went."""
+        limits.check_id(deployment_id, "deployment_id")
         return operations.delete_deployment(self.store, deployment_id, cascade)
 
     def cleanup_history(self, now: datetime | None = None) -> int:

@@ -7,6 +7,7 @@ happened on.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +17,10 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskIterator
 
 from engine.bpmn.specs import activity_config
 from engine.core.errors import EngineError, HandlerError
@@ -36,6 +39,17 @@ _INTERNAL_SPECS = frozenset(
         "StartEventJoin",
     }
 )
+
+
+# SpiffWorkflow's task iterator stops 1,000 levels down the task tree by default (``max_depth``),
+# and every ``get_tasks()`` of the library uses that default: in a chain of more than about 1,000
+# flow nodes (or a loop that ran that often) the tasks further down were never found READY, and
+# the instance looked completed while they never ran. The iterator walks iteratively, so the
+# depth is not bounded here; the model size is (engine.core.deep_stack.MAX_FLOW_NODES).
+for _iterator in (TaskIterator, BpmnTaskIterator):
+    _defaults = _iterator.__init__.__defaults__
+    if _defaults is not None and _defaults[1] == 1000:
+        _iterator.__init__.__defaults__ = (_defaults[0], sys.maxsize, *_defaults[2:])
 
 
 @dataclass
@@ -166,7 +180,15 @@ def is_visible(task: Any) -> bool:
 
 
 #: Exceptions SpiffWorkflow's internals raise on what a model feeds them.
-SPIFF_FAILURES = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+# SpiffWorkflowException too: e.g. completing a multi-instance child without its output item.
+SPIFF_FAILURES = (
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    SpiffWorkflowException,
+)
 
 
 def named_failure(exc: Exception, running: Any = None) -> EngineError | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.core.errors import EngineError
+from engine.core.limits import shown
 
 #: Durations a ``timedelta`` can still hold: every parsed value converts back.
 MAX_SECONDS = timedelta.max.total_seconds()
@@ -34,12 +35,13 @@ def seconds(
     if isinstance(value, timedelta):
         result = value.total_seconds()
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        result = float(value)
+        # An integer too large for a float is over every maximum.
+        result = float(value) if abs(value) < 1e300 else float("inf")
     else:
-        raise error(f"{what} must be seconds or a timedelta, got {value!r}")
+        raise error(f"{what} must be seconds or a timedelta, got {shown(value)}")
     # Written so that NaN fails too.
     low_ok = result > 0.0 if positive else result >= 0.0
     if not (low_ok and result <= maximum):
         low = "> 0" if positive else ">= 0"
-        raise error(f"{what} must be {low} and at most {maximum:g} s, got {value!r}")
+        raise error(f"{what} must be {low} and at most {maximum:g} s, got {shown(value)}")
     return result

@@ -47,6 +47,17 @@ class InvalidVariables(EngineError):
     default_message = "invalid variables"
 
 
+class InvalidArgument(EngineError):
+    """An argument of a public call has the wrong type or is outside the documented limits
+    (engine.core.limits); ``argument`` names it. Nothing was written."""
+
+    default_message = "invalid argument"
+
+    def __init__(self, message: str | None = None, *, argument: str | None = None) -> None:
+        self.argument = argument
+        super().__init__(message)
+
+
 class HandlerError(EngineError):
     """A handler's technical failure reached the caller (async-on-error switched off)."""
 
@@ -106,9 +117,29 @@ class ExpressionError(EngineError):
 
 
 class StoreError(EngineError):
-    """The database failed in a way the engine cannot handle."""
+    """The database failed in a way the engine cannot handle. ``disconnected``: the
+    connection to the database was lost (a restart, a failover)."""
 
     default_message = "storage error"
+
+    def __init__(self, message: str | None = None, *, disconnected: bool = False) -> None:
+        self.disconnected = disconnected
+        super().__init__(message)
+
+
+class NotCommitted(StoreError):
+    """A write failed before its commit: it was rolled back, nothing of it was written, and
+    repeating the call is safe."""
+
+    default_message = "the write was not committed"
+
+
+class CommitUnknown(StoreError):
+    """The connection was lost while the write was committing: it may or may not have been
+    applied. Look the instance up (``get_instance``, or ``instances(business_key=...)`` for a
+    ``start()``) before repeating the call."""
+
+    default_message = "the outcome of the commit is unknown"
 
 
 class BpmnError(Exception):

@@ -29,6 +29,7 @@ from engine.bpmn import (
 )
 from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
+from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
 from engine.deploy import (
     bpmnxml,
@@ -100,6 +101,29 @@ def _spiff_message(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+def _check_ids(source: Source, root: etree._Element) -> None:
+    """Every executable process has an id (its process key), and no id is over the limit."""
+    for node in root.iter(f"{{{BPMN_NS}}}process"):
+        if node.get("isExecutable", "true") != "true":
+            continue  # SpiffWorkflow's rule: executable unless it says otherwise
+        pid = node.get("id")
+        if pid is None or not pid.strip():
+            named = f" '{node.get('name')}'" if node.get("name") else ""
+            what = "no id" if pid is None else 'an empty id (id="")'
+            raise DeploymentError(
+                f"{source.name}: executable process element{named} at line {node.sourceline} "
+                f"has {what}; the id is the process key start() takes"
+            )
+    for node in root.iter():
+        node_id = node.get("id") if isinstance(node.tag, str) else None
+        if node_id is not None and len(node_id) > limits.MAX_NAME_LENGTH:
+            raise DeploymentError(
+                f"{source.name}: element id '{node_id[:40]}...' ({etree.QName(node).localname}, "
+                f"line {node.sourceline}) is {len(node_id)} characters long; the limit is "
+                f"{limits.MAX_NAME_LENGTH}"
+            )
+
+
 def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
     parsed = []
     for source in sources:
@@ -109,6 +133,8 @@ def _parse_roots(sources: list[Source]) -> list[tuple[Source, etree._Element]]:
                 f"{source.name}: not a BPMN 2.0 document (root element is "
                 f"'{etree.QName(root).localname}', expected the BPMN 'definitions' element)"
             )
+        if not source.is_dmn:
+            _check_ids(source, root)
         parsed.append((source, root))
     return parsed
 
@@ -149,6 +175,30 @@ def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """
     parser = SpillwayParser()
     parsed = _parse_roots(sources)
+    flow_nodes = sum(_count_flow_nodes(root) for source, root in parsed if not source.is_dmn)
+    if flow_nodes > deep_stack.MAX_FLOW_NODES:
+        names = ", ".join(s.name for s in sources)
+        raise DeploymentError(
+            f"{names}: {flow_nodes} flow nodes is over the limit of {deep_stack.MAX_FLOW_NODES} "
+            "per deployment"
+        )
+    # SpiffWorkflow's parser recurses once per flow node: room for it (engine.core.deep_stack).
+    return deep_stack.run(lambda: _compile(parser, sources, parsed), flow_nodes, pause_gc=True)
+
+
+def _count_flow_nodes(root: etree._Element) -> int:
+    return sum(
+        1
+        for node in root.iter()
+        if isinstance(node.tag, str) and normalize.local_name(node) in normalize.FLOW_NODES
+    )
+
+
+def _compile(
+    parser: SpillwayParser,
+    sources: list[Source],
+    parsed: list[tuple[Source, etree._Element]],
+) -> list[ProcessModel]:
     refused = [r for source, root in parsed if not source.is_dmn for r in dialects(root, source)]
     refused += [
         r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)

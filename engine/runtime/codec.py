@@ -35,6 +35,7 @@ from SpiffWorkflow.camunda.specs.event_definitions import (
 
 from engine.bpmn.specs import ServiceTask
 from engine.bpmn.timer_events import Timer
+from engine.core import deep_stack
 
 FORMAT_VERSION = 1
 
@@ -100,6 +101,10 @@ class InstanceCodec:
         self._local = _Converters()
 
     def dump(self, workflow: Any) -> str:
+        # SpiffWorkflow walks the task tree recursively: room for large models.
+        return deep_stack.run(lambda: self._dump(workflow), len(workflow.spec.task_specs))
+
+    def _dump(self, workflow: Any) -> str:
         local = self._local
         # Encoder mode, as SpiffWorkflow's serialize_json: to_dict leaves nested values to
         # the JSON encoder instead of converting them in a pass of their own.
@@ -113,6 +118,11 @@ class InstanceCodec:
             local.registry._encoder_mode = False
 
     def load(self, text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
+        return deep_stack.run(
+            lambda: self._load(text, spec, subprocess_specs), len(spec.task_specs)
+        )
+
+    def _load(self, text: str, spec: Any, subprocess_specs: dict[str, Any]) -> Any:
         dct = json.loads(text)
         version = int(dct.pop("format", 1))
         while version < FORMAT_VERSION:

@@ -180,6 +180,11 @@ class Commands:
         if adjust is not None:
             adjust(run)
         self.store.apply(write)
+        # Inside Store.locked_instance the commit comes at the end of that block.
+        self.store.on_commit(lambda: self._after_commit(write))
+        return finish.snapshot(run)
+
+    def _after_commit(self, write: InstanceWrite) -> None:
         self._notify(write)
         for job in write.jobs_insert:
             if job["kind"] == signals.KIND:
@@ -187,7 +192,6 @@ class Commands:
                 # process stops first (engine.bpmn.signals).
                 with contextlib.suppress(EngineError):
                     self._run_signal_job(str(job["id"]))
-        return finish.snapshot(run)
 
     def command(self, instance_id: str, action: Callable[[Run], None]) -> ProcessInstance:
         """Load the instance, apply ``action`` to it, commit; re-run on a conflict."""

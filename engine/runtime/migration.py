@@ -29,6 +29,7 @@ from SpiffWorkflow.workflow import Workflow
 
 from engine.bpmn import event_subprocesses
 from engine.core.errors import EngineError, InvalidOperation
+from engine.core.limits import shown
 from engine.core.values import ENDED_STATES as ENDED
 from engine.core.values import ProcessInstance
 from engine.deploy.deployment import ProcessModel
@@ -52,10 +53,12 @@ def _check_mapping(mapping: Mapping[str, str] | None) -> dict[str, str]:
     if mapping is None:
         return {}
     if not isinstance(mapping, Mapping):
-        raise EngineError(f"migrate: mapping must be a dict of activity ids, got {mapping!r}")
+        raise EngineError(f"migrate: mapping must be a dict of activity ids, got {shown(mapping)}")
     for old, new in mapping.items():
         if not (isinstance(old, str) and old and isinstance(new, str) and new):
-            raise EngineError(f"migrate: mapping entry {old!r}: {new!r} must map id to id")
+            raise EngineError(
+                f"migrate: mapping entry {shown(old)}: {shown(new)} must map id to id"
+            )
     return dict(mapping)
 
 
@@ -205,9 +208,9 @@ def migrate(
     mapping: Mapping[str, str] | None = None,
 ) -> list[ProcessInstance]:
     if isinstance(instance_ids, str) or not isinstance(instance_ids, Sequence):
-        raise EngineError(f"migrate: expected a list of instance ids, got {instance_ids!r}")
+        raise EngineError(f"migrate: expected a list of instance ids, got {shown(instance_ids)}")
     if isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 1:
-        raise EngineError(f"migrate: to_version must be a version number, got {to_version!r}")
+        raise EngineError(f"migrate: to_version must be a version number, got {shown(to_version)}")
     renames = _check_mapping(mapping)
     ids = list(dict.fromkeys(instance_ids))
     if not ids:

@@ -31,6 +31,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state
 from engine.core.errors import EngineError, InvalidOperation
+from engine.core.limits import shown
 from engine.core.values import ProcessInstance
 from engine.runtime.operations import Host, command
 from engine.runtime.run import Run
@@ -40,9 +41,11 @@ def _ids(value: Sequence[str] | None, what: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise EngineError(f"modify: {what} expects a list of activity ids, got {value!r}")
+        raise EngineError(f"modify: {what} expects a list of activity ids, got {shown(value)}")
     if not all(isinstance(v, str) and v for v in value):
-        raise EngineError(f"modify: {what} holds an id that is not a non-empty string: {value!r}")
+        raise EngineError(
+            f"modify: {what} holds an id that is not a non-empty string: {shown(value)}"
+        )
     return list(dict.fromkeys(value))
 
 

@@ -27,6 +27,7 @@ from engine.core.errors import (
     NotFound,
     TaskClaimed,
 )
+from engine.core.limits import shown
 from engine.core.values import ENDED_STATES as ENDED
 from engine.core.values import ProcessInstance, UserTask, VariableChange
 from engine.core.variables import check_variables
@@ -208,10 +209,10 @@ def remove_variables(
     """Remove process variables from a running instance; a name it does not have is refused."""
     where = f"remove_variables('{instance_id}')"
     if isinstance(names, str) or not isinstance(names, Sequence):
-        raise InvalidVariables(f"{where}: expected a list of variable names, got {names!r}")
+        raise InvalidVariables(f"{where}: expected a list of variable names, got {shown(names)}")
     wanted = list(dict.fromkeys(names))
     if not wanted or not all(isinstance(n, str) and n for n in wanted):
-        raise InvalidVariables(f"{where}: variable names must be non-empty strings: {names!r}")
+        raise InvalidVariables(f"{where}: variable names must be non-empty strings: {shown(names)}")
 
     def action(run: Run) -> None:
         present = (run.row or {}).get("variables") or {}
@@ -291,7 +292,7 @@ def tasks(
         if not all(isinstance(g, str) and g for g in groups):
             raise EngineError(
                 "tasks: candidate_group must be a group name or a list of them, "
-                f"got {candidate_group!r}"
+                f"got {shown(candidate_group)}"
             )
     rows = store.user_tasks(
         instance_id=instance_id,
@@ -322,7 +323,9 @@ def assign(host: Host, task_id: str, user: str | None, *, claim: bool) -> UserTa
     """``claim`` (refused while another user holds the task), ``unclaim`` and ``set_assignee``:
     one write of the task row and the instance row, both at the revision they were read."""
     if (claim or user is not None) and (not isinstance(user, str) or not user.strip()):
-        raise EngineError(f"task {task_id}: the user must be a non-empty user id, got {user!r}")
+        raise EngineError(
+            f"task {task_id}: the user must be a non-empty user id, got {shown(user)}"
+        )
     first = host.store.user_task(task_id)
     if first is None:
         raise NotFound(f"no open user task with id '{task_id}'")

@@ -54,6 +54,7 @@ from engine.bpmn.task_tree import (
     named_failure,
     task_by_id,
 )
+from engine.core import deep_stack
 from engine.core.errors import (
     EngineError,
     HandlerError,
@@ -126,7 +127,13 @@ class Run:
         business_key: str | None,
         instance_id: str | None = None,
     ) -> Run:
-        wf = BpmnWorkflow(model.spec, model.subprocess_specs, script_engine=services.script_engine)
+        # SpiffWorkflow predicts the task tree recursively: room for large models.
+        wf = deep_stack.run(
+            lambda: BpmnWorkflow(
+                model.spec, model.subprocess_specs, script_engine=services.script_engine
+            ),
+            len(model.spec.task_specs),
+        )
         event_subprocesses.install(wf)
         initial = copy.deepcopy(dict(variables))
         # The start task was made READY (with a copy of the root's data) during construction.
@@ -261,8 +268,11 @@ class Run:
         """Run engine steps and service tasks until every path waits or ends."""
         while True:
             try:
-                self.wf.do_engine_steps(
-                    will_complete_task=self._will_run, did_complete_task=self._did_run
+                deep_stack.run(
+                    lambda: self.wf.do_engine_steps(
+                        will_complete_task=self._will_run, did_complete_task=self._did_run
+                    ),
+                    len(self.wf.spec.task_specs),
                 )
             except EngineError:
                 raise

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from engine.core.errors import ConcurrencyConflict, StoreError
-from engine.storage import operations, store_external, store_jobs, user_tasks
+from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
+from engine.storage import operations, reconnect, store_external, store_jobs, user_tasks
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
@@ -51,6 +51,8 @@ _LATEST_DEFINITION = (
 )
 _DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam("b_id"))
 _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
+# Taken before the read of a report's instance (``Store.locked_instance``).
+_LOCK_INSTANCE = _INSTANCE.with_for_update()
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 30.0
 
@@ -83,6 +85,17 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+class _Held(threading.local):
+    """The transaction a thread holds inside ``Store.locked_instance`` (None outside)."""
+
+    conn: Connection | None = None
+    instance_id: str | None = None
+    after_commit: list[Callable[[], None]]
+
+    def __init__(self) -> None:
+        self.after_commit = []
+
+
 class Store(
     store_jobs.JobQueries,
     store_external.ExternalTaskQueries,
@@ -94,6 +107,7 @@ class Store(
     def __init__(self, url: str | None = None) -> None:
         self.url = sa.make_url(url or DEFAULT_URL)
         self.dialect = self.url.get_backend_name()
+        self._held = _Held()
         self._lock: threading.RLock | None = None
         # SQLite has one writer at a time: threads of this process queue here instead of in
         # SQLite's busy handler, which sleeps in growing steps (other processes still do).
@@ -143,7 +157,23 @@ class Store(
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
-        """One database transaction; commits on success, rolls back on any exception."""
+        """One database transaction; commits on success, rolls back on any exception.
+
+        A driver error before the commit is ``NotCommitted`` for a write (``StoreError`` for a
+        read), a lost connection during the commit ``CommitUnknown`` (engine.storage.reconnect).
+        Inside ``locked_instance`` the thread's held transaction is used instead (a write in a
+        savepoint of it, so a write that fails leaves nothing behind)."""
+        held = self._held.conn
+        if held is not None:
+            try:
+                if write:
+                    with held.begin_nested():
+                        yield held
+                else:
+                    yield held
+            except reconnect.CONNECTION_ERRORS as exc:
+                raise reconnect.store_error(exc, write=True) from exc
+            return
         lock = self._lock
         if lock is None and write:
             lock = self._write_lock
@@ -161,15 +191,64 @@ class Store(
                     return
                 conn.info["write"] = True
                 try:
-                    with conn.begin():
+                    trans = conn.begin()
+                    try:
                         yield conn
+                    except BaseException:
+                        with suppress(*reconnect.CONNECTION_ERRORS):
+                            trans.rollback()  # on a dead connection this may fail too
+                        raise
+                    try:
+                        trans.commit()
+                    except reconnect.CONNECTION_ERRORS as exc:
+                        # The connection is gone: release the dead transaction quietly.
+                        with suppress(sa.exc.SQLAlchemyError):
+                            trans.rollback()
+                        raise reconnect.commit_error(exc) from exc
                 finally:
                     conn.info["write"] = False
-        except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+        except reconnect.CONNECTION_ERRORS as exc:
+            raise reconnect.store_error(exc, write=write) from exc
         finally:
             if lock is not None:
                 lock.release()
+
+    def in_locked_transaction(self) -> bool:
+        """Whether this thread is inside ``locked_instance`` (a read there cannot be re-run)."""
+        return self._held.conn is not None
+
+    @contextmanager
+    def locked_instance(self, instance_id: str) -> Iterator[dict[str, Any] | None]:
+        """Read an instance row under a lock held until the block ends, and run the whole
+        block in that one transaction: reports on one instance then wait for each other
+        instead of racing on its revision.
+
+        On PostgreSQL the row is read ``SELECT ... FOR UPDATE``; on SQLite ``BEGIN IMMEDIATE``
+        takes the database's write lock before the read. Every Store call this thread makes
+        inside the block joins the transaction; ``on_commit`` callbacks run once it committed
+        (and are dropped if it rolled back). Yields None when there is no such instance."""
+        if self._held.conn is not None:
+            raise RuntimeError("locked_instance does not nest")
+        with self.transaction() as conn:
+            query = _LOCK_INSTANCE if self.dialect == "postgresql" else _INSTANCE
+            row = conn.execute(query, {"b_id": instance_id}).mappings().first()
+            self._held.conn, self._held.instance_id = conn, instance_id
+            try:
+                yield dict(row) if row else None
+            finally:
+                self._held.conn, self._held.instance_id = None, None
+                callbacks, self._held.after_commit = self._held.after_commit, []
+        # Only reached when the transaction committed.
+        for callback in callbacks:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what this thread wrote is committed: now, or at the end of
+        the ``locked_instance`` block it is in."""
+        if self._held.conn is None:
+            callback()
+        else:
+            self._held.after_commit.append(callback)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision shipped with the package."""
@@ -197,6 +276,7 @@ class Store(
 
     # -- deployments --------------------------------------------------------------------
 
+    @reconnect.retry_read
     def deployment_by_digest(self, digest: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (
@@ -208,6 +288,7 @@ class Store(
             )
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def definitions_of_deployment(self, deployment_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -217,12 +298,14 @@ class Store(
                 ).mappings()
             ]
 
+    @reconnect.retry_read
     def latest_definition(self, key: str) -> dict[str, Any] | None:
         """The newest version of one key: an index scan on (key, version), run on every start."""
         with self.transaction(write=False) as conn:
             row = conn.execute(_LATEST_DEFINITION, {"b_key": key}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """The newest version of each of ``keys`` (of every key when None)."""
         if keys is not None and not keys:
@@ -245,11 +328,13 @@ class Store(
             ).mappings()
             return {r["key"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def definition(self, definition_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(_DEFINITION, {"b_id": definition_id}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def resources(self, deployment_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -301,11 +386,13 @@ class Store(
 
     # -- instances ----------------------------------------------------------------------
 
+    @reconnect.retry_read
     def instance(self, instance_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(_INSTANCE, {"b_id": instance_id}).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def instances(
         self,
         process_key: str | None = None,
@@ -329,6 +416,7 @@ class Store(
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -340,6 +428,7 @@ class Store(
                 ).mappings()
             ]
 
+    @reconnect.retry_read
     def instance_states(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored state, definition and variables of several instances (for task variables)."""
         i = t.instances
@@ -351,12 +440,14 @@ class Store(
             ).mappings()
             return {r["id"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def history_row(self, row_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(sa.select(t.history).where(t.history.c.id == row_id)).mappings()
             found = row.first()
             return dict(found) if found else None
 
+    @reconnect.retry_read
     def subscribers(self, kind: str, name: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [
@@ -381,13 +472,28 @@ class Store(
         """Apply one engine call's changes in a single transaction (see module docstring)."""
         try:
             with self.transaction() as conn:
-                write_mod.apply(conn, write, self.dialect, self._check_external_held)
+                write_mod.apply(
+                    conn,
+                    write,
+                    self.dialect,
+                    self._check_external_held,
+                    row_locked=self._held.instance_id == write.instance["id"],
+                )
         except IntegrityError as exc:
             # Races are caught by the rev and lock checks above; this is a broken write.
             raise StoreError(
                 f"instance {write.instance['id']}: write refused by the database: {exc.orig}"
             ) from exc
+        except (NotCommitted, CommitUnknown) as exc:
+            # Named, so a caller can look the instance up (a start() by its business key).
+            inst = write.instance
+            key = inst.get("business_key")
+            what = f"instance {inst['id']}" + (f" (business key '{key}')" if key else "")
+            if write.expected_rev is None:
+                what = f"start of {what}"
+            raise type(exc)(f"{what}: {exc}", disconnected=exc.disconnected) from exc
 
+    @reconnect.retry_read
     def external_tasks_of(self, instance_id: str) -> list[dict[str, Any]]:
         with self.transaction(write=False) as conn:
             return [

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
+from engine.storage import reconnect
 from engine.storage import schema as t
 
 # External tasks by a list of ids (``expanding``: coercing 50 literal ids per call cost more
@@ -108,6 +109,7 @@ class ExternalTaskQueries:
             rows = conn.execute(BY_IDS, {"b_ids": list(order)}).mappings()
             return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
 
+    @reconnect.retry_read
     def external_task(self, task_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (
@@ -117,11 +119,13 @@ class ExternalTaskQueries:
             )
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def external_tasks_by_id(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         with self.transaction(write=False) as conn:
             rows = conn.execute(BY_IDS, {"b_ids": list(task_ids)}).mappings()
             return {r["id"]: dict(r) for r in rows}
 
+    @reconnect.retry_read
     def external_tasks(
         self, topic: str | None = None, instance_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -134,6 +138,7 @@ class ExternalTaskQueries:
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def count_fetchable_external(self, topics: Sequence[str], now: datetime) -> int:
         x = t.external_tasks
         with self.transaction(write=False) as conn:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from engine.storage import reconnect
 from engine.storage import schema as t
 
 #: Key of an acquired job row holding its instance row read in the same transaction.
@@ -279,6 +280,7 @@ class JobQueries:
                 .values(state="active", rev=t.instances.c.rev + 1, updated_at=now)
             )
 
+    @reconnect.retry_read
     def next_due_job(self, handlers: Collection[str] | None = None) -> datetime | None:
         """When the next job can run (of those ``acquire_jobs(handlers=...)`` would take)."""
         query, params = _NEXT_DUE, {}
@@ -293,6 +295,7 @@ class JobQueries:
 
     # -- jobs and incidents (reads) -----------------------------------------------------
 
+    @reconnect.retry_read
     def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
         if instance_id is not None:
@@ -300,11 +303,13 @@ class JobQueries:
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def job(self, job_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).mappings().first()
             return dict(row) if row else None
 
+    @reconnect.retry_read
     def incidents(
         self, instance_id: str | None = None, open_only: bool = True
     ) -> list[dict[str, Any]]:
@@ -316,6 +321,7 @@ class JobQueries:
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    @reconnect.retry_read
     def incident(self, incident_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = (

@@ -60,6 +60,9 @@ class InstanceWrite:
 # Statements of every write, built once: constructing a SQLAlchemy statement costs more than
 # running it on SQLite. Bound parameters are prefixed ``b_`` to stay clear of column names.
 _INSERT_INSTANCE = t.instances.insert()
+_LOCK_INSTANCE_REV = (
+    sa.select(t.instances.c.rev).where(t.instances.c.id == sa.bindparam("b_id")).with_for_update()
+)
 _UPDATE_INSTANCE = t.instances.update().where(
     t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
 )
@@ -85,11 +88,25 @@ _DELETE_HELD_JOB = t.jobs.delete().where(
 _INSERT_JOB = t.jobs.insert()
 
 
-def apply(conn: Connection, w: InstanceWrite, dialect: str, check_external_held: CheckHeld) -> None:
+def apply(
+    conn: Connection,
+    w: InstanceWrite,
+    dialect: str,
+    check_external_held: CheckHeld,
+    *,
+    row_locked: bool = False,
+) -> None:
     """Write ``w`` on ``conn`` (inside the caller's transaction); ``ConcurrencyConflict`` when
-    the instance moved on or a held lock was lost."""
+    the instance moved on or a held lock was lost. ``row_locked``: the transaction already holds
+    the instance row (``Store.locked_instance``)."""
     inst = w.instance
     iid = inst["id"]
+    if w.expected_rev is not None and dialect == "postgresql" and not row_locked:
+        # The instance row first, as ``Store.locked_instance`` does: two writers of one instance
+        # then queue on that row instead of deadlocking on its jobs or external tasks.
+        rev = conn.execute(_LOCK_INSTANCE_REV, {"b_id": iid}).scalar()
+        if rev != w.expected_rev:
+            raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
     jobs_delete = list(w.jobs_delete)
     if w.jobs_held:
         # A held job the write deletes is checked by that delete (one statement less

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.bpmn.mappings import LOCALS
-from engine.core import durations
+from engine.core import durations, limits
 from engine.core.errors import EngineError
 
 MAX_LOCK_DURATION = 366 * 24 * 3600.0  # seconds; anything longer is a unit mistake
@@ -47,9 +47,11 @@ def _names(value: object, where: str) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise EngineError(f"{where}: variables must be a list of names, got {value!r}")
+        raise EngineError(f"{where}: variables must be a list of names, got {limits.shown(value)}")
     if not all(isinstance(v, str) and v for v in value):
-        raise EngineError(f"{where}: variables must be non-empty strings, got {value!r}")
+        raise EngineError(
+            f"{where}: variables must be non-empty strings, got {limits.shown(value)}"
+        )
     return tuple(value)
 
 
@@ -60,7 +62,7 @@ def parse_topics(
     default_lock = seconds(lock_duration, "lock_duration")
     default_names = _names(variables, "fetch_and_lock")
     if isinstance(topics, str | bytes) or not isinstance(topics, Sequence) or not topics:
-        raise EngineError(f"topics must be a non-empty list, got {topics!r}")
+        raise EngineError(f"topics must be a non-empty list, got {limits.shown(topics)}")
     out: dict[str, TopicRequest] = {}
     for item in topics:
         if isinstance(item, str):
@@ -68,7 +70,7 @@ def parse_topics(
         elif isinstance(item, Mapping):
             request = _from_mapping(item, default_lock, default_names)
         elif isinstance(item, tuple) and 1 <= len(item) <= 3:
-            where = f"topic {item[0]!r}"
+            where = f"topic {limits.shown(item[0])}"
             request = TopicRequest(
                 item[0],
                 seconds(item[1], f"{where}: lock duration") if len(item) > 1 else default_lock,
@@ -77,10 +79,13 @@ def parse_topics(
         else:
             raise EngineError(
                 f"a topic is a name, a (name, lock_duration[, variables]) tuple or a dict, "
-                f"got {item!r}"
+                f"got {limits.shown(item)}"
             )
         if not isinstance(request.topic, str) or not request.topic:
-            raise EngineError(f"a topic name must be a non-empty string, got {request.topic!r}")
+            raise EngineError(
+                f"a topic name must be a non-empty string, got {limits.shown(request.topic)}"
+            )
+        limits.check_name(request.topic, "topic")
         if request.topic in out:
             raise EngineError(f"topic '{request.topic}' is requested twice")
         out[request.topic] = request
@@ -99,7 +104,7 @@ def _from_mapping(
     if unknown:
         raise EngineError(f"topic dict: unknown keys {sorted(map(str, unknown))}")
     name = item.get("topic", item.get("topicName"))
-    where = f"topic {name!r}"
+    where = f"topic {limits.shown(name)}"
     lock = (
         seconds(item["lock_duration"], f"{where}: lock_duration")
         if "lock_duration" in item

@@ -5,8 +5,11 @@ to report on an instance becomes its *leader* and applies every report queued me
 instance write (``Store.apply`` with ``InstanceWrite.external_held``: each task must still be
 locked by its reporting worker). 50 parallel tasks completed at once thus cost a few writes,
 not 50 optimistic-locking races. A leader never waits on another instance's queue, so leaders
-cannot deadlock. Races with other processes are settled by the instance's revision and re-run
-through the command seam (``Commands.retry_on_conflict``).
+cannot deadlock. Leaders in other processes are serialised by the database: the leader reads the
+instance under a row lock (``Store.locked_instance``: ``SELECT ... FOR UPDATE`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite) and commits in the same transaction, so contention costs waiting,
+not a ``ConcurrencyConflict``; what other writers race for is re-run through the command seam
+(``Commands.retry_on_conflict``).
 
 Outcomes are published only once the write committed: True (applied), False (a duplicate:
 the task was already completed or cancelled; logged at WARNING and counted), or an exception
@@ -132,23 +135,27 @@ class ReportCombiner:
     def _attempt(self, instance_id: str, batch: list[Report]) -> None:
         """One try at the batch on fresh state: classify against the rows, apply the rest in
         one instance write. Outcomes are only published once the write committed."""
-        rows = self.store.external_tasks_by_id([r.task_id for r in batch])
         outcomes: list[tuple[Report, Outcome]] = []
-        accepted: list[tuple[Report, dict[str, Any]]] = []
-        seen: set[str] = set()
-        for report in batch:
-            row = rows.get(report.task_id)
-            if row is None or row["instance_id"] != instance_id:
-                outcomes.append((report, self._gone_outcome(report.task_id, WHAT[report.kind])))
-            elif report.task_id in seen:
-                outcomes.append((report, Duplicate(duplicate_note(row, report, "completed"))))
-            elif row["lock_owner"] != report.worker_id or row["state"] != "open":
-                outcomes.append((report, lock_lost(row, report.worker_id)))
-            else:
-                seen.add(report.task_id)
-                accepted.append((report, row))
-        if accepted:
-            outcomes.extend(self._run(instance_id, accepted))
+        # Reports on one instance from every thread and node queue on its row lock here, so
+        # they wait for each other instead of racing on its revision (issue 19).
+        with self.store.locked_instance(instance_id) as instance_row:
+            rows = self.store.external_tasks_by_id([r.task_id for r in batch])
+            accepted: list[tuple[Report, dict[str, Any]]] = []
+            seen: set[str] = set()
+            for report in batch:
+                row = rows.get(report.task_id)
+                if row is None or row["instance_id"] != instance_id:
+                    gone = self._gone_outcome(report.task_id, WHAT[report.kind])
+                    outcomes.append((report, gone))
+                elif report.task_id in seen:
+                    outcomes.append((report, Duplicate(duplicate_note(row, report, "completed"))))
+                elif row["lock_owner"] != report.worker_id or row["state"] != "open":
+                    outcomes.append((report, lock_lost(row, report.worker_id)))
+                else:
+                    seen.add(report.task_id)
+                    accepted.append((report, row))
+            if accepted:
+                outcomes.extend(self._run(instance_id, accepted, instance_row))
         for report, outcome in outcomes:
             self.publish(report, outcome)
 
@@ -163,10 +170,13 @@ class ReportCombiner:
             report.resolve(outcome)
 
     def _run(
-        self, instance_id: str, accepted: list[tuple[Report, dict[str, Any]]]
+        self,
+        instance_id: str,
+        accepted: list[tuple[Report, dict[str, Any]]],
+        instance_row: dict[str, Any] | None,
     ) -> list[tuple[Report, Outcome]]:
         engine = self.engine
-        run, has_incident = self.commands.load(instance_id)
+        run, has_incident = self.commands.load(instance_id, row=instance_row)
         if has_ended(run):
             # Rows of an ended instance are deleted with its last write; a stale read.
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")

@@ -37,9 +37,9 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.bpmn.specs import activity_config
-from engine.core import durations
+from engine.core import durations, limits
 from engine.core.durations import DEFAULT_LOCK_DURATION
-from engine.core.errors import EngineError, LockLost, NotFound
+from engine.core.errors import EngineError, InvalidArgument, LockLost, NotFound
 from engine.core.retry import RetryPolicy
 from engine.core.values import ExternalTask, TaskContext
 from engine.core.variables import check_variables
@@ -79,7 +79,7 @@ class ExternalTaskService:
         ``variables`` limits the returned variables to those names (None: all)."""
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
-            raise EngineError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
+            raise EngineError(f"max_tasks must be an int >= 1, got {limits.shown(max_tasks)}")
         requests = external_fetch.parse_topics(topics, lock_duration, variables)
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
@@ -87,6 +87,7 @@ class ExternalTaskService:
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
 
     def get(self, task_id: str) -> ExternalTask:
+        limits.check_id(task_id, "task_id")
         row = self.store.external_task(task_id)
         if row is None:
             raise NotFound(f"no open external task with id '{task_id}'")
@@ -140,6 +141,7 @@ class ExternalTaskService:
         """Apply the variables, complete the task and move its instance on. True when applied;
         False for a duplicate (the task was already completed or cancelled), logged at WARNING.
         Raises ``LockLost`` when another worker holds the task (or nobody does)."""
+        limits.check_id(task_id, "task_id")
         values = check_variables(variables, f"complete of external task {task_id}")
         return self._report_one("complete", task_id, worker_id, variables=values)
 
@@ -154,8 +156,11 @@ class ExternalTaskService:
         """Throw BPMN error ``code`` from the task: a matching error boundary event or error
         event subprocess takes the path (with ``variables`` set); uncaught, an incident opens
         and the task waits for ``eng.retry``. False for a duplicate, like ``complete``."""
+        limits.check_id(task_id, "task_id")
         if not isinstance(code, str) or not code:
-            raise EngineError(f"handle_bpmn_error needs an error code, got {code!r}")
+            raise EngineError(f"handle_bpmn_error needs an error code, got {limits.shown(code)}")
+        limits.check_name(code, "code")
+        message = limits.check_text(message, "message")
         values = check_variables(variables, f"BPMN error of external task {task_id}")
         return self._report_one(
             "bpmn_error", task_id, worker_id, variables=values, code=code, message=message
@@ -177,14 +182,16 @@ class ExternalTaskService:
         (``spillway:retries``, ``camunda:failedJobRetryTimeCycle``, the engine's default) and so
         does a missing ``retry_timeout``. False for a duplicate, like ``complete``."""
         _check_worker(worker_id)
+        limits.check_id(task_id, "task_id")
+        error_message = limits.check_text(error_message, "error_message")
+        if error_details is not None:
+            error_details = limits.check_text(error_details, "error_details")
         row = self.store.external_task(task_id)
         if row is None:
             return self._reports.gone(task_id, "failure report")
         check_lock(row, worker_id)
-        if retries is not None and (
-            isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
-        ):
-            raise EngineError(f"retries must be an int >= 0, got {retries!r}")
+        if retries is not None:
+            limits.check_count(retries, "retries")
         if retries is None or retry_timeout is None:
             left, delay = self.policy_decision(row, retryable=True)
             retries = left if retries is None else retries
@@ -285,7 +292,7 @@ class ExternalTaskService:
         if kind == "bpmn_error":
             code = payload.get("code")
             if not isinstance(code, str) or not code:
-                raise EngineError(f"BPMN error of {where} needs a code, got {code!r}")
+                raise EngineError(f"BPMN error of {where} needs a code, got {limits.shown(code)}")
             values = check_variables(payload.get("variables"), f"BPMN error of {where}")
             return Report(
                 kind,
@@ -296,7 +303,7 @@ class ExternalTaskService:
                 code=code,
                 message=str(payload.get("message") or ""),
             )
-        raise EngineError(f"unknown report kind {kind!r}")
+        raise EngineError(f"unknown report kind {limits.shown(kind)}")
 
     def _instance_of(self, task_id: str) -> str:
         row = self.store.external_task(task_id)
@@ -342,6 +349,7 @@ class ExternalTaskService:
     ) -> None:
         """Heartbeat: the lock of ``worker_id`` now expires ``lock_duration`` from now."""
         _check_worker(worker_id)
+        limits.check_id(task_id, "task_id")
         until = self.engine.now() + timedelta(
             seconds=external_fetch.seconds(lock_duration, "lock_duration")
         )
@@ -375,6 +383,7 @@ class ExternalTaskService:
 
     def unlock(self, task_id: str) -> None:
         """Release the task's lock whoever holds it: fetchable again at once (when due)."""
+        limits.check_id(task_id, "task_id")
         row = self.store.external_task(task_id)
         if row is None or not self.store.unlock_external_task(task_id):
             raise NotFound(f"no open external task with id '{task_id}'")
@@ -446,12 +455,19 @@ class ExternalTaskService:
     # Last in the class: a method named ``list`` would shadow the builtin in annotations below.
     def list(self, topic: str | None = None, instance_id: str | None = None) -> list[ExternalTask]:
         """Every external task (open or failed), oldest first, with all its variables."""
+        limits.check_name(topic, "topic", optional=True)
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
         return self._tasks(self.store.external_tasks(topic, instance_id), {})
 
 
 def _check_worker(worker_id: object) -> None:
     if not isinstance(worker_id, str) or not worker_id:
-        raise EngineError(f"a worker id must be a non-empty string, got {worker_id!r}")
+        raise InvalidArgument(
+            f"a worker id must be a non-empty string, got {limits.shown(worker_id)}",
+            argument="worker_id",
+        )
+    limits.check_name(worker_id, "worker_id")
 
 
 def _timeout(value: float | timedelta) -> float:
