@@ -17,9 +17,16 @@ from processes import (
     invoice_handlers,
     onboarding_handlers,
     order_handlers,
+    shipment_c8_handlers,
 )
 
-HANDLER_MODULES = (order_handlers, invoice_handlers, onboarding_handlers, example_process_handlers)
+HANDLER_MODULES = (
+    order_handlers,
+    invoice_handlers,
+    onboarding_handlers,
+    example_process_handlers,
+    shipment_c8_handlers,
+)
 
 
 def register(eng: ProcessEngine) -> None:

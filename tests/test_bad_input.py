@@ -41,11 +41,6 @@ BILLION_LAUGHS = (
         (XXE, "DOCTYPE"),
         (REMOTE_DTD, "DOCTYPE"),
         (BILLION_LAUGHS, "DOCTYPE"),
-        (
-            b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-            b'id="d"><bpmn:process id="p" isExecutable="false" /></bpmn:definitions>',
-            "no executable process",
-        ),
     ],
     ids=[
         "empty",
@@ -55,7 +50,6 @@ BILLION_LAUGHS = (
         "xxe",
         "remote-dtd",
         "billion-laughs",
-        "not-executable",
     ],
 )
 def test_bad_sources_are_refused_and_store_nothing(
@@ -151,3 +145,21 @@ def test_bad_retry_cycle_is_a_deployment_error(eng: ProcessEngine) -> None:
     )
     with pytest.raises(DeploymentError, match="task 'A': bad retry configuration"):
         eng.deploy(bpmn)
+
+
+def test_a_process_that_is_not_executable_is_skipped_with_a_note(
+    eng: ProcessEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    draft = (
+        b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        b'id="d"><bpmn:process id="draft" isExecutable="false" /></bpmn:definitions>'
+    )
+    dep = eng.deploy(draft)
+    assert dep.process_keys == ()
+    assert "process 'draft' is not executable" in caplog.text
+    mixed = process("runs").replace(
+        b"</bpmn:definitions>",
+        b'<bpmn:process id="draft2" isExecutable="false" /></bpmn:definitions>',
+    )
+    assert eng.deploy(mixed).process_keys == ("runs",)
+    assert "process 'draft2' is not executable" in caplog.text

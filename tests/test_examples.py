@@ -6,13 +6,13 @@ import pytest
 
 from engine import ProcessEngine
 from engine.testing import ManualClock
-from processes import invoice_handlers, onboarding_handlers, order_handlers
+from processes import invoice_handlers, onboarding_handlers, order_handlers, shipment_c8_handlers
 from tests.conftest import EXAMPLES
 
 
 @pytest.fixture
 def examples(eng: ProcessEngine) -> ProcessEngine:
-    for module in (order_handlers, invoice_handlers, onboarding_handlers):
+    for module in (order_handlers, invoice_handlers, onboarding_handlers, shipment_c8_handlers):
         module.register(eng)
     dep = eng.deploy(EXAMPLES)
     assert {"order", "invoice", "onboarding"} <= set(dep.process_keys)

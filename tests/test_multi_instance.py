@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from engine import DeploymentError, HandlerError, ProcessEngine
+from engine.core.errors import ExpressionError
 from engine.testing import assert_that
 from tests.bpmnbuild import process
 from tests.test_core import table_counts
@@ -89,8 +90,24 @@ def test_a_collection_that_is_not_a_list_fails_naming_the_task(
     assert table_counts(eng) == before
 
 
-def test_a_collection_expression_is_refused_at_deploy(eng: ProcessEngine) -> None:
-    mi = camunda_mi("${order.getItems()}")
+def test_a_collection_expression_is_evaluated_when_the_activity_starts(
+    eng: ProcessEngine,
+) -> None:
+    seen: list[object] = []
+    eng.register_handler("each", lambda ctx: seen.append(ctx.variables["item"]))
+    mi = camunda_mi("${order.items}")
+    eng.deploy(
+        process("p", f'<bpmn:serviceTask id="Each" camunda:class="each">{mi}</bpmn:serviceTask>')
+    )
+    done = eng.start("p", {"order": {"items": ["a", "b"]}})
+    assert done.state == "completed" and seen == ["a", "b"]
+    assert not any(k.startswith("spillway") for k in done.variables)  # no bookkeeping leaks
+    with pytest.raises(ExpressionError, match="element .Each..*must give a list"):
+        eng.start("p", {"order": {"items": None}})
+
+
+def test_a_collection_expression_that_does_not_parse_is_refused(eng: ProcessEngine) -> None:
+    mi = camunda_mi("${order.items[}")
     with pytest.raises(DeploymentError, match="element 'Each': camunda:collection"):
         eng.deploy(process("p", f'<bpmn:userTask id="Each">{mi}</bpmn:userTask>'))
 

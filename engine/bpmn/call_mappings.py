@@ -234,6 +234,10 @@ def map_variables(
 # --- the specs ----------------------------------------------------------------------------------
 
 
+#: How deep called processes (and embedded subprocesses around them) may nest.
+MAX_CALL_DEPTH = 50
+
+
 class MappedCallActivity(CallActivity):  # type: ignore[misc]
     """A call activity that applies its camunda:in / camunda:out mappings, if it has any.
 
@@ -244,6 +248,18 @@ class MappedCallActivity(CallActivity):  # type: ignore[misc]
     (for the output parameters, which run when the call activity completes)."""
 
     mappings: Mappings | None = None
+
+    def start_workflow(self, my_task: Any) -> None:
+        depth, workflow = 0, my_task.workflow
+        while getattr(workflow, "parent_workflow", None) is not None:
+            depth += 1
+            workflow = workflow.parent_workflow
+        if depth >= MAX_CALL_DEPTH:
+            raise ExpressionError(
+                f"call activity '{self.bpmn_id}': called processes nested {depth} deep (the "
+                f"limit is {MAX_CALL_DEPTH}); a process that calls itself without end?"
+            )
+        super().start_workflow(my_task)
 
     def copy_data(self, my_task: Any, subworkflow: Any) -> None:
         m = self.mappings

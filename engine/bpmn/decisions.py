@@ -44,7 +44,9 @@ from engine.core.errors import ExpressionError
 from engine.expressions import feel
 
 #: camunda:mapDecisionResult values (Camunda 7's names).
-MAPPINGS: Final = frozenset({"resultList", "singleResult", "singleEntry", "collectEntries"})
+MAPPINGS: Final = frozenset(
+    {"resultList", "singleResult", "singleEntry", "collectEntries", "zeebe"}
+)
 HIT_POLICIES: Final = frozenset({"UNIQUE", "FIRST", "ANY", "RULE ORDER", "COLLECT"})
 AGGREGATIONS: Final = frozenset({"SUM", "MIN", "MAX", "COUNT"})
 #: FEEL's name for the input value inside a unary test.
@@ -250,6 +252,9 @@ class DecisionTask(BusinessRuleTask):  # type: ignore[misc]
         how = self.map_decision_result
         if how == "resultList":
             return rows
+        if how == "zeebe":  # zeebe:calledDecision: as Camunda 8 shapes a decision's result
+            shaped = [next(iter(row.values())) if len(row) == 1 else row for row in rows]
+            return shaped[0] if len(shaped) == 1 else (shaped or None)
         if how == "collectEntries":
             return [self._single_value(row) for row in rows]
         if len(rows) > 1:

@@ -41,7 +41,7 @@ class ScopedEventManager(EventManager):  # type: ignore[misc]
             thrown.append((event.event_definition.name, payload))
         if event.target is None or not isinstance(event.event_definition, CodeEventDefinition):
             return int(super().catch(event, internal))
-        scope = event.target
+        scope, came_from = event.target, None
         while scope is not None:
             waiting = _waiting(self.tasks.values(), scope, event)
             if waiting:
@@ -49,13 +49,24 @@ class ScopedEventManager(EventManager):  # type: ignore[misc]
                     task.task_spec.catch(task, event)
                     task.task_spec._update(task)
                 return len(waiting)
-            started = start_event_subprocess(scope, event)
+            started = start_event_subprocess(scope, event, exclude=_own_esp(scope, came_from))
             if started is not None:
                 return 1
-            scope = scope.parent_workflow
+            scope, came_from = scope.parent_workflow, scope
         if internal:
             self.workflow.bpmn_events.append(event)
         return 0
+
+
+def _own_esp(scope: Any, came_from: Any) -> str | None:
+    """When an event leaves an event subprocess of ``scope``, that event subprocess (its spec
+    name) does not catch it again: Camunda propagates a rethrown escalation or error to the
+    scopes around (``EscalationEventSubprocessTest.testReThrowEscalationEventToBoundaryEvent``);
+    SpiffWorkflow's event subprocess would restart itself for ever."""
+    if came_from is None:
+        return None
+    name = getattr(came_from.spec, "name", None)
+    return str(name) if name in scope.spec.start.trigger_specs else None
 
 
 def _waiting(tasks: Any, scope: Any, event: Any) -> list[Any]:
@@ -77,18 +88,21 @@ def _start_events(workflow: Any, name: str) -> list[Any]:
     return list(spec.bpmn_start_events) if spec is not None else []
 
 
-def triggerable(scope: Any, event: Any) -> str | None:
-    """The event subprocess of ``scope`` (its spec name) whose start event catches ``event``."""
+def triggerable(scope: Any, event: Any, exclude: str | None = None) -> str | None:
+    """The event subprocess of ``scope`` (its spec name) whose start event catches ``event``
+    (never ``exclude``)."""
     for name in scope.spec.start.trigger_specs:
+        if name == exclude:
+            continue
         if any(ts.event_definition == event.event_definition for ts in _start_events(scope, name)):
             return str(name)
     return None
 
 
-def start_event_subprocess(scope: Any, event: Any) -> Any | None:
+def start_event_subprocess(scope: Any, event: Any, exclude: str | None = None) -> Any | None:
     """Start the event subprocess of ``scope`` catching ``event`` and deliver the event to its
     start event; the start event's task, or None when no event subprocess of it catches."""
-    name = triggerable(scope, event)
+    name = triggerable(scope, event, exclude)
     if name is None:
         return None
     top = scope.top_workflow
@@ -107,10 +121,12 @@ def start_event_subprocess(scope: Any, event: Any) -> Any | None:
 def can_catch(scope: Any, event: Any) -> bool:
     """Would a throw of ``event`` from ``scope`` be caught, there or in a scope around it?"""
     tasks = scope.top_workflow.event_manager.tasks.values()
+    came_from = None
     while scope is not None:
-        if triggerable(scope, event) is not None or _waiting(tasks, scope, event):
+        exclude = _own_esp(scope, came_from)
+        if triggerable(scope, event, exclude) is not None or _waiting(tasks, scope, event):
             return True
-        scope = scope.parent_workflow
+        scope, came_from = scope.parent_workflow, scope
     return False
 
 

@@ -34,7 +34,7 @@ from lxml import etree
 from engine.bpmn import script_bindings
 from engine.bpmn.namespaces import BPMN_NS, camunda
 from engine.core.errors import ExpressionError
-from engine.expressions import javascript, juel
+from engine.expressions import feel, javascript, juel
 
 #: internal_data key of an activity's local variables (present from its start to its end).
 LOCALS = "spillway_locals"
@@ -129,6 +129,8 @@ def evaluate_value(
         if kind == "null":
             return None
         if kind == "text":
+            if str(value["text"]).startswith(feel.MARKER):  # Camunda 8's =expr
+                return feel.evaluate(value["text"], variables, where)
             return juel.evaluate(value["text"], variables)
         if kind == "list":
             return [
@@ -153,6 +155,8 @@ def evaluate_value(
 
 
 def _run_script(value: Value, variables: Mapping[str, Any], where: str, engine: Any) -> Any:
+    if value["format"] in script_bindings.JUEL_FORMATS and not value.get("resource"):
+        return juel.evaluate(str(value.get("source") or "").strip(), variables)
     if javascript.is_javascript(value["format"]) and not value.get("resource"):
         # JavaScript runs sandboxed, see engine.bpmn.script_bindings.
         return script_bindings.evaluate_mapping_script(value, variables, where, engine)
@@ -196,7 +200,10 @@ def evaluate_name(task: Any, expression: str, attribute: str) -> str:
     over what the task sees; an ExpressionError naming the element otherwise."""
     where = f"{_element(task)}: {attribute} {expression}"
     try:
-        value = juel.evaluate(expression, view(task))
+        if expression.startswith(feel.MARKER):  # Camunda 8: a FEEL job type
+            value = feel.evaluate(expression, view(task), str(task.task_spec.bpmn_id))
+        else:
+            value = juel.evaluate(expression, view(task))
     except ExpressionError as exc:
         raise ExpressionError(f"{where}: {exc}") from exc
     if not isinstance(value, str) or not value.strip():

@@ -136,6 +136,33 @@ def evaluate_mapping_script(
 
 #: Script languages run as Python (only with ``allow_scripts=True``).
 PYTHON_FORMATS = frozenset({"python", "py", "python3"})
+#: Script languages evaluated as one JUEL expression (``engine.expressions.juel``).
+JUEL_FORMATS = frozenset({"juel", "el"})
+#: Camunda 8's zeebe:script (engine.deploy.zeebe): one FEEL expression.
+FEEL_FORMATS = frozenset({"feel"})
+
+
+def is_juel_task(task_spec: Any) -> bool:
+    return (getattr(task_spec, FORMAT_ATTR, None) or "") in JUEL_FORMATS | FEEL_FORMATS
+
+
+def run_juel_task(task: Any, source: str | None) -> bool:
+    """A ``scriptFormat="juel"`` script task: its text is an expression (``${a + b}``), its
+    value goes to ``camunda:resultVariable`` (as in Camunda 7)."""
+    from engine.expressions import feel, juel
+
+    spec = task.task_spec
+    try:
+        if getattr(spec, FORMAT_ATTR, None) in FEEL_FORMATS:
+            value = feel.evaluate((source or "").strip(), task.data, str(spec.bpmn_id))
+        else:
+            value = juel.evaluate((source or "").strip(), task.data)
+    except ExpressionError as exc:
+        raise ExpressionError(f"script task '{spec.bpmn_id}': {exc}") from exc
+    result_variable = getattr(spec, RESULT_ATTR, None)
+    if result_variable is not None:
+        task.data[result_variable] = value
+    return True
 
 
 def script_task_problem(node: Any) -> str | None:
@@ -148,7 +175,7 @@ def script_task_problem(node: Any) -> str | None:
             f"a script task with camunda:resource '{resource}' cannot run: Spillway runs only "
             "scripts written in the model; copy the script into the task"
         )
-    if javascript.is_javascript(fmt):
+    if javascript.is_javascript(fmt) or fmt in JUEL_FORMATS | FEEL_FORMATS:
         return None
     if fmt in PYTHON_FORMATS:
         if node.get(camunda("resultVariable")):
@@ -158,9 +185,9 @@ def script_task_problem(node: Any) -> str | None:
             )
         return None
     return (
-        f"script task in {declared}: Spillway runs JavaScript script tasks (sandboxed) and "
-        "Python ones (only when the engine is created with allow_scripts=True); rewrite it in "
-        "JavaScript or make it a service task with a handler"
+        f"script task in {declared}: Spillway runs JavaScript script tasks (sandboxed), JUEL "
+        "ones and Python ones (only when the engine is created with allow_scripts=True); "
+        "rewrite it in JavaScript or make it a service task with a handler"
     )
 
 
@@ -169,7 +196,9 @@ def mapping_script_problem(node: Any) -> str | None:
     declared = node.get("scriptFormat")
     fmt = (declared or "").strip().lower()
     resource = node.get("resource")
-    if not resource and (javascript.is_javascript(fmt) or fmt in PYTHON_FORMATS):
+    if not resource and (
+        javascript.is_javascript(fmt) or fmt in PYTHON_FORMATS or fmt in JUEL_FORMATS
+    ):
         return None
     what = f"{declared} script" if fmt else "script"
     if resource:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
 from engine.bpmn import loops, mappings, script_bindings
 from engine.core.errors import ExpressionError
@@ -23,6 +23,23 @@ class ScriptsDisabled(ExpressionError):
     default_message = "script tasks are disabled"
 
 
+class _SafeEnvironment(TaskDataEnvironment):  # type: ignore[misc]
+    """SpiffWorkflow evaluates some model text through the environment directly (message
+    correlation retrieval expressions): Python only when scripts are allowed, else the safe
+    evaluator."""
+
+    def __init__(self, engine: SafeScriptEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def evaluate(self, expression: str, context: Any, external_context: Any = None) -> Any:
+        if self.engine.allow_scripts:
+            return super().evaluate(expression, context, external_context)
+        variables = dict(context)
+        variables.update(external_context or {})
+        return evaluate_text(expression, variables)
+
+
 class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     def __init__(
         self,
@@ -31,6 +48,7 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         allow_javascript: bool = True,
     ) -> None:
         super().__init__()
+        self.environment = _SafeEnvironment(self)
         self.allow_scripts = allow_scripts
         #: JavaScript (script tasks and mapping scripts) runs sandboxed unless switched off.
         self.allow_javascript = allow_javascript
@@ -46,6 +64,10 @@ class SafeScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         return evaluate_text(expression, variables)
 
     def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
+        if script_bindings.is_juel_task(task.task_spec):
+            return mappings.run_with_locals(
+                task, lambda: script_bindings.run_juel_task(task, script)
+            )
         if script_bindings.is_javascript_task(task.task_spec):
             if not self.allow_javascript:
                 raise ScriptsDisabled(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -28,7 +28,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn.namespaces import BPMN_NS
 from engine.core.errors import EngineError, ExpressionError
 from engine.core.timers import TimerDefinition, TimerError, parse_timer
-from engine.expressions import juel
+from engine.expressions import feel, feel_values, juel
 
 KINDS = ("timeDate", "timeDuration", "timeCycle")
 #: Kind of a timer drawn without a time: it never falls due (see ``parse_definition``).
@@ -75,7 +75,10 @@ class Timer(TimerEventDefinition):  # type: ignore[misc]
     __hash__ = None  # type: ignore[assignment]
 
     def text(self, variables: Mapping[str, Any]) -> str:
-        """The timer's text, with a ``${...}`` expression evaluated against ``variables``."""
+        """The timer's text, with a ``${...}`` expression (or Camunda 8's FEEL ``=expr``)
+        evaluated against ``variables``."""
+        if str(self.expression).startswith(feel.MARKER):
+            return _feel_timer(self.event_id, str(self.expression), variables)
         if not juel.is_expression(self.expression):
             return str(self.expression)
         try:
@@ -131,6 +134,8 @@ def parse_definition(parser: Any, event: etree._Element) -> Timer:
 def _problem(kind: str, text: str) -> str | None:
     if not text:
         return f"its {kind} is empty"
+    if text.startswith(feel.MARKER):
+        return feel.check(text)
     try:
         if juel.is_expression(text):
             juel.compile_expression(text)
@@ -217,3 +222,21 @@ def start_timers(spec: Any) -> list[Timer]:
 
 def due_after(timer: Timer, text: str, start: datetime) -> datetime | None:
     return timer.definition(text).first_due(start)
+
+
+def _feel_timer(event_id: str, text: str, variables: Mapping[str, Any]) -> str:
+    """A FEEL timer: a duration, a date-time or an ISO-8601 / cron text."""
+    try:
+        value = feel.evaluate_raw(text, variables, event_id)
+    except ExpressionError as exc:
+        raise EngineError(f"timer '{event_id}': {exc}") from exc
+    if isinstance(value, timedelta):
+        return str(feel_values.iso_duration(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise EngineError(
+            f"timer '{event_id}': {text[len(feel.MARKER) :]} gave {value!r}; a timer expression "
+            "must give a duration, a date-time or an ISO-8601 text"
+        )
+    return value

@@ -17,6 +17,7 @@ Processes marked ``isExecutable="false"`` are listed as ``not executable`` and n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from engine.bpmn import timer_events
 from engine.bpmn.namespaces import BPMN_NS
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import EngineError
+from engine.deploy import vocabulary
 from engine.deploy.bpmnxml import Source, parse_xml
+from engine.deploy.deployment import listener_handlers
 from engine.engine import ProcessEngine
 from engine.storage import schema
 from engine.testing.clock import ManualClock
@@ -52,6 +55,9 @@ class Result:
     process: str
     outcome: str
     detail: str = ""
+    #: Extension words of the file that change nothing at run time here (with why), as
+    #: ``engine.deploy.vocabulary`` lists them: "camunda:historyTimeToLive (modeler metadata)".
+    ignored: tuple[str, ...] = ()
 
     @property
     def deployed(self) -> bool:
@@ -61,10 +67,15 @@ class Result:
 BPMN_SUFFIXES = (".bpmn", ".bpmn20.xml")  # as ``spillway deploy DIR`` reads a folder
 
 
+def _is_model(path: Path, *, dmn: bool = False) -> bool:
+    name = path.name.lower()
+    suffixes = (".bpmn", ".bpmn20.xml", *((".dmn",) if dmn else ()))
+    return path.is_file() and name.endswith(suffixes)
+
+
 def bpmn_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(BPMN_SUFFIXES)
-    )
+    """The BPMN files of a folder and its subfolders: ``*.bpmn`` and ``*.bpmn20.xml``."""
+    return sorted(p for p in folder.rglob("*") if _is_model(p))
 
 
 def _processes(path: Path) -> list[tuple[str, bool]]:
@@ -82,12 +93,17 @@ def _engine() -> tuple[ProcessEngine, ManualClock]:
 
 
 def _register_noop_handlers(eng: ProcessEngine) -> None:
+    names: set[str] = set()
     for definition in eng.store.latest_definitions(None).values():
         model = eng.commands.model(definition)
         for spec in model.service_tasks():
             name = implementation_handler(activity_config(spec), spec.bpmn_id)
-            if name and eng.handler_for(name) is None:
-                eng.register_handler(name, lambda ctx: None)
+            if name:
+                names.add(name)
+        names.update(listener_handlers(model))
+    for name in names:
+        if eng.handler_for(name) is None:
+            eng.register_handler(name, lambda ctx: None)
 
 
 def _deploy(eng: ProcessEngine, path: Path) -> str:
@@ -97,9 +113,7 @@ def _deploy(eng: ProcessEngine, path: Path) -> str:
         return "alone"
     except EngineError as alone:
         siblings = [
-            str(p)
-            for p in sorted(path.parent.iterdir())
-            if p != path and p.is_file() and p.name.lower().endswith(BPMN_SUFFIXES)
+            str(p) for p in sorted(path.parent.iterdir()) if p != path and _is_model(p, dmn=True)
         ]
         if not siblings:
             raise
@@ -175,7 +189,26 @@ def _messages(eng: ProcessEngine, instance_id: str) -> list[str]:
         return sorted({str(r[0]) for r in rows})
 
 
+def ignored_words(path: Path) -> tuple[str, ...]:
+    """The file's ignored extension words, each once: "camunda:versionTag (modeler metadata)"."""
+    try:
+        root = parse_xml(Source(str(path), path.read_bytes()))
+    except EngineError:
+        return ()
+    found: dict[str, str] = {}
+    for word in vocabulary.words(root):
+        if vocabulary.is_ignored(word.status):
+            why = word.status.removeprefix(vocabulary.IGNORED).lstrip(": ")
+            found.setdefault(word.word, why)
+    return tuple(f"{w} ({why})" if why else w for w, why in sorted(found.items()))
+
+
 def check_file(path: Path, base: Path) -> Iterator[Result]:
+    for result in _check_file(path, base):
+        yield dataclasses.replace(result, ignored=ignored_words(path))
+
+
+def _check_file(path: Path, base: Path) -> Iterator[Result]:
     name = str(path.relative_to(base))
     try:
         processes = _processes(path)
@@ -247,13 +280,21 @@ def render(results: list[Result], fmt: str = "text") -> str:
         f"{s['failed']} failed, {s['refused']} refused; {s['not_executable']} not executable"
     )
     if fmt == "markdown":
-        lines = [head, "", "| file | process | result | detail |", "|---|---|---|---|"]
+        lines = [
+            head,
+            "",
+            "| file | process | result | detail | ignored extensions |",
+            "|---|---|---|---|---|",
+        ]
         for r in results:
             detail = r.detail.replace("|", "\\|")
-            lines.append(f"| `{r.file}` | {r.process} | {r.outcome} | {detail} |")
+            ignored = "; ".join(r.ignored).replace("|", "\\|")
+            lines.append(f"| `{r.file}` | {r.process} | {r.outcome} | {detail} | {ignored} |")
         return "\n".join(lines)
     width = max((len(r.file) for r in results), default=4)
     lines = [f"{'file':<{width}}  {'process':<30}  {'result':<14}  detail"]
     for r in results:
         lines.append(f"{r.file:<{width}}  {r.process[:30]:<30}  {r.outcome:<14}  {r.detail}")
+        if r.ignored:
+            lines.append(f"{'':<{width}}  {'':<30}  {'ignored':<14}  {'; '.join(r.ignored)}")
     return "\n".join([*lines, "", head])

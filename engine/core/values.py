@@ -122,7 +122,11 @@ class TaskContext:
     idempotency_key: str
     process_key: str = ""
     topic: str | None = None
-    properties: Mapping[str, str] = field(default_factory=dict)
+    #: Camunda 7 ``camunda:property`` / ``camunda:field`` values, Camunda 8 ``zeebe:taskHeaders``.
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    #: The listener event (``start``, ``end``, ``take``, ``create``...) when a listener calls
+    #: the handler; None for a task's own handler.
+    event: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,14 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from engine.bpmn import compensation, decisions, mappings, subprocess_mappings
+from engine.bpmn import (
+    compensation,
+    decisions,
+    listeners,
+    loop_collections,
+    mappings,
+    subprocess_mappings,
+)
 from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core import deep_stack, limits
@@ -29,9 +37,13 @@ from engine.deploy import (
     normalize,
     refusals,
     rewrites,
+    vocabulary,
+    zeebe,
 )
 from engine.deploy.bpmnxml import Source
 from engine.deploy.parser import SpillwayParser
+
+log = logging.getLogger("spillway.deploy")
 
 
 @dataclass
@@ -144,6 +156,18 @@ def _closure_digest(
     return hashlib.sha256("\n".join(sorted(files)).encode()).hexdigest()
 
 
+def dialects(root: etree._Element, source: Source) -> list[refusals.Refusal]:
+    """Read the Camunda 8 dialect into the engine's (``engine.deploy.zeebe``); what cannot be
+    honoured, named."""
+    found: list[refusals.Refusal] = []
+    refuse = refusals.collector(root, source.name, found)
+    vocabulary.translate_legacy(root)  # Activiti and Flowable words Camunda 7 shares
+    zeebe.translate(root, refuse)
+    for word in vocabulary.scan(root, refuse):  # nothing dropped in silence
+        log.info("%s: element '%s': %s %s", source.name, word.owner_id, word.word, word.status)
+    return found
+
+
 def compile_sources(sources: list[Source]) -> list[ProcessModel]:
     """Parse every source together and return the executable processes.
 
@@ -175,7 +199,8 @@ def _compile(
     sources: list[Source],
     parsed: list[tuple[Source, etree._Element]],
 ) -> list[ProcessModel]:
-    refused = [
+    refused = [r for source, root in parsed if not source.is_dmn for r in dialects(root, source)]
+    refused += [
         r for source, root in parsed if not source.is_dmn for r in refusals.check(root, source.name)
     ]
     if refused:
@@ -200,9 +225,15 @@ def _compile(
         raise DeploymentError(f"{names}: cannot parse: {_spiff_message(exc)}") from exc
 
     keys = parser.get_process_ids()
-    if not keys:
-        names = ", ".join(s.name for s in sources)
-        raise DeploymentError(f'{names}: no executable process (isExecutable="true") found')
+    for source, root in parsed:
+        for process in root.iter(f"{{{BPMN_NS}}}process"):
+            if process.get("id") not in keys:
+                # Camunda deploys the file and skips the process; so does Spillway, with a note.
+                log.warning(
+                    "%s: process '%s' is not executable (isExecutable=\"false\"): skipped",
+                    source.name,
+                    process.get("id"),
+                )
 
     resource_of = {}
     deps: dict[str, set[str]] = {}
@@ -218,6 +249,12 @@ def _compile(
         for node in root.iter()
         if isinstance(node.tag, str) and node.get("id")
     }
+    process_nodes = {
+        str(node.get("id")): node
+        for source, root in parsed
+        if not source.is_dmn
+        for node in root.iter(f"{{{BPMN_NS}}}process")
+    }
     compensation_metas = {
         source.name: json.loads(str(root.get(COMPENSATION_META)))
         for source, root in parsed
@@ -228,7 +265,18 @@ def _compile(
         pp = parser.get_process_parser(key)
         try:
             spec = parser.get_spec(key)
-            subprocess_specs = parser.get_subprocess_specs(key)
+            # A called process missing from the deployment deploys, as in Camunda: reaching
+            # the call activity fails naming it (SpiffWorkflow: "called process not found").
+            found = parser.get_subprocess_specs(key, require_call_activity_specs=False)
+            subprocess_specs = {k: s for k, s in found.items() if s is not None}
+            for missing in sorted(k for k, s in found.items() if s is None):
+                log.warning(
+                    "%s: process '%s' calls process '%s', which is not in this deployment; "
+                    "reaching that call activity fails",
+                    pp.filename,
+                    key,
+                    missing,
+                )
             message_starts = [m for m in pp.start_messages() if m]
         except ValidationException as exc:
             where = _location(exc) or f"{pp.filename}: process '{key}': "
@@ -242,8 +290,10 @@ def _compile(
             *(t for s in subprocess_specs.values() for t in s.task_specs.values()),
         ]
         mappings.attach(task_specs, nodes)
+        loop_collections.attach(task_specs, nodes)
         subprocess_mappings.attach(task_specs)
         compensation.attach(task_specs, compensation_metas)
+        listeners.attach([spec, *subprocess_specs.values()], nodes, process_nodes)
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(
@@ -298,5 +348,79 @@ def check_bindings(
                     'camunda:delegateExpression, camunda:expression, or camunda:type="external" '
                     "with a topic"
                 )
+    problems.extend(_listener_binding_problems(models, is_registered, lazy))
     if problems:
         raise DeploymentError(problems=problems)
+
+
+def _listener_binding_problems(
+    models: Iterable[ProcessModel],
+    is_registered: Callable[[str], bool],
+    lazy: bool,
+    names: bool = False,
+) -> list[str]:
+    """Listeners naming a handler (class, a simple delegate expression, Camunda 8's type)
+    that is not registered."""
+    if lazy:
+        return []
+    problems: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for model in models:
+        owners: list[tuple[str, Any]] = [(model.key, getattr(model.spec, listeners.SPEC_ATTR, {}))]
+        for sub in model.subprocess_specs.values():
+            owners.append((str(sub.name), getattr(sub, listeners.SPEC_ATTR, {})))
+        for ts in model.all_task_specs():
+            owners.append((str(getattr(ts, "bpmn_id", "")), listeners.listeners_of(ts)))
+        for owner, found in owners:
+            records = [r for group in ("execution", "task") for r in _records(found, group)]
+            records += _records({"x": found}, "x")  # process-level
+            for flows in (found.get("take") or {}).values():
+                for flow_id, flow_records in flows:
+                    records += [dict(r, _owner=flow_id) for r in flow_records]
+            for record in records:
+                name = _listener_handler(record)
+                where = str(record.get("_owner") or owner)
+                if name is None or is_registered(name) or (model.resource, where, name) in seen:
+                    continue
+                seen.add((model.resource, where, name))
+                if names:
+                    problems.append(name)
+                    continue
+                problems.append(
+                    f"{model.resource}: element '{where}': {record.get('source')} "
+                    f"({record.get('event')}) calls handler '{name}', which is not registered"
+                )
+    return problems
+
+
+def listener_handlers(model: ProcessModel) -> set[str]:
+    """The handler names the model's listeners call."""
+    return {
+        name
+        for problem in _listener_binding_problems([model], lambda _: False, False, names=True)
+        for name in [problem]
+    }
+
+
+def _records(found: dict[str, Any], group: str) -> list[dict[str, Any]]:
+    by_event = found.get(group)
+    if not isinstance(by_event, dict):
+        return []
+    return [
+        r
+        for event, rs in by_event.items()
+        if isinstance(rs, list)
+        for r in rs
+        if isinstance(r, dict)
+    ]
+
+
+def _listener_handler(record: dict[str, Any]) -> str | None:
+    kind, value = record.get("kind"), str(record.get("value") or "")
+    if kind in ("class", "type"):
+        return value or None
+    if kind == "delegate":
+        from engine.deploy.parser import simple_expression_name
+
+        return simple_expression_name(value)
+    return None

@@ -23,7 +23,11 @@ _UNMAPPED_SCOPES = frozenset({"adHocSubProcess"})
 def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
     """Why the ``camunda:inputOutput`` ``io`` of ``owner`` cannot run, or None."""
     kind = local_name(owner)
-    if kind in ("startEvent", "boundaryEvent"):
+    zeebe = io.get("{urn:spillway:bpmn}dialect") == "zeebe"
+    if zeebe and kind in ("startEvent", "boundaryEvent"):
+        if any(p.tag == camunda("inputParameter") for p in io):
+            return f"zeebe:input mappings are not allowed on a {kind} (Camunda 8 rejects them)"
+    elif kind in ("startEvent", "boundaryEvent"):
         return (
             "camunda:inputOutput is not allowed on start and boundary events (Camunda 7 "
             "rejects it there too); map the variables on the next activity"
@@ -38,7 +42,7 @@ def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
             f"camunda:inputOutput on a {kind} is not applied by Spillway; put the mappings "
             "on the activities inside"
         )
-    if kind not in ACTIVITIES and kind not in _MAPPED_EVENTS:
+    if kind not in ACTIVITIES and kind not in _MAPPED_EVENTS and not zeebe:
         return f"camunda:inputOutput is not allowed on a {kind}"
     params = [p for p in io if p.tag in (camunda("inputParameter"), camunda("outputParameter"))]
     for param in params:
@@ -48,7 +52,7 @@ def mappings_problem(io: etree._Element, owner: etree._Element) -> str | None:
             if entry.get("key") is None:
                 return "a camunda:entry of a camunda:map has no key"
     multi = owner.find(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics") is not None
-    if multi and any(p.tag == camunda("outputParameter") for p in params):
+    if multi and not zeebe and any(p.tag == camunda("outputParameter") for p in params):
         return (
             "output parameters on a multi-instance activity are not supported (Camunda 7 "
             "rejects them too: every instance would overwrite the others' results)"

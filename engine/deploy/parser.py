@@ -90,6 +90,16 @@ def _ext_children(node: etree._Element, ns: str, local: str) -> list[etree._Elem
     ]
 
 
+def _field_value(field: etree._Element) -> str:
+    for attribute in ("stringValue", "expression"):
+        if field.get(attribute) is not None:
+            return str(field.get(attribute))
+    for child in field:
+        if isinstance(child.tag, str):
+            return (child.text or "").strip()
+    return ""
+
+
 def simple_expression_name(expression: str) -> str | None:
     """``${chargeCard}`` -> ``chargeCard``; None for anything more complex."""
     match = _SIMPLE_EXPRESSION.match(expression)
@@ -129,6 +139,10 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
             value = name
         handler, source = value, where
         break
+    expression = _attr(node, SPILLWAY_NS, "handlerExpression")  # Camunda 8's type="=expr"
+    if handler is None and source is None and expression is not None:
+        cfg["delegate_expression"] = expression
+        source = "zeebe:taskDefinition type"
     if handler is None and source is None:
         for op in _ext_children(node, SPIFF_NS, "serviceTaskOperator"):
             if op.get("id"):
@@ -138,8 +152,14 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
     cfg["handler_source"] = source
 
     impl_type = _attr(node, CAMUNDA_NS, "type") or _attr(node, FLOWABLE_NS, "type")
-    topic = _attr(node, SPILLWAY_NS, "topic") or _attr(node, CAMUNDA_NS, "topic")
-    cfg["external"] = impl_type == "external" or _attr(node, SPILLWAY_NS, "topic") is not None
+    topic = (
+        _attr(node, SPILLWAY_NS, "topic")
+        or _attr(node, CAMUNDA_NS, "topic")
+        or _attr(node, FLOWABLE_NS, "topic")
+    )
+    # Flowable's external workers are Camunda's external tasks.
+    external = impl_type in ("external", "external-worker")
+    cfg["external"] = external or _attr(node, SPILLWAY_NS, "topic") is not None
     cfg["topic"] = topic
     # camunda:taskPriority of an external task: what fetchAndLock's usePriority orders by.
     cfg["priority"] = _attr(node, CAMUNDA_NS, "taskPriority")
@@ -176,6 +196,12 @@ def read_activity_config(node: etree._Element) -> dict[str, Any]:
         name = prop.get("name")
         if name:
             cfg["properties"][name] = prop.get("value") or ""
+    for ext in node.findall(f"{{{BPMN_NS}}}extensionElements"):
+        # Field injection (camunda:field) of the task's own class: its values as properties.
+        for field in ext.findall(f"{{{CAMUNDA_NS}}}field"):
+            name = field.get("name")
+            if name:
+                cfg["properties"].setdefault(name, _field_value(field))
     cfg["expression"] = _attr(node, CAMUNDA_NS, "expression")
     cfg["result_variable"] = _attr(node, CAMUNDA_NS, "resultVariable")
     # camunda:errorEventDefinition of an external task, evaluated when a worker completes it.

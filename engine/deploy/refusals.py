@@ -17,7 +17,8 @@ from lxml import etree
 from engine.bpmn import call_mappings, script_bindings
 from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, camunda
 from engine.core.errors import DeploymentError
-from engine.deploy import compensation_model, rewrites
+from engine.deploy import compensation_model, rewrites, zeebe
+from engine.deploy.listener_checks import listener_problem
 from engine.deploy.mapping_checks import error_event_problem, mappings_problem
 from engine.deploy.normalize import FLOW_NODES, is_bpmn, local_name
 from engine.expressions import feel
@@ -83,6 +84,28 @@ def _owner(node: etree._Element) -> etree._Element:
     return node
 
 
+def _process_of(node: etree._Element) -> str:
+    current: etree._Element | None = node
+    while current is not None:
+        if is_bpmn(current, "process"):
+            return str(current.get("id"))
+        current = current.getparent()
+    return "-"
+
+
+def collector(root: etree._Element, file: str, into: list[Refusal]) -> Refuse:
+    """A ``Refuse`` that appends to ``into`` (refusals outside executable processes dropped:
+    a descriptive process is not deployed)."""
+    runnable = {str(p.get("id")) for p in executable_processes(root)}
+
+    def refuse(node: etree._Element, reason: str) -> None:
+        pid = _process_of(node)
+        if pid in runnable or pid == "-":
+            into.append(Refusal(file, pid, str(node.get("id") or local_name(node)), reason))
+
+    return refuse
+
+
 def check(root: etree._Element, file: str) -> list[Refusal]:
     """Every refusal in one document's executable processes."""
     refusals: list[Refusal] = []
@@ -99,6 +122,10 @@ def check(root: etree._Element, file: str) -> list[Refusal]:
                 _check_bpmn(node, refuse)
             elif node.tag.startswith(f"{{{CAMUNDA_NS}}}"):
                 _checkcamunda(node, refuse)
+            elif zeebe.is_zeebe(node) and local_name(node) in ("executionListener", "taskListener"):
+                reason = zeebe.zeebe_listener_problem(node)
+                if reason is not None:
+                    refuse(_owner(node), reason)
     return refusals
 
 
@@ -153,19 +180,16 @@ def _check_bpmn(node: etree._Element, refuse: Refuse) -> None:
 def _checkcamunda(node: etree._Element, refuse: Refuse) -> None:
     name = etree.QName(node).localname
     if name in ("executionListener", "taskListener"):
-        kind = "execution listener" if name == "executionListener" else "task listener"
-        refuse(
-            _owner(node),
-            f"a camunda:{name} cannot run: Spillway has no {kind}s; move the work into a "
-            "service task (or a handler) on the path",
-        )
+        reason = listener_problem(node, _owner(node))  # they run: engine.bpmn.listeners
+        if reason is not None:
+            refuse(_owner(node), reason)
     elif name == "script":
         parent = node.getparent()
         if parent is not None and etree.QName(parent).localname in (
             "executionListener",
             "taskListener",
         ):
-            return  # the listener itself is refused
+            return  # checked with its listener
         reason = script_bindings.mapping_script_problem(node)  # inline JavaScript or Python
         if reason is not None:
             refuse(_owner(node), reason)

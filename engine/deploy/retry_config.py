@@ -12,6 +12,7 @@ from engine.bpmn.specs import activity_config
 from engine.core.errors import DeploymentError, EngineError
 from engine.core.retry import RetryPolicy
 from engine.deploy.deployment import ProcessModel
+from engine.expressions import juel
 
 
 def task_retry_policy(default: RetryPolicy, cfg: Mapping[str, Any]) -> RetryPolicy:
@@ -19,6 +20,8 @@ def task_retry_policy(default: RetryPolicy, cfg: Mapping[str, Any]) -> RetryPoli
     ``spillway:retryTimeCycle`` and ``spillway:retries`` on the task."""
     policy = default
     cycle = cfg.get("retry_cycle")
+    if cycle and ("${" in str(cycle) or "#{" in str(cycle)):
+        cycle = None  # an expression: evaluated when a retry is scheduled (runtime.ledger)
     if cycle:
         parsed = RetryPolicy.parse(str(cycle))
         policy = dataclasses.replace(parsed, non_retryable=default.non_retryable)
@@ -39,6 +42,9 @@ def check_models(models: Iterable[ProcessModel]) -> None:
             where = f"{model.resource}: task '{getattr(ts, 'bpmn_id', ts.name)}'"
             try:
                 task_retry_policy(RetryPolicy(), cfg)
+                cycle = str(cfg.get("retry_cycle") or "")
+                if "${" in cycle or "#{" in cycle:
+                    juel.compile_expression(cycle)
             except (EngineError, ValueError) as exc:
                 problems.append(f"{where}: bad retry configuration: {exc}")
     if problems:

@@ -16,7 +16,8 @@ normalize, elements added here carry ``spillway:synthetic="true"``.
 - **Camunda's multi-instance attributes**: ``camunda:collection`` (a variable name, or
   ``${items}``) and ``camunda:elementVariable`` become BPMN's ``loopDataInputRef`` and
   ``inputDataItem``, which every activity's parser reads (``engine.deploy.parser``). A collection
-  expression that is more than a variable is refused (``collection_problem``).
+  expression that is more than a variable (``${order.items}``, Camunda 8's ``=order.items``) is
+  evaluated when the activity starts (``engine.bpmn.loop_collections``).
 - **Standard loops without a rule**: ``standardLoopCharacteristics`` with neither a loop
   condition nor ``loopMaximum`` get ``loopMaximum="1"``: the activity runs once.
 """
@@ -27,9 +28,11 @@ import re
 
 from lxml import etree
 
+from engine.bpmn import loop_collections
 from engine.bpmn.namespaces import SYNTHETIC
+from engine.core.errors import ExpressionError
 from engine.deploy.normalize import _Ids, _q, has_condition, is_bpmn, local_name
-from engine.expressions import feel
+from engine.expressions import feel, juel
 
 #: Elements holding a condition whose ``language`` may be FEEL.
 CONDITION_ELEMENTS = ("conditionExpression", "condition", "loopCondition", "completionCondition")
@@ -148,10 +151,11 @@ def collection_problem(loop: etree._Element) -> str | None:
     text = loop.get(_CAMUNDA_COLLECTION)
     if text is None or "{" not in text or _SIMPLE_COLLECTION.match(text):
         return None
-    return (
-        f"camunda:collection '{text}' is an expression; Spillway reads the collection from a "
-        'variable: name it (collection="items" or "${items}") and set it before the activity'
-    )
+    try:
+        juel.compile_expression(text)
+    except ExpressionError as exc:
+        return f"camunda:collection '{text}' cannot be evaluated: {exc}"
+    return None
 
 
 def _collections(root: etree._Element) -> None:
@@ -161,8 +165,15 @@ def _collections(root: etree._Element) -> None:
         if collection is not None and not any(is_bpmn(c, "loopDataInputRef") for c in loop):
             match = _SIMPLE_COLLECTION.match(collection)
             ref = etree.SubElement(loop, _q("loopDataInputRef"))
-            ref.text = match.group(1) if match else collection.strip()
             ref.set(SYNTHETIC, "true")
+            if match or ("{" not in collection and not collection.strip().startswith("=")):
+                ref.text = match.group(1) if match else collection.strip()
+            else:  # an expression: evaluated into a variable of its own (bpmn.loop_collections)
+                owner = loop.getparent()
+                ref.text = loop_collections.variable_for(
+                    str(owner.get("id") if owner is not None else "")
+                )
+                loop.set(loop_collections.COLLECTION_ATTR, collection.strip())
         if element is not None and not any(is_bpmn(c, "inputDataItem") for c in loop):
             item = etree.SubElement(loop, _q("inputDataItem"))
             # SpiffWorkflow names the variable after the item's id.

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from engine.bpmn import instance_context, mappings
+from engine.bpmn import instance_context, listeners, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
 from engine.core.values import TaskContext
 from engine.core.variables import check_variables
+from engine.runtime.listeners import ListenerFailed
 from engine.runtime.run_view import RunView
 
 #: What a service task's handler is: called with the task's context, returns variables to set.
@@ -121,23 +122,33 @@ class Activation:
         """Call the handler and apply its result. A technical failure is returned, not raised,
         and leaves the task exactly as it was before the call."""
         entered = mappings.locals_of(self.task) is not None
+        listened = bool(listeners.listeners_of(self.task.task_spec).get("execution"))
+        before = copy.deepcopy(self.task.data) if listened else None
         updates: dict[str, Any] | None = None
+        ended = False
         try:
-            # Input mappings, the handler or camunda:expression, output mappings: any of them
-            # failing is the task's technical failure.
+            # Input mappings, start listeners, the handler or camunda:expression, output
+            # mappings, end listeners: any of them failing is the task's technical failure.
             mappings.enter(self.task, self.run.services.script_engine)
+            listeners.fire(self.task, "execution", "start")
             result = self._call()
             if isinstance(result, dict):
                 updates = mappings.leave(self.task, result, self.run.services.script_engine)
-        except ExpressionError as exc:
+                if listened:
+                    mappings.finish(self.task, updates)
+                    updates, ended = {}, True
+                    listeners.fire(self.task, "execution", "end")
+        except (ExpressionError, ListenerFailed) as exc:
             result = Failure(exc, traceback.format_exc())
         if isinstance(result, Failure):
+            if before is not None:
+                self.task.data = before
             if not entered:
                 self.task.internal_data.pop(mappings.LOCALS, None)  # the next attempt maps anew
             return result
         if isinstance(result, BpmnError):
             return self.throw_bpmn_error(result)
-        self.complete(updates or {}, mapped=True)
+        self.complete(updates or {}, mapped=True, ended=ended)
         return None
 
     def _call(self) -> Failure | BpmnError | dict[str, Any]:
@@ -166,12 +177,17 @@ class Activation:
         except Exception as exc:  # noqa: BLE001 - any handler error is a technical failure
             return Failure(exc, traceback.format_exc())
 
-    def complete(self, variables: Mapping[str, Any], *, mapped: bool = False) -> None:
-        """Complete with ``variables`` set (``mapped``: already through ``mappings.leave``)."""
+    def complete(
+        self, variables: Mapping[str, Any], *, mapped: bool = False, ended: bool = False
+    ) -> None:
+        """Complete with ``variables`` set (``mapped``: already through ``mappings.leave``;
+        ``ended``: the end listeners already ran)."""
         if not mapped:
             # Output mappings first: one that fails leaves the task as it was.
             variables = mappings.leave(self.task, variables, self.run.services.script_engine)
         mappings.finish(self.task, variables)
+        if not ended:
+            listeners.fire(self.task, "execution", "end")
         if self.config.get("async_after"):
             # camunda:asyncAfter: commit here; a job leaves the task and moves on.
             self.park(PARKED_JOB)
@@ -220,5 +236,6 @@ class Activation:
     def open_external_task(self, topic: str) -> None:
         # The worker sees the locals of the input mappings (evaluated now, kept with the task).
         mappings.enter(self.task, self.run.services.script_engine)
+        listeners.fire(self.task, "execution", "start")
         self.park(PARKED_EXTERNAL)
         self.run.ledger.add_external_task(self, topic)

@@ -10,6 +10,7 @@ Which task holds which job or external task is kept in the instance row (``open_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,9 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
 from engine.bpmn.specs import activity_config
 from engine.bpmn.task_tree import task_by_id
+from engine.core.errors import EngineError
+from engine.core.retry import RetryPolicy
+from engine.expressions import juel
 from engine.runtime import rows
 from engine.runtime.activation import PARKED_EXTERNAL, PARKED_JOB, PARKED_KEY, Activation, Failure
 from engine.runtime.run_view import RunView
@@ -68,7 +72,7 @@ class Ledger:
         )
 
     def add_continuation(self, act: Activation) -> None:
-        policy = self.run.services.retry_policy_for(self.run.model, act.task.task_spec)
+        policy = self.task_policy(act.task)
         row = self._job_row(act, "async-continuation", self.run.now, policy.retries + 1)
         row["payload"] = {"sync": False}
         self.run.write.jobs_insert.append(row)
@@ -103,8 +107,32 @@ class Ledger:
             self.open_incident(task.task_spec.bpmn_id, row["id"], Failure(error, "", False))
             log.warning("instance %s: %s; incident opened", self.run.instance_id, error)
 
+    def task_policy(self, task: Any) -> RetryPolicy:
+        """The task's retry policy; a ``failedJobRetryTimeCycle`` expression
+        (``${retryCycle}``) is evaluated now, over what the task sees."""
+        policy = self.run.services.retry_policy_for(self.run.model, task.task_spec)
+        cycle = str(activity_config(task.task_spec).get("retry_cycle") or "")
+        if "${" not in cycle and "#{" not in cycle:
+            return policy
+        try:
+            text = juel.evaluate(cycle, mappings.view(task))
+            parsed = RetryPolicy.parse(str(text))
+        except (EngineError, ValueError) as exc:
+            log.warning(
+                "instance %s: task '%s': failedJobRetryTimeCycle %s: %s; the engine's retry "
+                "policy applies",
+                self.run.instance_id,
+                task.task_spec.bpmn_id,
+                cycle,
+                exc,
+            )
+            return policy
+        retries = activity_config(task.task_spec).get("retries")
+        parsed = dataclasses.replace(parsed, non_retryable=policy.non_retryable)
+        return parsed if retries is None else dataclasses.replace(parsed, retries=int(retries))
+
     def schedule_retry(self, act: Activation, failure: Failure) -> None:
-        policy = self.run.services.retry_policy_for(self.run.model, act.task.task_spec)
+        policy = self.task_policy(act.task)
         job = self.run.job.row if (self.run.job is not None and act.in_job) else None
         # Failed attempts so far, this one included; the synchronous try counts unless the
         # task was deferred (async-before), whose first attempt is already a job's.

@@ -18,6 +18,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state, mappings
+from engine.bpmn.task_tree import task_by_id
 from engine.core.errors import (
     ConcurrencyConflict,
     EngineError,
@@ -32,6 +33,7 @@ from engine.core.values import ProcessInstance, UserTask, VariableChange
 from engine.core.variables import check_variables
 from engine.runtime import rows
 from engine.runtime.commands import Commands, check_not_suspended
+from engine.runtime.listeners import fire_task_event
 from engine.runtime.run import Run
 from engine.storage.store import Store
 
@@ -339,8 +341,12 @@ def assign(host: Host, task_id: str, user: str | None, *, claim: bool) -> UserTa
                 "unclaim it first"
             )
         rev = int(row["rev"])
-        # Task listeners: the task's ``assignment`` listeners are called here, inside this
-        # transaction, with ``run`` and the task's spiff task (``row["task_id"]``).
+        if user is not None and user != row["assignee"]:
+            # The task's ``assignment`` listeners, inside this transaction (Camunda fires them
+            # when the task gets an assignee; unclaiming fires none).
+            task = task_by_id(run.wf, str(row["task_id"]))
+            if task is not None:
+                fire_task_event(run, task, "assignment")
         run.write.user_tasks_update.append(
             {"id": task_id, "expected_rev": rev, "assignee": user, "rev": rev + 1}
         )

@@ -38,6 +38,7 @@ from engine.bpmn import (
     event_subprocesses,
     instance_context,
     instance_state,
+    listeners,
     mappings,
     signals,
     specs,
@@ -63,6 +64,7 @@ from engine.deploy.deployment import ProcessModel
 from engine.runtime import rows
 from engine.runtime.activation import PARKED_KEY, Activation
 from engine.runtime.ledger import Ledger
+from engine.runtime.listeners import RunListenerHost
 from engine.runtime.services import JobContext, Services
 from engine.storage.write import InstanceWrite
 
@@ -111,6 +113,7 @@ class Run:
         self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
         self.wf.script_engine = services.script_engine
         instance_context.bind(self.wf, instance_id, business_key)
+        listeners.bind_host(self.wf, RunListenerHost(self))  # engine.bpmn.listeners fire through it
 
     # -- construction -------------------------------------------------------------------
 
@@ -333,7 +336,22 @@ class Run:
 
     def reach(self, task: Any, *, in_job: bool, attempt: int) -> None:
         behavior = self.services.behavior_for(self.model, task.task_spec)
-        behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+        self.guarded(
+            task, lambda: behavior.execute(Activation(self, task, in_job=in_job, attempt=attempt))
+        )
+
+    def guarded(self, task: Any, step: Any) -> None:
+        """Run ``step`` (which completes ``task`` and so moves SpiffWorkflow on): what
+        SpiffWorkflow raises on the way is named, as in ``advance``."""
+        try:
+            step()
+        except EngineError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise self._workflow_error(exc) from exc
+        except SPIFF_FAILURES as exc:
+            self._running = self._running or task
+            raise self._step_error(exc) from exc
 
     def _workflow_error(self, exc: SpiffWorkflowException) -> EngineError:
         task = getattr(exc, "task", None)
@@ -377,7 +395,7 @@ class Run:
         if manual:
             task = manual[0]
             mappings.set_values(task, copy.deepcopy(dict(variables)))  # locals stay local
-            task.complete()
+            self.guarded(task, task.complete)
         elif receive:
             task = receive[0]
             self._deliver(task, task.task_spec.event_definition, variables)
@@ -456,7 +474,7 @@ class Run:
     def finish_async_after(self, task: Any) -> None:
         """The job of an ``asyncAfter`` task ran: the task completes now."""
         task.internal_data.pop(PARKED_KEY, None)
-        task.complete()
+        self.guarded(task, task.complete)
         self.history.record(task, self.now, self.now, "completed")
 
     # -- reading ------------------------------------------------------------------------
