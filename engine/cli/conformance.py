@@ -89,7 +89,9 @@ def _processes(path: Path) -> list[tuple[str, bool]]:
 
 def _engine() -> tuple[ProcessEngine, ManualClock]:
     clock = ManualClock()
-    return ProcessEngine("sqlite://", clock=clock, lazy_handlers=True), clock
+    # A small loop cap: a drawn cycle whose condition never turns false fails fast here.
+    engine = ProcessEngine("sqlite://", clock=clock, lazy_handlers=True, max_loop_iterations=100)
+    return engine, clock
 
 
 def _register_noop_handlers(eng: ProcessEngine) -> None:

@@ -156,3 +156,10 @@ class BpmnError(Exception):
         self.message = message
         self.variables = dict(variables or {})
         super().__init__(f"{code}: {message}" if message else code)
+
+
+class CycleLimitExceeded(EngineError):
+    """One call ran the same element more often than ``max_loop_iterations``: a cycle of the
+    model that never reaches a wait state. The call fails and nothing of it is committed."""
+
+    default_message = "a cycle of the model ran too often in one call"

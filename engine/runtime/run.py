@@ -56,6 +56,7 @@ from engine.bpmn.task_tree import (
 )
 from engine.core import deep_stack
 from engine.core.errors import (
+    CycleLimitExceeded,
     EngineError,
     HandlerError,
     NotFound,
@@ -111,6 +112,9 @@ class Run:
         #: When each task that is now running or waiting started, for its history row.
         self.step_started: dict[UUID, datetime] = {}
         self._running: Any | None = None  # the task SpiffWorkflow is running, for errors
+        # How often each element ran in this call: a cycle that never waits would otherwise
+        # run (and grow the task tree) until memory runs out, inside one transaction.
+        self._runs_per_element: dict[str, int] = {}
         self.wf.script_engine = services.script_engine
         instance_context.bind(self.wf, instance_id, business_key)
         listeners.bind_host(self.wf, RunListenerHost(self))  # engine.bpmn.listeners fire through it
@@ -243,6 +247,18 @@ class Run:
     def _will_run(self, task: Any) -> None:
         self.step_started[task.id] = self.now
         self._running = task
+        if len(task.task_spec.inputs) < 2:
+            return  # a cycle re-enters through an element with several incoming flows
+        name = task.task_spec.name
+        runs = self._runs_per_element.get(name, 0) + 1
+        self._runs_per_element[name] = runs
+        limit = int(getattr(self.services.script_engine, "max_loop_iterations", 0)) or None
+        if limit is not None and runs > limit and is_visible(task):
+            element = getattr(task.task_spec, "bpmn_id", None) or name
+            raise CycleLimitExceeded(
+                f"{element}: ran {runs} times in one call, more than max_loop_iterations="
+                f"{limit} (a cycle of the model that never waits?); nothing was committed"
+            )
 
     def _step_error(self, exc: Exception) -> EngineError:
         failure = named_failure(exc, self._running)
