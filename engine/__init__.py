@@ -11,9 +11,12 @@ from engine.core.errors import (
     EngineError,
     ExpressionError,
     HandlerError,
+    InstanceSuspended,
+    InvalidOperation,
     InvalidVariables,
     LockLost,
     NotFound,
+    TaskClaimed,
 )
 from engine.core.retry import RetryPolicy
 from engine.core.values import (
@@ -24,6 +27,8 @@ from engine.core.values import (
     Job,
     ProcessInstance,
     TaskContext,
+    UserTask,
+    VariableChange,
 )
 from engine.engine import ProcessEngine
 
@@ -39,6 +44,8 @@ __all__ = [
     "HandlerError",
     "HistoryEntry",
     "Incident",
+    "InstanceSuspended",
+    "InvalidOperation",
     "InvalidVariables",
     "Job",
     "LockLost",
@@ -46,5 +53,8 @@ __all__ = [
     "ProcessEngine",
     "ProcessInstance",
     "RetryPolicy",
+    "TaskClaimed",
     "TaskContext",
+    "UserTask",
+    "VariableChange",
 ]

@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -48,23 +49,29 @@ from engine.core.values import (
 from engine.core.variables import check_variables
 from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
+from engine.operating import OperatingVerbs
 from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
-from engine.runtime.commands import CONFLICT_RETRIES, Commands
+from engine.runtime.commands import CONFLICT_RETRIES, Commands, check_not_suspended
 from engine.storage.outbox import DEFAULT_BRIDGE_WORKER, DEFAULT_PUBLISH_LOCK, OutboxRoute
 from engine.storage.store import Store
 from engine.work.executor import JobExecutor
 from engine.work.external_tasks import ExternalTaskService
+from engine.work.history_cleanup import (
+    HistoryCleanup,
+    to_timedelta,
+)
 from engine.work.job_runner import JobRunner, new_owner
 from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
 
+
 H = TypeVar("H", bound=Handler)
 
 
-class ProcessEngine:
+class ProcessEngine(OperatingVerbs):
     """A BPMN engine over one database. Create one per process and share it between threads."""
 
     def __init__(
@@ -78,7 +85,9 @@ class ProcessEngine:
         allow_scripts: bool = False,
         max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
         allow_javascript: bool = True,
+        history_time_to_live: float | timedelta | None = None,
     ) -> None:
+        ttl = to_timedelta(history_time_to_live, "history_time_to_live")
         self.store = Store(url)
         self.store.migrate()
         self.clock: Clock = clock or SystemClock()
@@ -116,6 +125,12 @@ class ProcessEngine:
         )
         self.job_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
+        #: Ended instances of processes without camunda:historyTimeToLive are kept this long
+        #: (None: kept); see ``cleanup_history``.
+        self.history_time_to_live = ttl
+        #: What ``cleanup_history`` runs (``engine.work.history_cleanup``; ``.batch`` is the
+        #: number of instances deleted per transaction).
+        self.history_cleanup = HistoryCleanup(self.store, self.history_time_to_live)
 
     # -- handlers -----------------------------------------------------------------------
 
@@ -442,6 +457,8 @@ class ProcessEngine:
                 raise NotFound(f"no job with id '{job_id}'")
             if int(row["retries_left"]) <= 0:
                 raise EngineError(f"job {job_id} has no retries left; retry() it first")
+            if row["instance_id"]:
+                check_not_suspended(self.store.instance(row["instance_id"]))
             raise ConcurrencyConflict(f"job {job_id} is locked by {row['locked_by']}")
         self.job_runner.execute(rows[0], owner)
 

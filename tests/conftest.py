@@ -70,6 +70,9 @@ def reset_pg(url: str) -> None:
         "sw_incidents",
         "sw_external_tasks",
         "sw_outbox",
+        "sw_user_tasks",
+        "sw_task_candidates",
+        "sw_variable_history",
     ]
     with eng.store.transaction() as conn:
         conn.exec_driver_sql("TRUNCATE " + ", ".join(tables))

@@ -21,6 +21,7 @@ from engine.cli import (
     external_commands,
     instance_commands,
     job_commands,
+    operate,
     tool_commands,
     worker_command,
 )
@@ -34,6 +35,7 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     job_commands,
     external_commands,
     worker_command,
+    operate,
     tool_commands,
 )
 

@@ -50,6 +50,9 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
         workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
     )
     executor.start()
+    cleaner = eng.history_cleaner(args.cleanup_interval) if args.cleanup_interval > 0 else None
+    if cleaner is not None:
+        cleaner.start()  # history cleanup (engine.work.history_cleanup), on a thread of its own
     for pool in pools:
         pool.start()
         print(f"worker pool {pool.worker_id}: topic '{pool.topic}'", flush=True)
@@ -73,6 +76,8 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
         for pool in pools:
             pool.stop(timeout=args.stop_timeout)
         executor.stop(timeout=args.stop_timeout)
+        if cleaner is not None:
+            cleaner.stop(timeout=args.stop_timeout)
     for pool in pools:
         print(_pool_line(pool), flush=True)
     print(f"worker {executor.owner}: stopped after {executor.executed} jobs", flush=True)
@@ -110,5 +115,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=os.environ.get("SPILLWAY_POOLS"),
         metavar="FILE",
         help="TOML file of worker pools to run too, [pools.<topic>] tables (env SPILLWAY_POOLS)",
+    )
+    p.add_argument(
+        "--cleanup-interval",
+        type=non_negative_float,
+        default=os.environ.get("SPILLWAY_CLEANUP_INTERVAL", "3600"),
+        help="seconds between history cleanups (env SPILLWAY_CLEANUP_INTERVAL; 0: none)",
     )
     p.set_defaults(fn=cmd_worker)

@@ -75,6 +75,30 @@ class CorrelationError(EngineError):
     default_message = "message correlation failed"
 
 
+class InstanceSuspended(EngineError):
+    """The instance is suspended (``ProcessEngine.suspend``): activate it first."""
+
+    default_message = "process instance is suspended"
+
+
+class TaskClaimed(EngineError):
+    """``claim`` of a user task another user has claimed already."""
+
+    default_message = "task is claimed by another user"
+
+
+class InvalidOperation(EngineError):
+    """A modification, migration or deletion the engine refuses; ``problems`` lists why."""
+
+    default_message = "operation refused"
+
+    def __init__(self, message: str | None = None, *, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        if message is None and self.problems:
+            message = "; ".join(self.problems)
+        super().__init__(message)
+
+
 class ExpressionError(EngineError):
     """An expression in a BPMN file could not be parsed or evaluated."""
 

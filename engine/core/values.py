@@ -55,6 +55,8 @@ class ProcessInstance:
     definition_id: str = ""
     created_at: datetime | None = None
     ended_at: datetime | None = None
+    #: True while ``ProcessEngine.suspend`` holds it (no job, timer or external task runs).
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,3 +156,34 @@ class ExternalTask:
     due_at: datetime | None = None
     priority: int = 0
     definition_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UserTask:
+    """An open user (or manual) task: ``ProcessEngine.tasks()`` lists them."""
+
+    id: str
+    instance_id: str
+    activity_id: str
+    name: str | None
+    assignee: str | None
+    candidate_users: list[str]
+    candidate_groups: list[str]
+    due_at: datetime | None
+    follow_up_at: datetime | None
+    priority: int
+    form_key: str | None
+    created_at: datetime
+    process_key: str = ""
+
+
+@dataclass(frozen=True)
+class VariableChange:
+    """One change made by ``set_variables`` / ``remove_variables`` (``variable_history()``)."""
+
+    instance_id: str
+    name: str
+    operation: str  # "set" | "removed"
+    value: Any
+    user: str | None
+    at: datetime

@@ -40,6 +40,7 @@ from SpiffWorkflow.camunda.parser.task_spec import (
     CamundaTaskParser,
     SubWorkflowParser,
 )
+from SpiffWorkflow.camunda.specs.user_task import UserTask as CamundaUserTask
 
 from engine.bpmn import (
     call_mappings,
@@ -62,6 +63,7 @@ from engine.bpmn.namespaces import (
 )
 from engine.bpmn.specs import ServiceTask, StartEvent
 from engine.deploy import spec_names
+from engine.deploy.user_task_parser import UserTaskParser
 
 NSMAP = dict(CAMUNDA_NSMAP)
 NSMAP.update({"spillway": SPILLWAY_NS, "spiffworkflow": SPIFF_NS})
@@ -328,6 +330,8 @@ class SpillwayParser(CamundaParser):  # type: ignore[misc]
         {
             full_tag("serviceTask"): (ServiceTaskParser, ServiceTask),
             full_tag("task"): (_PassThroughTaskParser, NoneTask),
+            # camunda:assignee, candidateUsers... for the task list (engine.runtime.user_tasks).
+            full_tag("userTask"): (UserTaskParser, CamundaUserTask),
             full_tag("sendTask"): (_send_task_parser, SendTask),
             full_tag("businessRuleTask"): (_BusinessRuleTaskParsers(), decisions.DecisionTask),
             full_tag("startEvent"): (_StartEventParser, StartEvent),

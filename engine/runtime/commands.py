@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
 from engine.core import values
-from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.core.errors import ConcurrencyConflict, EngineError, InstanceSuspended, NotFound
 from engine.core.stats import Counters
 from engine.core.values import ProcessInstance
 from engine.deploy import bpmnxml
@@ -52,6 +52,14 @@ Listener = Callable[[str], None]
 def has_ended(run: Run) -> bool:
     """The loaded instance has completed or was terminated: no command applies to it."""
     return run.row is not None and values.has_ended(run.row["state"])
+
+
+def check_not_suspended(row: Mapping[str, Any] | None) -> None:
+    """Commands on a suspended instance are refused (``InstanceSuspended``)."""
+    if row is not None and row.get("suspended"):
+        raise InstanceSuspended(
+            f"instance {row['id']} is suspended; activate it before changing it"
+        )
 
 
 class Commands:
@@ -159,10 +167,18 @@ class Commands:
         )
         return run, row["state"] == "incident"
 
-    def commit(self, run: Run, has_open_incident: bool = False) -> ProcessInstance:
+    def commit(
+        self,
+        run: Run,
+        has_open_incident: bool = False,
+        adjust: Callable[[Run], None] | None = None,
+    ) -> ProcessInstance:
         """Write what the run did in one transaction, wake the listeners, deliver the signals
-        it threw; the instance as committed."""
+        it threw; the instance as committed. ``adjust`` sees the filled-in write before it is
+        applied (an operator's verb ending the instance, say)."""
         write = finish.instance_write(run, self.codec, has_open_incident)
+        if adjust is not None:
+            adjust(run)
         self.store.apply(write)
         self._notify(write)
         for job in write.jobs_insert:
@@ -181,6 +197,7 @@ class Commands:
             if has_ended(run):
                 assert run.row is not None
                 raise NotFound(f"instance {instance_id} has ended ({run.row['state']})")
+            check_not_suspended(run.row)
             action(run)
             return self.commit(run, has_incident)
 
@@ -251,8 +268,8 @@ class Commands:
                     instance_id, lambda run: run.receive_signal(name, variables, signal_id)
                 )
                 delivered += 1
-            except NotFound:
-                continue  # ended meanwhile
+            except (NotFound, InstanceSuspended):
+                continue  # ended meanwhile, or suspended (a suspended instance takes no signal)
             except EngineError as exc:
                 # One instance failing to take it keeps none of the others from it; the failure
                 # is raised once they all had their turn (a signal job then runs again, and the
@@ -279,4 +296,4 @@ class Commands:
         return started
 
 
-__all__ = ["CONFLICT_RETRIES", "Commands", "has_ended"]
+__all__ = ["CONFLICT_RETRIES", "Commands", "check_not_suspended", "has_ended"]

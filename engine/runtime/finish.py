@@ -21,7 +21,7 @@ from engine.bpmn.task_tree import is_waiting_event, task_by_id
 from engine.core.errors import InvalidVariables
 from engine.core.values import ProcessInstance
 from engine.core.variables import check_variables
-from engine.runtime import rows
+from engine.runtime import rows, user_tasks
 from engine.runtime.codec import InstanceCodec
 from engine.runtime.ledger import Ledger
 from engine.runtime.run_view import RunView
@@ -124,6 +124,7 @@ def instance_write(
             "subs": len(subs),
             "jobs": ledger.job_keys,
             "external": ledger.external_keys,
+            user_tasks.KEY: user_tasks.reconcile(run, open_tasks),
         },
         "data": codec.dump(run.wf),
         "format": INSTANCE_FORMAT,

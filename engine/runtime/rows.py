@@ -24,6 +24,7 @@ def instance(row: Mapping[str, Any]) -> ProcessInstance:
         definition_id=row["definition_id"],
         created_at=row["created_at"],
         ended_at=row["ended_at"],
+        suspended=bool(row.get("suspended", False)),
     )
 
 

@@ -93,7 +93,11 @@ instances = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("ended_at", UTCDateTime(), nullable=True),
+    # Suspended instances' jobs, timers and external tasks are never acquired (runtime.operations).
+    sa.Column("suspended", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
+    # History cleanup scans each definition's ended instances by end time.
+    sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
 )
 
 history = sa.Table(
@@ -198,4 +202,55 @@ outbox = sa.Table(
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("published_at", UTCDateTime(), nullable=True, index=True),
+)
+
+# -- operating running instances (issue 15; migration 0004) ------------------------
+
+user_tasks = sa.Table(
+    "sw_user_tasks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("activity_id", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("process_key", sa.String(255), nullable=False),
+    sa.Column("assignee", sa.String(255), nullable=True),
+    sa.Column("candidate_users", sa.JSON(), nullable=False),
+    sa.Column("candidate_groups", sa.JSON(), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=True),
+    sa.Column("follow_up_at", UTCDateTime(), nullable=True),
+    sa.Column("priority", sa.Integer(), nullable=False),
+    sa.Column("form_key", sa.String(1024), nullable=True),
+    sa.Column("rev", sa.Integer(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # A task list: one user's tasks, oldest first.
+    sa.Index("ix_sw_user_tasks_assignee", "assignee", "created_at"),
+    sa.Index("ix_sw_user_tasks_key", "process_key", "created_at"),
+    sa.Index("ix_sw_user_tasks_created", "created_at", "id"),
+)
+
+#: One row per candidate user ("user") or group ("group") of a user task, for indexed lookups.
+task_candidates = sa.Table(
+    "sw_task_candidates",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    sa.Index("ix_sw_task_candidates_name", "kind", "name", "task_id"),
+)
+
+variable_history = sa.Table(
+    "sw_variable_history",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("instance_id", sa.String(64), nullable=False),
+    sa.Column("pos", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("operation", sa.String(16), nullable=False),
+    sa.Column("value", sa.JSON(), nullable=True),
+    sa.Column("user_id", sa.String(255), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sw_variable_history_instance", "instance_id", "created_at", "pos"),
 )

@@ -29,8 +29,8 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import ConcurrencyConflict, StoreError
+from engine.storage import operations, store_external, store_jobs, user_tasks
 from engine.storage import schema as t
-from engine.storage import store_external, store_jobs
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
 
@@ -83,7 +83,12 @@ def _is_memory_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class Store(store_jobs.JobQueries, store_external.ExternalTaskQueries):
+class Store(
+    store_jobs.JobQueries,
+    store_external.ExternalTaskQueries,
+    user_tasks.UserTaskQueries,
+    operations.OperationQueries,
+):
     """SQLAlchemy-backed storage shared by every engine node that points at the same URL."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -362,6 +367,15 @@ class Store(store_jobs.JobQueries, store_external.ExternalTaskQueries):
                     )
                 ).mappings()
             ]
+
+    def apply_all(self, writes: Sequence[InstanceWrite]) -> None:
+        """Apply several instances' writes in one transaction (a migration): all or none."""
+        try:
+            with self.transaction() as conn:
+                for write in writes:
+                    write_mod.apply(conn, write, self.dialect, self._check_external_held)
+        except IntegrityError as exc:
+            raise StoreError(f"write of {len(writes)} instances refused: {exc.orig}") from exc
 
     def apply(self, write: InstanceWrite) -> None:
         """Apply one engine call's changes in a single transaction (see module docstring)."""

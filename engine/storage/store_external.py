@@ -84,6 +84,10 @@ class ExternalTaskQueries:
                 x.c.state == "open",
                 x.c.due_at <= now,
                 sa.or_(x.c.lock_owner.is_(None), x.c.lock_expires_at <= now),
+                # Tasks of a suspended instance are not fetched (engine.runtime.operations).
+                ~sa.select(t.instances.c.id)
+                .where(t.instances.c.id == x.c.instance_id, t.instances.c.suspended.is_(True))
+                .exists(),
             )
             .order_by(x.c.due_at)
             .limit(limit)

@@ -34,7 +34,12 @@ _NEXT_DUE = sa.select(
             else_=t.jobs.c.due_at,
         )
     )
-).where(t.jobs.c.retries_left > 0)
+).where(
+    t.jobs.c.retries_left > 0,
+    ~sa.select(t.instances.c.id)
+    .where(t.instances.c.id == t.jobs.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists(),
+)
 
 _j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
 _FREE = sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now"))
@@ -48,8 +53,15 @@ _INSTANCE_BUSY = (
     )
     .exists()
 )
+# A suspended instance's jobs and timers wait (engine.runtime.operations): checked here, in the
+# acquisition itself, so every node obeys.
+_SUSPENDED = (
+    sa.select(t.instances.c.id)
+    .where(t.instances.c.id == _j.c.instance_id, t.instances.c.suspended.is_(True))
+    .exists()
+)
 _RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
-    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY
+    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY, ~_SUSPENDED
 )
 _DUE_JOBS = (
     _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
@@ -131,6 +143,11 @@ class JobQueries:
                 query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
                 for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
                     instances[r["id"]] = dict(r)
+                # Under the instance locks: one suspended since the choice keeps its job.
+                paused = {i for i, r in instances.items() if r.get("suspended")}
+                if paused:
+                    chosen = {i: j for i, j in chosen.items() if i not in paused}
+                    instances = {i: r for i, r in instances.items() if i not in paused}
             if self.dialect == "postgresql" and chosen:
                 # Under the instance locks, re-check that no sibling job got locked meanwhile.
                 still_busy = set(

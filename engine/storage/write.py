@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
 from engine.storage import schema as t
-from engine.storage import store_external
+from engine.storage import store_external, user_tasks
 
 #: Checks that external tasks are still locked by the workers reporting on them.
 CheckHeld = Callable[[Connection, Sequence[tuple[str, str]], str], None]
@@ -47,6 +47,14 @@ class InstanceWrite:
     #: (external task id, worker id) pairs: each task must still exist, locked by that worker.
     external_held: list[tuple[str, str]] = field(default_factory=list)
     outbox_insert: list[dict[str, Any]] = field(default_factory=list)
+    # Operating running instances (engine.storage.user_tasks.apply_operations).
+    user_tasks_insert: list[dict[str, Any]] = field(default_factory=list)
+    #: {"id", "expected_rev", changed columns...}: applied only at that row revision.
+    user_tasks_update: list[dict[str, Any]] = field(default_factory=list)
+    user_tasks_delete: list[str] = field(default_factory=list)
+    variable_history_insert: list[dict[str, Any]] = field(default_factory=list)
+    #: Cancel: delete every job, external task, subscription and user task of the instance.
+    purge: bool = False
 
 
 # Statements of every write, built once: constructing a SQLAlchemy statement costs more than
@@ -151,6 +159,7 @@ def apply(conn: Connection, w: InstanceWrite, dialect: str, check_external_held:
         conn.execute(t.external_tasks.insert(), w.external_insert)
     if w.outbox_insert:
         conn.execute(t.outbox.insert(), w.outbox_insert)
+    user_tasks.apply_operations(conn, w)
     if dialect == "postgresql" and (
         w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert
     ):

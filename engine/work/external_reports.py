@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import mappings
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
 from engine.runtime.activation import PARKED_EXTERNAL, PARKED_KEY, Activation
-from engine.runtime.commands import has_ended
+from engine.runtime.commands import check_not_suspended, has_ended
 from engine.runtime.run import Run
 from engine.work.host import ExternalHost
 
@@ -170,6 +170,7 @@ class ReportCombiner:
         if has_ended(run):
             # Rows of an ended instance are deleted with its last write; a stale read.
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")
+        check_not_suspended(run.row)
         outcomes: list[tuple[Report, Outcome]] = []
         applied = 0
         deferred = _DeferredUpdates()

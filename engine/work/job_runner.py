@@ -131,6 +131,9 @@ class JobRunner:
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
             return
+        if run.row is not None and run.row.get("suspended"):
+            # Suspended after the acquisition: the job waits for activate().
+            raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
         run.write.jobs_held = [job["id"]]
         run.write.lock_owner = owner
         kind = job["kind"]

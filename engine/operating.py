@@ -1,0 +1,115 @@
+"""The operator's half of the facade: user tasks and the verbs on running instances.
+
+``ProcessEngine`` inherits these thin methods; each delegates to ``engine.runtime.operations``,
+``modification`` or ``migration`` (the logic), or to history cleanup (``engine.work``). Kept
+apart from ``engine.engine`` only for size; see docs/operating.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from engine.core.clock import Clock
+from engine.core.values import ProcessInstance, UserTask, VariableChange
+from engine.runtime import migration, modification, operations
+from engine.runtime.commands import Commands
+from engine.storage.store import Store
+from engine.work.history_cleanup import DEFAULT_CLEANUP_INTERVAL, HistoryCleaner, HistoryCleanup
+
+
+class OperatingVerbs:
+    """User tasks, cancel, suspend/activate, variables, modify, migrate, deployments, history
+    cleanup (CONTRACT.md, "Operating running instances")."""
+
+    commands: Commands
+    store: Store
+    clock: Clock
+    #: What ``cleanup_history`` runs (``.batch``: instances deleted per transaction).
+    history_cleanup: HistoryCleanup
+
+    def tasks(
+        self,
+        instance_id: str | None = None,
+        assignee: str | None = None,
+        candidate_user: str | None = None,
+        candidate_group: str | Sequence[str] | None = None,
+        process_key: str | None = None,
+    ) -> list[UserTask]:
+        """Open user tasks, oldest first. ``candidate_user`` / ``candidate_group`` (a group or a
+        list: the groups the caller says the user is in) select unassigned tasks to claim."""
+        return operations.tasks(
+            self.store, instance_id, assignee, candidate_user, candidate_group, process_key
+        )
+
+    def claim(self, task_id: str, user: str) -> UserTask:
+        """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
+        return operations.assign(self.commands, task_id, user, claim=True)
+
+    def unclaim(self, task_id: str) -> UserTask:
+        return operations.assign(self.commands, task_id, None, claim=False)
+
+    def set_assignee(self, task_id: str, user: str | None) -> UserTask:
+        """Assign the task to ``user`` whoever holds it (None: unassigned)."""
+        return operations.assign(self.commands, task_id, user, claim=False)
+
+    def cancel(
+        self, instance_id: str, reason: str = "", *, user: str | None = None
+    ) -> ProcessInstance:
+        """End the instance as ``terminated`` with all its work, recording who and why."""
+        return operations.cancel(self.commands, instance_id, reason, user)
+
+    def suspend(self, instance_id: str) -> ProcessInstance:
+        """No job, timer or external task of it runs until ``activate``."""
+        return operations.set_suspended(self.commands, instance_id, True)
+
+    def activate(self, instance_id: str) -> ProcessInstance:
+        return operations.set_suspended(self.commands, instance_id, False)
+
+    def set_variables(
+        self, instance_id: str, variables: Mapping[str, Any], *, user: str | None = None
+    ) -> ProcessInstance:
+        return operations.set_variables(self.commands, instance_id, variables, user)
+
+    def remove_variables(
+        self, instance_id: str, names: Sequence[str], *, user: str | None = None
+    ) -> ProcessInstance:
+        return operations.remove_variables(self.commands, instance_id, names, user)
+
+    def variable_history(self, instance_id: str) -> list[VariableChange]:
+        """Changes made by set_variables / remove_variables, oldest first."""
+        return operations.variable_history(self.store, instance_id)
+
+    def modify(
+        self,
+        instance_id: str,
+        start_before: Sequence[str] | None = None,
+        cancel: Sequence[str] | None = None,
+    ) -> ProcessInstance:
+        """Move tokens: cancel those at ``cancel`` activities, start new ones before
+        ``start_before`` activities, in one transaction."""
+        return modification.modify(self.commands, instance_id, start_before, cancel)
+
+    def migrate(
+        self,
+        instance_ids: Sequence[str],
+        to_version: int,
+        mapping: Mapping[str, str] | None = None,
+    ) -> list[ProcessInstance]:
+        """Move running instances to another version of their process (all or none)."""
+        return migration.migrate(self.commands, instance_ids, to_version, mapping)
+
+    def delete_deployment(self, deployment_id: str, cascade: bool = False) -> int:
+        """Refused while instances of it run unless ``cascade``; how many instances went."""
+        return operations.delete_deployment(self.store, deployment_id, cascade)
+
+    def cleanup_history(self, now: datetime | None = None) -> int:
+        """Remove ended instances past their history time to live, with their history, in
+        batches; how many instances went."""
+        return self.history_cleanup.run(now or self.clock.now())
+
+    def history_cleaner(self, interval: float = DEFAULT_CLEANUP_INTERVAL) -> HistoryCleaner:
+        """A thread running ``cleanup_history`` every ``interval`` seconds: ``start()``,
+        ``stop()`` (``spillway worker`` runs one; a server schedules it the same way)."""
+        return HistoryCleaner.of(self.history_cleanup, self.clock, interval)
