@@ -117,3 +117,25 @@ def test_plain_task_passes_straight_through(eng: ProcessEngine) -> None:
     assert inst.waiting_at == ["Review"]
     [row] = [h for h in eng.history(inst.id) if h.activity_id == "Task_1"]
     assert row.activity_type == "task" and row.outcome == "completed"
+
+
+@pytest.mark.parametrize("sub_id", ["End", "Start", "p.EndJoin"])
+def test_event_subprocess_named_like_a_library_spec(eng: ProcessEngine, sub_id: str) -> None:
+    evsub = (
+        f'<bpmn:subProcess id="{sub_id}" triggeredByEvent="true">'
+        '<bpmn:startEvent id="Root" isInterrupting="true">'
+        '<bpmn:messageEventDefinition messageRef="m" /></bpmn:startEvent>'
+        '<bpmn:endEvent id="Root.EndJoin" />'
+        '<bpmn:sequenceFlow id="e1" sourceRef="Root" targetRef="Root.EndJoin" />'
+        "</bpmn:subProcess>"
+    )
+    eng.deploy(
+        process("p", user("Wait"), definitions='<bpmn:message id="m" name="Cancel" />', extra=evsub)
+    )
+    plain = eng.start("p")
+    done = eng.complete_task(plain.id, "Wait")
+    assert done.state == "completed" and done.waiting_at == []
+    cancelled = eng.start("p", business_key="C")
+    hit = eng.correlate_message("Cancel", business_key="C")
+    assert hit.id == cancelled.id and hit.state == "completed"
+    assert [h.activity_id for h in eng.history(hit.id)][-3:] == ["Root", "Root.EndJoin", sub_id]

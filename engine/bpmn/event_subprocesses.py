@@ -84,7 +84,10 @@ def install(workflow: Any) -> None:
 
 
 def _start_events(workflow: Any, name: str) -> list[Any]:
-    spec = workflow.top_workflow.subprocess_specs.get(name)
+    # ``name`` is the event subprocess's task-spec name; its subprocess spec is filed under the
+    # element id (they differ for ids the library uses itself: engine.deploy.spec_names).
+    task_spec = workflow.spec.task_specs.get(name)
+    spec = workflow.top_workflow.subprocess_specs.get(getattr(task_spec, "spec", name))
     return list(spec.bpmn_start_events) if spec is not None else []
 
 

@@ -48,6 +48,17 @@ class SpillwayProcessParser(ProcessParser):  # type: ignore[misc]
         spec._add_notify = types.MethodType(_add_notify, spec)
         return spec
 
+    def add_tasks(self) -> None:
+        # SpiffWorkflow also files an event subprocess under its id among the parent's specs
+        # (connect_or_add_trigger), so one with the id ``End`` would replace the library's
+        # ``End``: put the library's specs back and trigger the subprocess by engine name.
+        library = dict(self.spec.task_specs)
+        super().add_tasks()
+        for name, original in library.items():
+            self.spec.task_specs[name] = original
+        triggers = self.spec.start.trigger_specs
+        triggers[:] = [engine_name(n) for n in triggers]
+
     def parse_node(self, node: Any) -> Any:
         # As ProcessParser.parse_node, looking the element up by its engine name.
         name = engine_name(node.get("id"))
