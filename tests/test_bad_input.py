@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -148,12 +149,18 @@ def test_bad_retry_cycle_is_a_deployment_error(eng: ProcessEngine) -> None:
 
 
 def test_a_process_that_is_not_executable_is_skipped_with_a_note(
-    eng: ProcessEngine, caplog: pytest.LogCaptureFixture
+    eng: ProcessEngine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     draft = (
         b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
         b'id="d"><bpmn:process id="draft" isExecutable="false" /></bpmn:definitions>'
     )
+    # Listen on the deploy logger itself: other tests may have reconfigured logging
+    # (Alembic's fileConfig, the CLI's --log-format), which must not hide the note here.
+    deploy_log = logging.getLogger("spillway.deploy")
+    monkeypatch.setattr(deploy_log, "disabled", False)
+    monkeypatch.setattr(deploy_log, "handlers", [*deploy_log.handlers, caplog.handler])
+    monkeypatch.setattr(deploy_log, "level", logging.WARNING)
     dep = eng.deploy(draft)
     assert dep.process_keys == ()
     assert "process 'draft' is not executable" in caplog.text
