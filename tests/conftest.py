@@ -6,6 +6,7 @@ SPILLWAY_REQUIRE_SERVICES=1 (as in CI), where they fail instead.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,3 +116,13 @@ def make_engine(db_url: str, clock: ManualClock) -> Iterator[EngineFactory]:
 @pytest.fixture
 def eng(make_engine: EngineFactory) -> ProcessEngine:
     return make_engine()
+
+
+@pytest.fixture(autouse=True)
+def _spillway_logs_reach_caplog() -> None:
+    """Tests that read the engine's log lines must see them whatever an earlier test did to
+    logging (Alembic's fileConfig and uvicorn's dictConfig can disable or detach loggers)."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("spillway") and isinstance(logger, logging.Logger):
+            logger.disabled = False
+            logger.propagate = True
