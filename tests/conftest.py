@@ -126,3 +126,4 @@ def _spillway_logs_reach_caplog() -> None:
         if name.startswith("spillway") and isinstance(logger, logging.Logger):
             logger.disabled = False
             logger.propagate = True
+            logger.setLevel(logging.NOTSET)
