@@ -509,9 +509,9 @@ class ProcessEngine(OperatingVerbs):
             )
             if not batch:
                 return count
-            for row in batch:
-                self.job_runner.execute(row, owner)
-                count += 1
+            # Run in memory one after another and committed together (group commit).
+            self.job_runner.execute_batch(batch, owner)
+            count += len(batch)
         return count
 
     def retry(self, job_or_incident_id: str, retries: int = 1) -> Job | ExternalTask:

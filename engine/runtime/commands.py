@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
@@ -183,6 +183,30 @@ class Commands:
         # Inside Store.locked_instance the commit comes at the end of that block.
         self.store.on_commit(lambda: self._after_commit(write))
         return finish.snapshot(run)
+
+    def prepare(self, run: Run, has_open_incident: bool = False) -> InstanceWrite:
+        """The write of a finished run, filled in and ready for ``commit_group``."""
+        return finish.instance_write(run, self.codec, has_open_incident)
+
+    def commit_write(self, write: InstanceWrite) -> None:
+        """Apply one prepared write in its own transaction, as ``commit`` does."""
+        self.store.apply(write)
+        self.store.on_commit(lambda: self._after_commit(write))
+
+    def commit_group(self, writes: Sequence[InstanceWrite]) -> list[BaseException | None]:
+        """Group commit: apply prepared writes of different instances in one transaction, each
+        in a savepoint of its own (``Store.apply_group``), so a write that conflicts or is
+        refused rolls back alone and the others still commit. One outcome per write (None:
+        committed; else its ``ConcurrencyConflict`` or ``StoreError``, for the caller to re-run
+        or record). What a commit triggers (waking listeners, delivering thrown signals) runs
+        once the transaction committed, for the committed writes only."""
+        if not writes:
+            return []
+        outcomes = self.store.apply_group(writes)
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if outcome is None:
+                self._after_commit(write)
+        return outcomes
 
     def _after_commit(self, write: InstanceWrite) -> None:
         self._notify(write)

@@ -29,7 +29,14 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
-from engine.storage import operations, reconnect, store_external, store_jobs, user_tasks
+from engine.storage import (
+    group_write,
+    operations,
+    reconnect,
+    store_external,
+    store_jobs,
+    user_tasks,
+)
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
@@ -467,6 +474,52 @@ class Store(
                     write_mod.apply(conn, write, self.dialect, self._check_external_held)
         except IntegrityError as exc:
             raise StoreError(f"write of {len(writes)} instances refused: {exc.orig}") from exc
+
+    def apply_group(self, writes: Sequence[InstanceWrite]) -> list[BaseException | None]:
+        """Group commit: apply the writes of several instances in one transaction, each
+        isolated from the others. A write that loses a race (``ConcurrencyConflict``) or that
+        the database refuses (``StoreError``) is rolled back alone and its error is returned in
+        its place; the others commit together. Returns one outcome per write, in order (None:
+        committed). A failure of the transaction itself (``NotCommitted``, ``CommitUnknown``)
+        is raised: then no write of the group committed (or, unknown, all did).
+
+        Optimistic: the writes are applied together in one transaction, one statement per kind
+        of row (``storage.group_write``); only if a check fails is that transaction rolled back
+        and the group applied again write by write, each in a savepoint, so the common case
+        pays neither savepoints nor a statement per row. Writes are applied in
+        instance-id order, so two groups on PostgreSQL take their rows' locks in one order."""
+        if self._held.conn is not None:
+            raise RuntimeError("apply_group inside locked_instance")
+        order = sorted(range(len(writes)), key=lambda i: str(writes[i].instance["id"]))
+        if len(writes) > 1:
+            try:
+                with self.transaction() as conn:
+                    group_write.apply_many(
+                        conn, [writes[i] for i in order], self.dialect, self._check_external_held
+                    )
+                return [None] * len(writes)
+            except (ConcurrencyConflict, IntegrityError):
+                pass  # rolled back whole: nothing of the group is written; isolate each below
+        outcomes: list[BaseException | None] = [None] * len(writes)
+        with self.transaction() as conn:
+            for i in order:
+                write = writes[i]
+                try:
+                    with conn.begin_nested():
+                        write_mod.apply(conn, write, self.dialect, self._check_external_held)
+                except ConcurrencyConflict as exc:
+                    outcomes[i] = exc
+                except IntegrityError as exc:
+                    outcomes[i] = StoreError(
+                        f"instance {write.instance['id']}: write refused by the database: "
+                        f"{exc.orig}"
+                    )
+                except reconnect.CONNECTION_ERRORS as exc:
+                    error = reconnect.store_error(exc, write=True)
+                    if not isinstance(error, ConcurrencyConflict):
+                        raise  # the transaction is lost: no write of the group committed
+                    outcomes[i] = error  # a deadlock victim: only its savepoint rolled back
+        return outcomes
 
     def apply(self, write: InstanceWrite) -> None:
         """Apply one engine call's changes in a single transaction (see module docstring)."""

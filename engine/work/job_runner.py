@@ -13,7 +13,7 @@ import logging
 import socket
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,7 @@ from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext
 from engine.storage.store_jobs import PRELOADED
+from engine.storage.write import InstanceWrite
 from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
@@ -68,34 +69,111 @@ class JobRunner:
         committed; False when it was given back or its lock was lost."""
         try:
             try:
-                self._run(dict(job), owner)
+                self._commit_one(self._run(dict(job), owner))
             except ConcurrencyConflict:
                 if self._preloaded(job) is None:
                     raise
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
-                self._run({**job, PRELOADED: None}, owner)
+                self._commit_one(self._run({**job, PRELOADED: None}, owner))
             return True
-        except ConcurrencyConflict:
+        except Exception as exc:  # noqa: BLE001 - settled below, as its kind says
+            return self._settle(job, owner, exc, traceback.format_exc())
+
+    def execute_batch(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        owner: str,
+        stopping: Callable[[], bool] | None = None,
+    ) -> list[bool]:
+        """Run locked jobs of different instances and commit their results together (group
+        commit, ``Commands.commit_group``): each job's write in a savepoint of its own, so a
+        job whose write conflicts or is refused is settled alone, as ``execute`` settles it
+        (a stale copy re-run once on fresh state, then given back; a refused write counted as
+        a failed attempt), and the others' writes commit once. A job that fails before its
+        write, and jobs that are not one write (signal broadcasts), run as ``execute`` runs
+        them. Once ``stopping()`` is true, jobs not started yet are given back (False) and
+        what ran is committed. One outcome per job, in order, as ``execute`` returns it."""
+        outcomes: list[bool | None] = [None] * len(jobs)
+        prepared: list[tuple[int, InstanceWrite]] = []
+        seen: set[str] = set()
+        for i, job in enumerate(jobs):
+            instance_id = job["instance_id"]
+            if stopping is not None and stopping():
+                self.engine.store.release_job(job["id"], owner)  # never started
+                outcomes[i] = False
+                continue
+            if job["kind"] == signals.KIND or (instance_id and instance_id in seen):
+                continue  # run alone below, after the group (a later state of its instance)
+            try:
+                write = self._run(dict(job), owner)
+            except Exception as exc:  # noqa: BLE001 - settled as execute settles it
+                if isinstance(exc, ConcurrencyConflict) and self._preloaded(job) is not None:
+                    outcomes[i] = self.execute({**job, PRELOADED: None}, owner)
+                else:
+                    outcomes[i] = self._settle(job, owner, exc, traceback.format_exc())
+                continue
+            if write is None:
+                outcomes[i] = True
+                continue
+            if instance_id:
+                seen.add(instance_id)
+            prepared.append((i, write))
+        try:
+            results = self.commands.commit_group([write for _, write in prepared])
+        except Exception as exc:  # noqa: BLE001 - the group's transaction itself failed
+            stacktrace = traceback.format_exc()
+            results = [exc] * len(prepared)
+            stacktraces = {i: stacktrace for i, _ in prepared}
+        else:
+            stacktraces = {}
+        for (i, _write), result in zip(prepared, results, strict=True):
+            job = jobs[i]
+            if result is None:
+                outcomes[i] = True
+            elif isinstance(result, ConcurrencyConflict) and self._preloaded(job) is not None:
+                # Its copy went stale: once more on fresh state, on its own, as execute does.
+                outcomes[i] = self.execute({**job, PRELOADED: None}, owner)
+            else:
+                trace = stacktraces.get(i) or "".join(traceback.format_exception(result))
+                outcomes[i] = self._settle(job, owner, result, trace)
+        for i, job in enumerate(jobs):
+            if outcomes[i] is None and stopping is not None and stopping():
+                self.engine.store.release_job(job["id"], owner)
+                outcomes[i] = False
+            elif outcomes[i] is None:
+                fresh = job["instance_id"] in seen  # its instance moved on in this group
+                outcomes[i] = self.execute({**job, PRELOADED: None} if fresh else job, owner)
+        return [bool(o) for o in outcomes]
+
+    def _settle(
+        self, job: Mapping[str, Any], owner: str, exc: BaseException, stacktrace: str
+    ) -> bool:
+        """A job whose run or write raised: given back (a lost race), dropped (its instance
+        or definition is gone), or its attempt counted as failed."""
+        if isinstance(exc, ConcurrencyConflict):
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
             )
             self.engine.store.release_job(job["id"], owner)
             return False
-        except NotFound as exc:
+        if isinstance(exc, NotFound):
             log.warning("job %s: %s; the job is dropped", job["id"], exc)
             self.engine.store.delete_job(job["id"], owner)
             return True
-        except Exception as exc:  # noqa: BLE001 - anything else is this attempt's failure
-            failure = Failure(exc, traceback.format_exc())
-            log.warning(
-                "job %s (instance %s, activity '%s') failed: %s",
-                job["id"],
-                job["instance_id"],
-                job["activity_id"],
-                failure.message,
-            )
-            return self._count_failure(dict(job), owner, failure)
+        failure = Failure(exc, stacktrace)
+        log.warning(
+            "job %s (instance %s, activity '%s') failed: %s",
+            job["id"],
+            job["instance_id"],
+            job["activity_id"],
+            failure.message,
+        )
+        return self._count_failure(dict(job), owner, failure)
+
+    def _commit_one(self, write: InstanceWrite | None) -> None:
+        if write is not None:
+            self.commands.commit_write(write)
 
     def _preloaded(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """The instance row read with the job, while it is fresh enough to run on: a job
@@ -108,11 +186,12 @@ class JobRunner:
         age = (self.engine.now() - acquired_at).total_seconds()
         return row if age <= PRELOAD_MAX_AGE else None
 
-    def _run(self, job: dict[str, Any], owner: str) -> None:
+    def _run(self, job: dict[str, Any], owner: str) -> InstanceWrite | None:
+        """Run the job in memory: its instance's write, prepared and not yet applied, or None
+        when the job was settled on its own (a signal broadcast, an ended instance)."""
         engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
-            self._start_by_timer(job, owner)
-            return
+            return self._start_by_timer(job, owner)
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
             commands.broadcast_signal(
@@ -123,14 +202,14 @@ class JobRunner:
             )
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return None
         run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
         if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return None
         if run.row is not None and run.row.get("suspended"):
             # Suspended after the acquisition: the job waits for activate().
             raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
@@ -145,7 +224,7 @@ class JobRunner:
             raise EngineError(f"job {job['id']}: unknown kind '{kind}'")
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
-        commands.commit(run, has_incident)
+        return commands.prepare(run, has_incident)
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}
@@ -204,7 +283,7 @@ class JobRunner:
             "rev": int(job["rev"]) + 1,
         }
 
-    def _start_by_timer(self, job: dict[str, Any], owner: str) -> None:
+    def _start_by_timer(self, job: dict[str, Any], owner: str) -> InstanceWrite:
         """A timer start event fired: start an instance through it, and schedule the next
         firing of a cycle, in one transaction."""
         commands = self.commands
@@ -226,7 +305,7 @@ class JobRunner:
             run.write.jobs_update.append(self._rescheduled(job, following, fired))
         else:
             run.write.jobs_delete.append(job["id"])
-        commands.commit(run)
+        return commands.prepare(run)
 
     def _count_failure(self, job: dict[str, Any], owner: str, failure: Failure) -> bool:
         engine = self.engine
