@@ -255,13 +255,17 @@ class ExternalTaskService:
         return left, delay.total_seconds() if delay is not None else 0.0
 
     def report_all(
-        self, reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]]
+        self,
+        reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]],
+        *,
+        checked: bool = False,
     ) -> list[Any]:
         """Apply several reports at once, combined per instance: ``(kind, task, worker_id,
         payload)`` with kind ``"complete"`` (payload: variables) or ``"bpmn_error"`` (payload:
         code, message, variables); ``task`` is an id or a fetched ``ExternalTask``. Returns,
         per report, its outcome (True/False) or the exception it would have raised. Worker
-        pools and bridges use it for a batch of results."""
+        pools and bridges use it for a batch of results. ``checked``: the variables already
+        passed ``check_variables`` (a pool checks its handler's result when it returns)."""
         items = list(reports)
         ids = [t for _, t, _, _ in items if isinstance(t, str)]
         rows = self.store.external_tasks_by_id(ids) if ids else {}
@@ -273,7 +277,9 @@ class ExternalTaskService:
                 # No row: resolved (False or NotFound) when applied, no instance to join.
                 task_id, instance_id = task, str(rows.get(task, {}).get("instance_id") or "")
             try:
-                pending.append(self._make_report(kind, task_id, worker_id, payload, instance_id))
+                pending.append(
+                    self._make_report(kind, task_id, worker_id, payload, instance_id, checked)
+                )
             except Exception as exc:  # noqa: BLE001 - returned per report
                 pending.append(exc)
         self._reports.submit([r for r in pending if isinstance(r, Report)])
@@ -295,11 +301,12 @@ class ExternalTaskService:
         worker_id: str,
         payload: Mapping[str, Any],
         instance_id: str,
+        checked: bool = False,
     ) -> Report:
         _check_worker(worker_id)
         where = f"external task {task_id}"
         if kind == "complete":
-            values = check_variables(payload, f"complete of {where}")
+            values = dict(payload) if checked else check_variables(payload, f"complete of {where}")
             return Report(kind, task_id, worker_id, instance_id, values)
         if kind == "bpmn_error":
             code = payload.get("code")

@@ -55,6 +55,8 @@ DEFAULT_CORE_SIZE = 1
 DEFAULT_MAX_SIZE = 4
 DEFAULT_KEEP_ALIVE = 60.0  # seconds an extra thread may idle before it ends
 DEFAULT_ACQUIRE_WAIT = 5.0  # seconds between fetches when nothing wakes the pool
+#: Seconds a handled task's result may wait for the rest of its fetch before it is reported.
+REPORT_LINGER = 0.05
 
 Result = tuple[str, ExternalTask, Mapping[str, Any]]
 
@@ -104,7 +106,13 @@ class WorkerPool:
         self.listen = listen
         #: completed, duplicates, failed, bpmn_errors, lock_lost, unlocked, fetched
         self.stats = Counters()
-        self._cond = threading.Condition()
+        # One lock, three conditions, so an event wakes only the thread that waits for it:
+        # ``_cond`` the acquisition thread (woken, or the queue ran empty), ``_work`` the
+        # worker threads (tasks queued), ``_reported`` the reporter (results waiting).
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
+        self._reported = threading.Condition(lock)
         self._wakeups = 0  # bumped by every wake(): no wake-up is lost between check and wait
         self._queue: collections.deque[ExternalTask] = collections.deque()
         self._results: list[Result] = []
@@ -151,6 +159,9 @@ class WorkerPool:
         self._stopping.set()
         self.engine.commands.remove_listener(self._on_commit)
         self.wake()
+        with self._cond:
+            self._work.notify_all()
+            self._reported.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._acquirer is not None:
             self._acquirer.join(_remaining(deadline))
@@ -249,7 +260,7 @@ class WorkerPool:
                     while backlog > 0 and self._threads < self.max_size:
                         self._spawn_worker()
                         backlog -= 1
-                    self._cond.notify_all()
+                    self._work.notify(len(tasks))
                     continue
                 if self._wakeups == seen and not self._stopping.is_set():
                     self._cond.wait(self.acquire_wait)
@@ -265,10 +276,12 @@ class WorkerPool:
                         and time.monotonic() - idle_since >= self.keep_alive
                     ):
                         self._threads -= 1
-                        self._cond.notify_all()
+                        self._reported.notify_all()  # the reporter may be waiting to end
                         return
                     self._idle += 1
-                    self._cond.wait(min(self.acquire_wait, self.keep_alive))
+                    # Woken when tasks are queued or the pool stops; the timeout only ends
+                    # an extra thread that idled for keep_alive.
+                    self._work.wait(self.keep_alive)
                     self._idle -= 1
                 task = self._queue.popleft()
                 self._running += 1
@@ -284,16 +297,42 @@ class WorkerPool:
                     self._running -= 1
                     if result is not None:
                         self._results.append(result)
-                    self._cond.notify_all()
+                    if self._report_due():
+                        self._reported.notify()
             idle_since = time.monotonic()
+
+    def _report_due(self) -> bool:
+        """Whether the reporter should send what is waiting (caller holds the lock): once
+        every fetched task was handled, so the results of one fetch (the tasks of one instance
+        come together) land in one write per instance; or a fetch's worth piled up; or the
+        pool stops."""
+        if not self._results:
+            return False
+        return (
+            (not self._queue and not self._running)
+            or len(self._results) >= self.max_per_acquisition
+            or self._stopping.is_set()
+        )
 
     def _report_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._results:
+                first_seen: float | None = None
+                while True:
+                    if self._report_due():
+                        break
+                    if self._results:
+                        # Slow handlers: results do not wait longer than REPORT_LINGER for
+                        # the rest of their fetch.
+                        now = time.monotonic()
+                        first_seen = now if first_seen is None else first_seen
+                        if now - first_seen >= REPORT_LINGER:
+                            break
+                        self._reported.wait(REPORT_LINGER - (now - first_seen))
+                        continue
                     if self._stopping.is_set() and not self._running and self._threads == 0:
                         return
-                    self._cond.wait(self.acquire_wait)
+                    self._reported.wait(1.0)
                 batch, self._results = self._results, []
             try:
                 self._report(batch)
@@ -370,7 +409,8 @@ class WorkerPool:
         if not results:
             return
         outcomes = self.engine.external_tasks.report_all(
-            (kind, task, self.worker_id, payload) for kind, task, payload in results
+            ((kind, task, self.worker_id, payload) for kind, task, payload in results),
+            checked=True,  # _run checked each handler's result
         )
         for (kind, task, _), outcome in zip(results, outcomes, strict=True):
             if outcome is True:
