@@ -51,8 +51,12 @@ from engine.work.job_runner import new_owner
 
 log = logging.getLogger("spillway.pool")
 
-DEFAULT_CORE_SIZE = 1
-DEFAULT_MAX_SIZE = 4
+# Defaults (issue 18): enough threads for handlers that wait on I/O, a fetch large enough for
+# the tasks of a 50-fold multi-instance to come (and be reported) together. Idle threads cost
+# nothing: they wait for tasks without polling.
+DEFAULT_CORE_SIZE = 4
+DEFAULT_MAX_SIZE = 8
+DEFAULT_MAX_PER_ACQUISITION = 100
 DEFAULT_KEEP_ALIVE = 60.0  # seconds an extra thread may idle before it ends
 DEFAULT_ACQUIRE_WAIT = 5.0  # seconds between fetches when nothing wakes the pool
 #: Seconds a handled task's result may wait for the rest of its fetch before it is reported.
@@ -91,7 +95,11 @@ class WorkerPool:
         _positive_int("max_size", max_size, topic)
         if max_size < core_size:
             raise EngineError(f"worker pool '{topic}': max_size {max_size} < core_size {core_size}")
-        per_fetch = max_size if max_per_acquisition is None else max_per_acquisition
+        per_fetch = (
+            max(max_size, DEFAULT_MAX_PER_ACQUISITION)
+            if max_per_acquisition is None
+            else max_per_acquisition
+        )
         _positive_int("max_per_acquisition", per_fetch, topic)
         self.engine = engine
         self.topic = topic
