@@ -12,8 +12,9 @@ task type over a database task queue"):
 - Worker threads (``core_size`` always, up to ``max_size`` while a backlog is queued; an extra
   thread idle for ``keep_alive`` seconds ends) call the handler with the same ``TaskContext`` a
   synchronous call would get, its ``idempotency_key`` being the external task's id.
-- A reporter thread sends results in bulk (``ExternalTaskService.report_all``), so results for
-  one instance land in one write. A raise is reported as a failure under the task's retry
+- A reporter thread sends results in bulk (``ExternalTaskService.report_all``) once every
+  fetched task was handled (or ``REPORT_LINGER`` after the first result), so results for one
+  instance land in one write. A raise is reported as a failure under the task's retry
   policy (backoff from ``RetryPolicy.next_delay``, an incident when retries are spent or the
   error is non-retryable); a ``BpmnError`` takes the error path.
 - Waiting wakes at once when this process commits new tasks (an engine listener), when another
@@ -74,7 +75,7 @@ class WorkerPool:
         topic: str,
         handler: Handler | None = None,
         *,
-        core_size: int = DEFAULT_CORE_SIZE,
+        core_size: int | None = None,
         max_size: int | None = None,
         keep_alive: float = DEFAULT_KEEP_ALIVE,
         acquire_wait: float = DEFAULT_ACQUIRE_WAIT,
@@ -90,6 +91,10 @@ class WorkerPool:
             raise EngineError(
                 f"worker pool '{topic}': no handler given and none registered under '{topic}'"
             )
+        if core_size is None:  # the default never exceeds a max_size given
+            core_size = DEFAULT_CORE_SIZE
+            if isinstance(max_size, int) and not isinstance(max_size, bool) and max_size >= 1:
+                core_size = min(core_size, max_size)
         max_size = max(core_size, DEFAULT_MAX_SIZE) if max_size is None else max_size
         _positive_int("core_size", core_size, topic)
         _positive_int("max_size", max_size, topic)
