@@ -1,4 +1,5 @@
-"""The ASGI application: Camunda 7's REST API at ``/engine-rest`` over one ``ProcessEngine``.
+"""The ASGI application: Camunda 7's REST API at ``/engine-rest`` and the operator console at
+``/`` (``engine.http.console``) over one ``ProcessEngine``.
 
 ``create_app(engine)`` is what ``spillway serve`` runs under uvicorn and what
 ``ProcessEngine.asgi_app()`` returns for mounting in a user's own ASGI service. Its lifespan
@@ -28,6 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from engine.core.errors import EngineError
 from engine.engine import ProcessEngine
 from engine.http import (
+    console,
     errors,
     openapi,
     rest_deploy,
@@ -105,6 +107,8 @@ def create_app(
     #    mount here, each from its ``routes(engine)``:
     #    routes += [*console.routes(engine), *metrics.routes(engine)]
     routes.extend(extra_routes)
+    # The console last: its ``/`` pages never shadow a route given above.
+    routes.extend(console.routes(engine))
     middleware = [Middleware(errors.CatchAll), Middleware(BodyLimit, limits=limits or Limits())]
     if credentials is not None:
         middleware.insert(1, Middleware(AuthMiddleware, credentials=credentials))
