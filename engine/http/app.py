@@ -29,7 +29,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from engine.core.errors import EngineError
 from engine.engine import ProcessEngine
 from engine.http import (
-    console,
     errors,
     openapi,
     rest_deploy,
@@ -39,6 +38,7 @@ from engine.http import (
     rest_task,
 )
 from engine.http.auth import AuthMiddleware, Credentials
+from engine.http.console import site as console
 from engine.http.errors import json_response
 from engine.http.limits import BodyLimit, Limits
 from engine.http.longpoll import RECHECK_INTERVAL, LongPollHub

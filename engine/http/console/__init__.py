@@ -1,43 +1,9 @@
 """The operator console: web pages over one engine, served by ``spillway serve`` at ``/``.
 
-``routes(engine)`` are the console's routes (``engine.http.app.create_app`` mounts them beside
-``/engine-rest``; the app's authentication covers them as it covers the API). Pages
+``site.routes(engine)`` are the console's routes (``engine.http.app.create_app`` mounts them
+beside ``/engine-rest``; the app's authentication covers them as it covers the API). Pages
 (``pages``) read through ``queries``; actions (``actions``) call the engine's verbs, CSRF
 checked (``security``); ``views`` renders the Jinja templates of ``templates/``; ``static/``
 holds the page script and style, and the vendored bpmn-js viewer (``engine/assets/bpmn-js``)
 draws the diagrams. See docs/console.md.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
-
-import engine.assets
-from engine.engine import ProcessEngine
-from engine.http.console import views
-from engine.http.console.actions import Actions
-from engine.http.console.pages import Pages
-
-BPMN_JS = Path(engine.assets.__file__).parent / "bpmn-js"
-
-
-def routes(engine: ProcessEngine) -> list[BaseRoute]:
-    """The console's pages, actions and static files, relative to the site's root."""
-    pages, actions = Pages(engine), Actions(engine)
-    return [
-        Route("/", pages.processes, methods=["GET"], name="console:processes"),
-        Route("/processes/{key}", pages.process, methods=["GET"]),
-        Route("/diagrams/{definition_id}", pages.diagram, methods=["GET"]),
-        Route("/instances", pages.instances, methods=["GET"]),
-        Route("/instances/{instance_id}", pages.instance, methods=["GET"]),
-        Route("/instances/{instance_id}/{verb}", actions.instance_action, methods=["POST"]),
-        Route("/incidents", pages.incidents, methods=["GET"]),
-        Route("/retry", actions.retry, methods=["POST"]),
-        Route("/tasks", pages.tasks, methods=["GET"]),
-        Route("/tasks/{task_id}/{verb}", actions.task_action, methods=["POST"]),
-        Mount("/static/console", app=StaticFiles(directory=views.STATIC), name="console:static"),
-        Mount("/static/bpmn-js", app=StaticFiles(directory=BPMN_JS), name="console:bpmn-js"),
-    ]
