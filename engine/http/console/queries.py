@@ -226,9 +226,8 @@ def instance_page(
         query = query.where(_variable_condition(where.variable, where.value or ""))
     if after:
         at, last_id = decode_cursor(after)
-        query = query.where(
-            sa.or_(i.c.created_at < at, sa.and_(i.c.created_at == at, i.c.id < last_id))
-        )
+        # A row-value comparison: both SQLite and PostgreSQL read it as one index range.
+        query = query.where(sa.tuple_(i.c.created_at, i.c.id) < sa.tuple_(at, last_id))
     with engine.store.transaction(write=False) as conn:
         rows = [dict(r) for r in conn.execute(query.limit(size + 1)).mappings()]
     more = len(rows) > size
