@@ -171,6 +171,45 @@ def test_stale_actions_change_nothing(site: Served) -> None:
         assert eng.store.job(incident.job_id)["retries_left"] == 1  # type: ignore[arg-type,index]
 
 
+def test_instance_actions_go_through_the_verbs(site: Served) -> None:
+    eng = site.engine
+    inst = eng.start("Wait", variables={"n": 1, "gone": True}, business_key="K-1")
+    with browser_client(site) as client:
+        page = client.get(f"/instances/{inst.id}")
+        token = csrf_of(page.text)
+        assert '<option value="Review">' in page.text  # the modification form's choices
+
+        def act(verb: str, **form: str) -> str:
+            rev = str(eng.store.instance(inst.id)["rev"])  # type: ignore[index]
+            answer = client.post(
+                f"/instances/{inst.id}/{verb}", data={"csrf": token, "rev": rev, **form}
+            )
+            return flash_after(client, answer)
+
+        assert act("variables", name="n", value='{"deep": [1, 2]}').startswith("ok:")
+        assert act("variables", name="gone", remove="1").startswith("ok:")
+        assert eng.get_instance(inst.id).variables == {"n": {"deep": [1, 2]}}
+        bad = act("variables", name="n", value="{nope")
+        assert bad.startswith("error: Nothing was changed") and "must be JSON" in bad
+        assert act("suspend").startswith("ok:")
+        assert eng.get_instance(inst.id).suspended is True
+        refused = act("variables", name="n", value="2")
+        assert "Nothing was changed" in refused and "suspended" in refused
+        assert act("activate").startswith("ok:")
+        assert act("modify", start_before="e", cancel="Review").startswith("ok:")
+        done = eng.get_instance(inst.id)
+        assert done.state == "completed"
+        assert [h.activity_id for h in eng.history(inst.id)][-1] == "e"
+        history = [(c.name, c.operation, c.user) for c in eng.variable_history(inst.id)]
+        assert history == [("n", "set", AUTH[0]), ("gone", "removed", AUTH[0])]
+        # Filters of the instance list.
+        listed = client.get("/instances", params={"business_key": "K-1", "state": "completed"})
+        assert inst.id in listed.text
+        other = client.get("/instances", params={"business_key": "K-1", "state": "active"})
+        assert inst.id not in other.text
+        assert client.get("/instances", params={"state": "bogus"}).status_code == 400
+
+
 def test_retry_takes_a_retries_count_and_says_what_is_wrong(site: Served) -> None:
     eng = site.engine
     failing = [eng.start("Fail") for _ in range(3)]

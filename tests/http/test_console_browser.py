@@ -220,6 +220,12 @@ def test_process_page_draws_the_diagram_with_the_waiting_activity_highlighted(
     page.wait_for_selector('.sw-badge.waiting[data-activity="Approve"]:text-is("3")')
     assert page.evaluate("window.notReloaded") is True
 
+    page.click("text=all instances")
+    rows = page.locator("tr[data-instance]")
+    assert rows.count() == 3
+    assert rows.first.locator("td").nth(2).inner_text() == "REQ-2"  # newest first
+    page.screenshot(path=shots / "instances.png", full_page=True)
+
 
 def test_incident_seen_then_retried_after_the_fix_and_the_instance_completes(
     console_on: Served, page: Any, handlers: Handlers, shots: Path
