@@ -347,3 +347,22 @@ def test_safe_back_only_goes_to_this_site() -> None:
     assert views.safe_back("/instances?state=active") == "/instances?state=active"
     for hostile in ["//evil.example/", "https://evil.example/", "javascript:alert(1)", "/\\evil"]:
         assert views.safe_back(hostile) == "/"
+
+
+def test_pages_escape_what_they_show_and_deployed_documents_never_run(site: Served) -> None:
+    eng = site.engine
+    inst = eng.start("Wait", variables={"note": "<script>alert(1)</script>"}, business_key="<b>")
+    with browser_client(site) as client:
+        page = client.get(f"/instances/{inst.id}")
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text or "\\u003c" in page.text
+        assert "<strong>&lt;b&gt;</strong>" in page.text  # the business key, as text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        definition_id = eng.store.instance(inst.id)["definition_id"]  # type: ignore[index]
+        xml = client.get(f"/diagrams/{definition_id}")
+        assert xml.status_code == 200 and xml.content == WAIT.encode()
+        assert xml.headers["content-type"].startswith("text/plain")
+        assert xml.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in xml.headers["content-security-policy"]
+        assert client.get("/diagrams/nope:1:x").status_code == 404

@@ -183,6 +183,8 @@ def page(browser: Any) -> Iterator[Any]:
     pg.on("dialog", lambda dialog: dialog.accept())
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A console error would be, say, a Content-Security-Policy violation.
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield pg
     context.close()
     assert errors == [], f"script errors on the page: {errors}"

@@ -76,8 +76,16 @@ class Pages:
         xml = queries.diagram_xml(self.engine, request.path_params["definition_id"])
         if xml is None:
             return Response("no such definition", status_code=404, media_type="text/plain")
+        # Text, not XML: a deployed document opened directly must not run as a page of the
+        # console (an XML document may carry XHTML scripts); the viewer fetches it as text.
         return Response(
-            xml, media_type="application/xml", headers={"cache-control": "private, max-age=3600"}
+            xml,
+            media_type="text/plain; charset=utf-8",
+            headers={
+                "cache-control": "private, max-age=3600",
+                "x-content-type-options": "nosniff",
+                "content-security-policy": "default-src 'none'; sandbox",
+            },
         )
 
     def instances(self, request: Request) -> Response:

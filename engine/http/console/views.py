@@ -29,6 +29,13 @@ STATIC = HERE / "static"
 FLASH_COOKIE = "spillway_flash"
 #: The header the page's live-update script sends when it polls the page it shows.
 LIVE_HEADER = "x-console-live"
+#: What a console page may load and run: only its own files (the bpmn-js viewer draws with
+#: inline styles and a data: image for its watermark); never framed by another site.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 #: Milliseconds between two polls of a page by its live-update script.
 POLL_INTERVAL_MS = 2000
 
@@ -109,7 +116,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         **context,
     )
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
-    headers = {"cache-control": "no-store", "etag": etag}
+    headers = {
+        "cache-control": "no-store",
+        "etag": etag,
+        "content-security-policy": CONTENT_SECURITY_POLICY,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",
+    }
     if live and request.headers.get("if-none-match") == etag and status == 200:
         return Response(status_code=304, headers=headers)
     response = HTMLResponse(body, status_code=status, headers=headers)
