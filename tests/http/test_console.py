@@ -366,3 +366,30 @@ def test_pages_escape_what_they_show_and_deployed_documents_never_run(site: Serv
         assert xml.headers["x-content-type-options"] == "nosniff"
         assert "sandbox" in xml.headers["content-security-policy"]
         assert client.get("/diagrams/nope:1:x").status_code == 404
+
+
+def test_claim_unclaim_and_complete_a_task(site: Served) -> None:
+    eng = site.engine
+    inst = eng.start("Wait", business_key="T-1")
+    task = eng.tasks(instance_id=inst.id)[0]
+    with browser_client(site) as client:
+        page = client.get("/tasks")
+        assert f'data-task="{task.id}"' in page.text and "T-1" in page.text
+        token = csrf_of(page.text)
+
+        def act(verb: str, **form: str) -> str:
+            rev = str(eng.store.user_task(task.id)["rev"])  # type: ignore[index]
+            answer = client.post(
+                f"/tasks/{task.id}/{verb}", data={"csrf": token, "rev": rev, **form}
+            )
+            return flash_after(client, answer)
+
+        assert act("claim") == f"ok: Task &#39;Review&#39; claimed by {AUTH[0]}."
+        assert eng.tasks(assignee=AUTH[0])[0].id == task.id
+        assert act("unclaim").startswith("ok:")
+        assert act("claim", user="ann").startswith("ok:")
+        mine = client.get("/tasks", params={"assignee": "ann"})
+        assert f'data-task="{task.id}"' in mine.text
+        assert act("complete", variables='{"ok": true}').startswith("ok:")
+    done = eng.get_instance(inst.id)
+    assert (done.state, done.variables) == ("completed", {"ok": True})
