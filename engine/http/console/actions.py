@@ -11,6 +11,7 @@ message and changes nothing; a verb that fails rolls the whole transaction back.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -233,20 +234,22 @@ class Actions:
             task = self._task(task_id, rev)
             instance_id = str(task["instance_id"])
             label = task["name"] or task["activity_id"]
-            variables: dict[str, Any] = {}
             user = _text(form, "user") or signed_in
+            verb_call: Callable[[], object]
             if verb == "claim":
                 if not user:
                     raise EngineError("give the user who claims the task")
-                verb_call: Callable[[], object] = lambda: engine.claim(task_id, user)  # noqa: E731
+                verb_call = functools.partial(engine.claim, task_id, user)
                 done = f"Task {label!r} claimed by {user}."
             elif verb == "unclaim":
-                verb_call = lambda: engine.unclaim(task_id)  # noqa: E731
+                verb_call = functools.partial(engine.unclaim, task_id)
                 done = f"Task {label!r} unclaimed."
             elif verb == "complete":
                 variables = _json_object(str(form.get("variables") or ""), "the variables")
                 activity = str(task["activity_id"])
-                verb_call = lambda: engine.complete_task(instance_id, activity, variables)  # noqa: E731
+                verb_call = functools.partial(
+                    engine.complete_task, instance_id, activity, variables
+                )
                 done = f"Task {label!r} completed."
             else:
                 raise EngineError(f"no console action {verb!r}")
