@@ -119,9 +119,11 @@ function wire(root) {
 
 let etag = null;
 let failures = 0;
+let lastPollMs = 0; // how long the last poll took: a page slow to build is polled less often
 
 async function poll() {
   const status = document.getElementById("live-status");
+  const started = performance.now();
   try {
     const headers = { "X-Console-Live": "1" };
     if (etag) headers["If-None-Match"] = etag;
@@ -158,12 +160,14 @@ async function poll() {
   } catch {
     failures += 1;
     status?.classList.add("off");
+  } finally {
+    lastPollMs = performance.now() - started;
   }
 }
 
 function schedule() {
   const interval = Number(document.body.dataset.poll || "2000");
-  const wait = interval * Math.min(2 ** failures, 16);
+  const wait = Math.max(interval, 10 * lastPollMs) * Math.min(2 ** failures, 16);
   setTimeout(async () => {
     if (!document.hidden) await poll();
     schedule();
