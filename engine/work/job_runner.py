@@ -21,8 +21,10 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core import observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.runtime import rows
 from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
@@ -61,11 +63,32 @@ class JobRunner:
         )
         for job in jobs:
             job[ACQUIRED_AT] = now
+        if jobs:
+            self.engine.observer.jobs_acquired(jobs)
         return jobs
 
     def execute(self, job: Mapping[str, Any], owner: str) -> bool:
         """Run one locked job. True when its outcome (success or a counted failure) was
         committed; False when it was given back or its lock was lost."""
+        observer = self.engine.observer
+        with observe.step(
+            "spillway.job",
+            job_id=job["id"],
+            job_kind=job["kind"],
+            instance_id=job["instance_id"],
+            activity_id=job["activity_id"],
+            attempt=rows.job_attempts(job) + 1,  # as the handler's TaskContext.attempt
+        ):
+            # Pickup latency on the engine clock: from the job falling due to its start.
+            late = (self.engine.now() - job["due_at"]).total_seconds()
+            observer.job_started(job, max(late, 0.0))
+            outcome = self._execute(job, owner)
+            observer.job_finished(job, outcome)
+        return outcome != "released"
+
+    def _execute(self, job: Mapping[str, Any], owner: str) -> str:
+        """Run one locked job: "executed", "failed" (a counted failure), "dropped" (its
+        instance is gone) or "released" (given back, or its lock was lost)."""
         try:
             try:
                 self._run(dict(job), owner)
@@ -75,17 +98,17 @@ class JobRunner:
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
                 self._run({**job, PRELOADED: None}, owner)
-            return True
+            return "executed"
         except ConcurrencyConflict:
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
             )
             self.engine.store.release_job(job["id"], owner)
-            return False
+            return "released"
         except NotFound as exc:
             log.warning("job %s: %s; the job is dropped", job["id"], exc)
             self.engine.store.delete_job(job["id"], owner)
-            return True
+            return "dropped"
         except Exception as exc:  # noqa: BLE001 - anything else is this attempt's failure
             failure = Failure(exc, traceback.format_exc())
             log.warning(
@@ -95,7 +118,8 @@ class JobRunner:
                 job["activity_id"],
                 failure.message,
             )
-            return self._count_failure(dict(job), owner, failure)
+            counted = self._count_failure(dict(job), owner, failure)
+            return "failed" if counted else "released"
 
     def _preloaded(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """The instance row read with the job, while it is fresh enough to run on: a job
