@@ -271,6 +271,11 @@ class ReportCombiner:
             run.instance_id,
             row["activity_id"],
             message,
+            extra={
+                "activity_id": row["activity_id"],
+                "external_task_id": row["id"],
+                "topic": row["topic"],
+            },
         )
 
     # -- gone tasks and duplicates -------------------------------------------------------

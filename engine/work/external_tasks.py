@@ -266,6 +266,11 @@ class ExternalTaskService:
             message,
             retries,
             due.isoformat(),
+            extra={
+                "instance_id": row["instance_id"],
+                "activity_id": row["activity_id"],
+                "topic": row["topic"],
+            },
         )
         self.engine.commands.wake(row["instance_id"])
         return True
