@@ -150,9 +150,10 @@ class Observer:
         """A worker started running ``job``, ``latency`` seconds after it fell due."""
 
     def job_finished(self, job: Mapping[str, Any], outcome: str) -> None:
-        """``outcome``: ``"executed"`` (its run committed), ``"failed"`` (a failed attempt was
-        counted), ``"released"`` (given back uncounted: its instance changed or the lock was
-        lost), ``"dropped"`` (its instance or definition is gone)."""
+        """``outcome``: ``"executed"`` (its run committed), ``"failed"`` (the attempt failed,
+        in its handler or in the run, and was counted: a retry is due or an incident opened),
+        ``"released"`` (given back uncounted: its instance changed or the lock was lost),
+        ``"dropped"`` (its instance ended or its definition is gone)."""
 
     def external_fetched(self, topic: str, count: int) -> None:
         """``count`` external tasks of ``topic`` were fetched and locked."""

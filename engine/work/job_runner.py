@@ -91,14 +91,14 @@ class JobRunner:
         instance is gone) or "released" (given back, or its lock was lost)."""
         try:
             try:
-                self._run(dict(job), owner)
+                outcome = self._run(dict(job), owner)
             except ConcurrencyConflict:
                 if self._preloaded(job) is None:
                     raise
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
-                self._run({**job, PRELOADED: None}, owner)
-            return "executed"
+                outcome = self._run({**job, PRELOADED: None}, owner)
+            return outcome
         except ConcurrencyConflict:
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
@@ -132,11 +132,11 @@ class JobRunner:
         age = (self.engine.now() - acquired_at).total_seconds()
         return row if age <= PRELOAD_MAX_AGE else None
 
-    def _run(self, job: dict[str, Any], owner: str) -> None:
+    def _run(self, job: dict[str, Any], owner: str) -> str:
         engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
             self._start_by_timer(job, owner)
-            return
+            return "executed"
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
             commands.broadcast_signal(
@@ -147,14 +147,14 @@ class JobRunner:
             )
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return "executed"
         run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
         if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return "dropped"
         if run.row is not None and run.row.get("suspended"):
             # Suspended after the acquisition: the job waits for activate().
             raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
@@ -170,6 +170,9 @@ class JobRunner:
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
         commands.commit(run, has_incident)
+        # A handler that failed inside the job books its next retry (or incident) on the job.
+        failed = any(u["id"] == job["id"] and u.get("last_error") for u in run.write.jobs_update)
+        return "failed" if failed else "executed"
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}
