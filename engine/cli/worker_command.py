@@ -79,11 +79,12 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     pools = load_pools(eng, args.pools) if args.pools else []
+    # First: a port that cannot be had is a usage error before anything runs.
+    metrics_server = _serve_metrics(eng, args) if args.metrics_port is not None else None
     executor = eng.job_executor(
         workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
     )
     executor.start()
-    metrics_server = _serve_metrics(eng, args) if args.metrics_port is not None else None
     cleaner = eng.history_cleaner(args.cleanup_interval) if args.cleanup_interval > 0 else None
     if cleaner is not None:
         cleaner.start()  # history cleanup (engine.work.history_cleanup), on a thread of its own

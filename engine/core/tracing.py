@@ -33,7 +33,8 @@ _tracer = _trace.get_tracer(TRACER_NAME) if _trace is not None else None
 def start(name: str, fields: Mapping[str, Any]) -> Any:
     """Open span ``name`` as the current span, with ``fields`` as ``spillway.*`` attributes;
     what ``finish`` takes."""
-    assert _trace is not None and _tracer is not None
+    assert _trace is not None
+    assert _tracer is not None
     span = _tracer.start_span(name, attributes=_attributes(fields))
     token = _context.attach(_trace.set_span_in_context(span))
     return span, token
