@@ -101,6 +101,7 @@ def test_engine_lines_about_instances_and_jobs_carry_their_ids(
     assert last["job_kind"] == "async-continuation"
     assert last["attempt"] == 2
     assert last["level"] == "WARNING" and last["logger"] == "spillway.runtime"
+    assert dict(observe.current_fields()) == {}  # the steps ended with the calls
 
 
 def test_external_task_lines_carry_the_task_and_worker(
@@ -126,6 +127,11 @@ def test_external_task_lines_carry_the_task_and_worker(
     (duplicate,) = about(lines, "ignored")
     assert duplicate["external_task_id"] == task.id
     assert duplicate["worker_id"] == "w1"
+    # Reports in a batch (as pools send them) leave no ids behind in the caller's context.
+    inst = eng.start("bill")
+    (task,) = eng.external_tasks.fetch_and_lock("w1", ["billing"])
+    assert eng.external_tasks.report_all([("complete", task, "w1", {})]) == [True]
+    assert dict(observe.current_fields()) == {}
 
 
 APP = """

@@ -56,9 +56,13 @@ def current_fields() -> Mapping[str, Any]:
 
 def annotate(**fields: Any) -> None:
     """Add ids learnt inside the current step (an instance's id once it is loaded or made):
-    to the log context until the step ends, and to its span. Fields given as None are left out."""
+    to the log context until the step ends, and to its span; outside a step, nothing. Fields
+    given as None are left out."""
+    current = _context.get()
+    if current is _EMPTY:
+        return  # outside any step: nothing to scope the ids to, nothing to leak them into
     fields = {k: v for k, v in fields.items() if v is not None}
-    _context.set({**_context.get(), **fields})
+    _context.set({**current, **fields})
     if tracing.ENABLED:
         tracing.annotate_current(fields)
 
@@ -73,13 +77,16 @@ class step:  # lower case: used like a function, ``with observe.step(...)``
 
     def __init__(self, name: str | None, **fields: Any) -> None:
         self._name = name
-        self._fields = {k: v for k, v in fields.items() if v is not None}
+        if None in fields.values():
+            fields = {k: v for k, v in fields.items() if v is not None}
+        self._fields = fields
         self._token: contextvars.Token[Mapping[str, Any]] | None = None
         self._span: Any = None
 
     def __enter__(self) -> step:
         outer = _context.get()
-        self._token = _context.set({**outer, **self._fields} if outer else self._fields)
+        # Never the shared empty default, even without fields: that tells a step is open.
+        self._token = _context.set({**outer, **self._fields})
         if tracing.ENABLED and self._name is not None:
             self._span = tracing.start(self._name, self._fields)
         return self
@@ -137,9 +144,7 @@ class Observer:
     count (``engine.work.metrics.EngineMetrics`` does). Methods are called on the thread doing
     the work, after the fact they report was committed, and must not raise."""
 
-    def instance_committed(
-        self, process_key: str, before: str | None, after: str, job_kind: str | None = None
-    ) -> None:
+    def instance_committed(self, process_key: str, before: str | None, after: str) -> None:
         """An instance write committed: ``before`` is the state it was loaded in (None: the
         instance is new), ``after`` the state written."""
 

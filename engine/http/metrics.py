@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -104,7 +104,7 @@ class RequestTimer:
 
     def __init__(self, app: ASGIApp, metrics: EngineMetrics) -> None:
         self.app = app
-        self.histogram = metrics.http_duration
+        self.durations = metrics.http_durations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,8 +123,8 @@ class RequestTimer:
             await self.app(scope, receive, sending)
         finally:
             code = status[0] if status else 500
-            labels: Any = (scope["method"], route_template(scope, root_path), str(code))
-            self.histogram.labels(*labels).observe(time.perf_counter() - started)
+            route = route_template(scope, root_path)
+            self.durations(scope["method"], route, str(code)).observe(time.perf_counter() - started)
 
 
 __all__ = ["AUTH_CHOICES", "PATH", "app", "middleware", "routes"]

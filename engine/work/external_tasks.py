@@ -289,6 +289,7 @@ class ExternalTaskService:
         delay = policy.next_delay(min(failures, policy.retries)) if policy.retries else None
         return left, delay.total_seconds() if delay is not None else 0.0
 
+    @observe.command("external_task.report_all")
     def report_all(
         self, reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]]
     ) -> list[Any]:

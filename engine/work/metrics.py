@@ -47,6 +47,23 @@ def _handler(job: Mapping[str, Any]) -> str:
     return str(job.get("handler") or "")
 
 
+class _Children:
+    """A labelled metric's children by label values, cached: ``metric.labels(...)`` validates
+    and locks on every call (a few microseconds), a dict lookup does not."""
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._cache.setdefault(values, self._metric.labels(*values))
+        return child
+
+
 class EngineMetrics(Observer):
     """The Prometheus metrics of one engine (``ProcessEngine.metrics``)."""
 
@@ -142,39 +159,48 @@ class EngineMetrics(Observer):
             registry=r,
         )
         r.register(_ScrapeTime(self))
+        self._started = _Children(self.instances_started)
+        self._ended = {
+            "completed": _Children(self.instances_completed),
+            "terminated": _Children(self.instances_terminated),
+        }
+        self._acquired = _Children(self.jobs_acquired_count)
+        self._finished = {
+            "executed": _Children(self.jobs_executed),
+            "failed": _Children(self.jobs_failed),
+            "released": _Children(self.jobs_released),
+        }
+        self._latency = _Children(self.pickup_latency)
+        self._fetched = _Children(self.external_fetched_count)
+        self._completed = _Children(self.external_completed_count)
+        #: HTTP request durations by (method, route, status) (engine.http.metrics).
+        self.http_durations = _Children(self.http_duration)
 
     # -- the observer ---------------------------------------------------------------------
 
-    def instance_committed(
-        self, process_key: str, before: str | None, after: str, job_kind: str | None = None
-    ) -> None:
+    def instance_committed(self, process_key: str, before: str | None, after: str) -> None:
         if before is None:
-            self.instances_started.labels(process_key).inc()
+            self._started(process_key).inc()
         if after in ENDED_STATES and before not in ENDED_STATES:
-            ended = self.instances_completed if after == "completed" else self.instances_terminated
-            ended.labels(process_key).inc()
+            self._ended[after](process_key).inc()
 
     def jobs_acquired(self, jobs: Sequence[Mapping[str, Any]]) -> None:
         for job in jobs:
-            self.jobs_acquired_count.labels(job["kind"], _handler(job)).inc()
+            self._acquired(job["kind"], _handler(job)).inc()
 
     def job_started(self, job: Mapping[str, Any], latency: float) -> None:
-        self.pickup_latency.labels(job["kind"]).observe(latency)
+        self._latency(job["kind"]).observe(latency)
 
     def job_finished(self, job: Mapping[str, Any], outcome: str) -> None:
-        counter = {
-            "executed": self.jobs_executed,
-            "failed": self.jobs_failed,
-            "released": self.jobs_released,
-        }.get(outcome)
+        counter = self._finished.get(outcome)
         if counter is not None:
-            counter.labels(job["kind"], _handler(job)).inc()
+            counter(job["kind"], _handler(job)).inc()
 
     def external_fetched(self, topic: str, count: int) -> None:
-        self.external_fetched_count.labels(topic).inc(count)
+        self._fetched(topic).inc(count)
 
     def external_completed(self, topic: str, count: int) -> None:
-        self.external_completed_count.labels(topic).inc(count)
+        self._completed(topic).inc(count)
 
     def external_duplicate(self) -> None:
         self.external_duplicates.inc()
