@@ -1,10 +1,10 @@
 """OpenTelemetry spans, when the optional ``opentelemetry-api`` is installed (extra ``otel``).
 
-Spillway is an instrumented library, as OpenTelemetry means it: it only calls the API. With no
-SDK configured those calls make non-recording spans and cost a few microseconds; the
-application that wants traces configures a ``TracerProvider`` and an exporter (see
-docs/operations.md). Without the package installed nothing is imported and ``ENABLED`` is
-False, so ``engine.core.observe.step`` skips tracing entirely.
+Spillway is an instrumented library, as OpenTelemetry means it: it only calls the API; the
+application that wants traces sets a ``TracerProvider`` (the SDK's) with an exporter (see
+docs/operations.md). Until one is set no span is made at all (they would record nothing, and
+even a non-recording span costs tens of microseconds). Without the package installed nothing
+is imported and ``ENABLED`` is False, so ``engine.core.observe.step`` skips tracing entirely.
 """
 
 from __future__ import annotations
@@ -26,16 +26,33 @@ ENABLED = _trace is not None
 
 TRACER_NAME = "spillway"
 ATTRIBUTE_PREFIX = "spillway."
-# A proxy until the application sets its TracerProvider, then that provider's tracer.
-_tracer = _trace.get_tracer(TRACER_NAME) if _trace is not None else None
+# (provider, its tracer) of the last span made: the provider is set once per process.
+_cached: tuple[Any, Any] | None = None
+
+
+def _tracer() -> Any:
+    """The tracer of the application's TracerProvider; None while none is set (the API's
+    proxy provider), when spans would record nothing: then none are made, which keeps the
+    installed-but-unconfigured API at the cost of one global read per step."""
+    global _cached
+    assert _trace is not None
+    provider = _trace.get_tracer_provider()
+    if isinstance(provider, _trace.ProxyTracerProvider):
+        return None
+    cached = _cached
+    if cached is None or cached[0] is not provider:
+        cached = _cached = (provider, provider.get_tracer(TRACER_NAME))
+    return cached[1]
 
 
 def start(name: str, fields: Mapping[str, Any]) -> Any:
     """Open span ``name`` as the current span, with ``fields`` as ``spillway.*`` attributes;
-    what ``finish`` takes."""
+    what ``finish`` takes (None: no provider is set, no span was made)."""
     assert _trace is not None
-    assert _tracer is not None
-    span = _tracer.start_span(name, attributes=_attributes(fields))
+    tracer = _tracer()
+    if tracer is None:
+        return None
+    span = tracer.start_span(name, attributes=_attributes(fields))
     token = _context.attach(_trace.set_span_in_context(span))
     return span, token
 
@@ -43,7 +60,11 @@ def start(name: str, fields: Mapping[str, Any]) -> Any:
 def annotate_current(fields: Mapping[str, Any]) -> None:
     """Add ``fields`` to the current span (a no-op when none records)."""
     assert _trace is not None
-    _trace.get_current_span().set_attributes(_attributes(fields))
+    if _cached is None:
+        return  # no span was ever made: none is current
+    span = _trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(_attributes(fields))
 
 
 def finish(handle: Any, exc: BaseException | None) -> None:
