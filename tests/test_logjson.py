@@ -168,3 +168,25 @@ def test_cli_log_format_json_writes_json_lines(db_url: str, tmp_path: Path) -> N
     assert {line["instance_id"] for line in failures} == {inst.id}
     assert {line["activity_id"] for line in failures} == {"Charge"}
     assert any(line["logger"] == "spillway.executor" for line in lines)  # INFO lines too
+
+
+def test_a_handlers_own_lines_carry_the_ids_it_runs_for(eng: ProcessEngine) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    mine = logging.getLogger("myapp.billing")
+    mine.addHandler(handler)
+    mine.setLevel(logging.INFO)
+    mine.propagate = False
+    try:
+        eng.register_handler("charge", lambda ctx: mine.info("charging %s", ctx.business_key))
+        eng.deploy(process("order", service("Charge", handler="charge")))
+        inst = eng.start("order", business_key="A-17")
+    finally:
+        mine.removeHandler(handler)
+    (line,) = parsed(stream)
+    assert line["message"] == "charging A-17"
+    assert line["logger"] == "myapp.billing"
+    assert (line["instance_id"], line["activity_id"], line["attempt"]) == (inst.id, "Charge", 1)
+    assert line["handler"] == "charge"
+    assert line["process_key"] == "order"
