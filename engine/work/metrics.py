@@ -89,8 +89,8 @@ class EngineMetrics(Observer):
         )
         self.instances_terminated = Counter(
             f"{PREFIX}_process_instances_terminated",
-            "Process instances terminated (cancelled, or ended by a terminate end event or a "
-            "modification), by process key.",
+            "Process instances terminated by an operator (cancelled, or a modification that "
+            "cancelled every token), by process key.",
             ["process_key"],
             registry=r,
         )

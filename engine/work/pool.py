@@ -350,8 +350,24 @@ class WorkerPool:
             return True
         except (LockLost, NotFound) as exc:
             self.stats.add("lock_lost")
-            log.warning("worker pool %s: task %s skipped: %s", self.worker_id, task.id, exc)
+            log.warning(
+                "worker pool %s: task %s skipped: %s",
+                self.worker_id,
+                task.id,
+                exc,
+                extra=self._about(task),
+            )
             return False
+
+    def _about(self, task: ExternalTask) -> dict[str, Any]:
+        """The log fields of a line about ``task`` (engine.core.logjson)."""
+        return {
+            "instance_id": task.instance_id,
+            "activity_id": task.activity_id,
+            "external_task_id": task.id,
+            "worker_id": self.worker_id,
+            "topic": task.topic,
+        }
 
     def _fail(self, task: ExternalTask, failure: Failure) -> None:
         svc = self.engine.external_tasks
@@ -397,6 +413,7 @@ class WorkerPool:
                     self.worker_id,
                     task.id,
                     outcome,
+                    extra=self._about(task),
                 )
             else:
                 self.stats.add("report_errors")
@@ -406,6 +423,7 @@ class WorkerPool:
                     task.id,
                     task.instance_id,
                     outcome,
+                    extra=self._about(task),
                 )
 
     def _unlock(self, task: ExternalTask) -> None:
