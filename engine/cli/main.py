@@ -27,7 +27,7 @@ from engine.cli import (
     worker_command,
 )
 from engine.cli.app_loading import load_engine
-from engine.cli.args import ArgumentParser, CommandGroup, check_text_arguments
+from engine.cli.args import ArgumentParser, CommandGroup, UsageError, check_text_arguments
 from engine.core import logjson
 from engine.core.errors import EngineError
 
@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _logging(debug: bool, log_format: str = "text") -> None:
+    if log_format not in LOG_FORMATS:  # from SPILLWAY_LOG_FORMAT: argparse checks only options
+        raise UsageError(
+            f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
     if log_format == "json":
         # An operator's log pipeline: what the engine does (INFO) and what goes wrong.
         logjson.install(logging.DEBUG if debug else logging.INFO)
