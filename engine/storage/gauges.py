@@ -1,6 +1,7 @@
 """Counts read at every metrics scrape (``engine.work.metrics``): single indexed statements.
 
-- open incidents by kind: ``ix_sw_incidents_resolved`` (``resolved_at IS NULL``);
+- open incidents by kind: ``resolved_at IS NULL``, the leading column of the console's
+  ``ix_sw_incidents_open`` (``resolved_at``, ``created_at``; its migration 0005, issue 17);
 - jobs due now and free to run (unlocked, or their lock expired), with retries left, of
   instances not suspended: ``ix_sw_jobs_due`` (``retries_left``, ``due_at``). The backlog an
   operator watches grow when executors cannot keep up.

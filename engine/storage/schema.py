@@ -167,8 +167,6 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
-    # Open incidents (resolved_at IS NULL) counted at every /metrics scrape.
-    sa.Index("ix_sw_incidents_resolved", "resolved_at"),
 )
 
 external_tasks = sa.Table(
