@@ -217,7 +217,7 @@ def hooks(available: bool) -> None:
 
     costs = {
         "Observer.instance_committed (metrics on)": per_call(
-            lambda: m.instance_committed("one", None, "completed")
+            lambda: m.instance_committed("one", True, "completed")
         )
     }
     tracing.ENABLED = False

@@ -144,9 +144,9 @@ class Observer:
     count (``engine.work.metrics.EngineMetrics`` does). Methods are called on the thread doing
     the work, after the fact they report was committed, and must not raise."""
 
-    def instance_committed(self, process_key: str, before: str | None, after: str) -> None:
-        """An instance write committed: ``before`` is the state it was loaded in (None: the
-        instance is new), ``after`` the state written."""
+    def instance_committed(self, process_key: str, created: bool, state: str) -> None:
+        """An instance write committed: ``created`` when it made the instance, ``state`` the
+        state written (an ended state only once: an ended instance is never written again)."""
 
     def jobs_acquired(self, jobs: Sequence[Mapping[str, Any]]) -> None:
         """Jobs were locked for execution (rows with ``kind`` and ``handler``)."""

@@ -186,14 +186,16 @@ class Commands:
         if adjust is not None:
             adjust(run)
         self.store.apply(write)
-        before = run.row["state"] if run.row is not None else None
         # Inside Store.locked_instance the commit comes at the end of that block.
-        self.store.on_commit(lambda: self._after_commit(write, before))
+        self.store.on_commit(lambda: self._after_commit(write))
         return finish.snapshot(run)
 
-    def _after_commit(self, write: InstanceWrite, before: str | None = None) -> None:
+    def _after_commit(self, write: InstanceWrite) -> None:
         instance = write.instance
-        self.observer.instance_committed(instance["process_key"], before, instance["state"])
+        # An ended instance is never written again: a write in an ended state is its end.
+        self.observer.instance_committed(
+            instance["process_key"], write.expected_rev is None, instance["state"]
+        )
         self._notify(write)
         for job in write.jobs_insert:
             if job["kind"] == signals.KIND:

@@ -178,11 +178,11 @@ class EngineMetrics(Observer):
 
     # -- the observer ---------------------------------------------------------------------
 
-    def instance_committed(self, process_key: str, before: str | None, after: str) -> None:
-        if before is None:
+    def instance_committed(self, process_key: str, created: bool, state: str) -> None:
+        if created:
             self._started(process_key).inc()
-        if after in ENDED_STATES and before not in ENDED_STATES:
-            self._ended[after](process_key).inc()
+        if state in ENDED_STATES:
+            self._ended[state](process_key).inc()
 
     def jobs_acquired(self, jobs: Sequence[Mapping[str, Any]]) -> None:
         for job in jobs:
