@@ -124,7 +124,7 @@ class JobExecutor:
     def queued(self) -> int:
         """Jobs locked and waiting for a free worker thread (the queue depth)."""
         with self._lock:
-            return max(len(self._queued) - self.workers, 0)
+            return sum(1 for future in self._queued if not future.running())
 
     def free_workers(self) -> int:
         """Worker threads not running a job now."""
