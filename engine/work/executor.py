@@ -2,8 +2,8 @@
 
 One acquisition thread locks due jobs in batches (one job per instance) and hands each free
 worker thread a group of up to ``group_size`` of them. A thread runs its group's jobs one after
-another in memory and commits their writes together in one transaction, each write in a
-savepoint of its own (group commit, ``JobRunner.execute_batch``): a job whose write conflicts
+another in memory and commits their writes together in one transaction, each write isolated
+(group commit, ``JobRunner.execute_batch``, ``Store.apply_group``): a job whose write conflicts
 or fails is settled alone, the others commit once. Waiting wakes at once when this process
 commits a job (an engine listener), when another node does (PostgreSQL ``LISTEN``; a SQLite
 file's ``data_version``, ``engine.storage.notify``), when the next known job falls due,
@@ -83,6 +83,7 @@ class JobExecutor:
         self.engine.commands.add_listener(self._on_commit)
         self._thread = threading.Thread(target=self._loop, name="spillway-acquire", daemon=True)
         self._thread.start()
+        self.engine.observer.executor_started(self)  # its queue counts in the queue depth
         if self.listen:
             self._listener = NotifyListener(self.engine.store, self._wake.set, self.owner).start()
         log.info("job executor %s started with %d workers", self.owner, self.workers)
@@ -117,6 +118,7 @@ class JobExecutor:
                         future.result(remaining)
         if self._listener is not None:
             self._listener.stop()
+        self.engine.observer.executor_stopped(self)
         log.info("job executor %s stopped after %d jobs", self.owner, self.executed)
 
     def __enter__(self) -> JobExecutor:
@@ -129,6 +131,11 @@ class JobExecutor:
 
     def _on_commit(self, _instance_id: str) -> None:
         self._wake.set()
+
+    def queued(self) -> int:
+        """Jobs locked and waiting for a free worker thread (the queue depth)."""
+        with self._lock:
+            return sum(len(group) for future, group in self._queued.items() if not future.running())
 
     def free_workers(self) -> int:
         """Worker threads not running a job now."""

@@ -21,8 +21,10 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core import observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.runtime import rows
 from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
@@ -62,21 +64,35 @@ class JobRunner:
         )
         for job in jobs:
             job[ACQUIRED_AT] = now
+        if jobs:
+            self.engine.observer.jobs_acquired(jobs)
         return jobs
 
     def execute(self, job: Mapping[str, Any], owner: str) -> bool:
         """Run one locked job. True when its outcome (success or a counted failure) was
         committed; False when it was given back or its lock was lost."""
+        observer = self.engine.observer
+        with self._step(job):
+            observer.job_started(job, self._lateness(job))
+            outcome = self._execute(job, owner)
+            observer.job_finished(job, outcome)
+        return outcome != "released"
+
+    def _execute(self, job: Mapping[str, Any], owner: str) -> str:
+        """Run one locked job: "executed", "failed" (a counted failure), "dropped" (its
+        instance is gone) or "released" (given back, or its lock was lost)."""
         try:
             try:
-                self._commit_one(self._run(dict(job), owner))
+                outcome, write = self._run(dict(job), owner)
+                self._commit_one(write)
             except ConcurrencyConflict:
                 if self._preloaded(job) is None:
                     raise
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
-                self._commit_one(self._run({**job, PRELOADED: None}, owner))
-            return True
+                outcome, write = self._run({**job, PRELOADED: None}, owner)
+                self._commit_one(write)
+            return outcome
         except Exception as exc:  # noqa: BLE001 - settled below, as its kind says
             return self._settle(job, owner, exc, traceback.format_exc())
 
@@ -87,80 +103,105 @@ class JobRunner:
         stopping: Callable[[], bool] | None = None,
     ) -> list[bool]:
         """Run locked jobs of different instances and commit their results together (group
-        commit, ``Commands.commit_group``): each job's write in a savepoint of its own, so a
+        commit, ``Commands.commit_group``): each job's write isolated from the others', so a
         job whose write conflicts or is refused is settled alone, as ``execute`` settles it
         (a stale copy re-run once on fresh state, then given back; a refused write counted as
         a failed attempt), and the others' writes commit once. A job that fails before its
         write, and jobs that are not one write (signal broadcasts), run as ``execute`` runs
         them. Once ``stopping()`` is true, jobs not started yet are given back (False) and
         what ran is committed. One outcome per job, in order, as ``execute`` returns it."""
-        outcomes: list[bool | None] = [None] * len(jobs)
-        prepared: list[tuple[int, InstanceWrite]] = []
+        observer = self.engine.observer
+        outcomes: list[str | None] = [None] * len(jobs)
+        prepared: list[tuple[int, str, InstanceWrite]] = []
+        started: set[int] = set()
         seen: set[str] = set()
         for i, job in enumerate(jobs):
             instance_id = job["instance_id"]
             if stopping is not None and stopping():
                 self.engine.store.release_job(job["id"], owner)  # never started
-                outcomes[i] = False
+                outcomes[i] = "released"
                 continue
             if job["kind"] == signals.KIND or (instance_id and instance_id in seen):
                 continue  # run alone below, after the group (a later state of its instance)
-            try:
-                write = self._run(dict(job), owner)
-            except Exception as exc:  # noqa: BLE001 - settled as execute settles it
-                if isinstance(exc, ConcurrencyConflict) and self._preloaded(job) is not None:
-                    outcomes[i] = self.execute({**job, PRELOADED: None}, owner)
-                else:
-                    outcomes[i] = self._settle(job, owner, exc, traceback.format_exc())
-                continue
+            started.add(i)
+            with self._step(job):
+                observer.job_started(job, self._lateness(job))
+                try:
+                    outcome, write = self._run(dict(job), owner)
+                except Exception as exc:  # noqa: BLE001 - settled as execute settles it
+                    if isinstance(exc, ConcurrencyConflict) and self._preloaded(job) is not None:
+                        outcomes[i] = self._execute({**job, PRELOADED: None}, owner)
+                    else:
+                        outcomes[i] = self._settle(job, owner, exc, traceback.format_exc())
+                    continue
             if write is None:
-                outcomes[i] = True
+                outcomes[i] = outcome
                 continue
             if instance_id:
                 seen.add(instance_id)
-            prepared.append((i, write))
+            prepared.append((i, outcome, write))
         try:
-            results = self.commands.commit_group([write for _, write in prepared])
+            results = self.commands.commit_group([write for _, _, write in prepared])
         except Exception as exc:  # noqa: BLE001 - the group's transaction itself failed
             stacktrace = traceback.format_exc()
             results = [exc] * len(prepared)
-            stacktraces = {i: stacktrace for i, _ in prepared}
+            stacktraces = {i: stacktrace for i, _, _ in prepared}
         else:
             stacktraces = {}
-        for (i, _write), result in zip(prepared, results, strict=True):
+        for (i, outcome, _write), result in zip(prepared, results, strict=True):
             job = jobs[i]
             if result is None:
-                outcomes[i] = True
+                outcomes[i] = outcome
             elif isinstance(result, ConcurrencyConflict) and self._preloaded(job) is not None:
                 # Its copy went stale: once more on fresh state, on its own, as execute does.
-                outcomes[i] = self.execute({**job, PRELOADED: None}, owner)
+                outcomes[i] = self._execute({**job, PRELOADED: None}, owner)
             else:
                 trace = stacktraces.get(i) or "".join(traceback.format_exception(result))
                 outcomes[i] = self._settle(job, owner, result, trace)
+        for i in sorted(started):
+            observer.job_finished(jobs[i], outcomes[i] or "released")
+        done: list[bool] = []
         for i, job in enumerate(jobs):
             if outcomes[i] is None and stopping is not None and stopping():
                 self.engine.store.release_job(job["id"], owner)
-                outcomes[i] = False
+                done.append(False)
             elif outcomes[i] is None:
                 fresh = job["instance_id"] in seen  # its instance moved on in this group
-                outcomes[i] = self.execute({**job, PRELOADED: None} if fresh else job, owner)
-        return [bool(o) for o in outcomes]
+                done.append(self.execute({**job, PRELOADED: None} if fresh else job, owner))
+            else:
+                done.append(outcomes[i] != "released")
+        return done
+
+    @staticmethod
+    def _step(job: Mapping[str, Any]) -> observe.step:
+        return observe.step(
+            "spillway.job",
+            job_id=job["id"],
+            job_kind=job["kind"],
+            instance_id=job["instance_id"],
+            activity_id=job["activity_id"],
+            attempt=rows.job_attempts(job) + 1,  # as the handler's TaskContext.attempt
+        )
+
+    def _lateness(self, job: Mapping[str, Any]) -> float:
+        """Pickup latency on the engine clock: from the job falling due to its start."""
+        return max(float((self.engine.now() - job["due_at"]).total_seconds()), 0.0)
 
     def _settle(
         self, job: Mapping[str, Any], owner: str, exc: BaseException, stacktrace: str
-    ) -> bool:
-        """A job whose run or write raised: given back (a lost race), dropped (its instance
-        or definition is gone), or its attempt counted as failed."""
+    ) -> str:
+        """A job whose run or write raised: "released" (a lost race: given back), "dropped"
+        (its instance or definition is gone), or "failed" (its attempt counted)."""
         if isinstance(exc, ConcurrencyConflict):
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
             )
             self.engine.store.release_job(job["id"], owner)
-            return False
+            return "released"
         if isinstance(exc, NotFound):
             log.warning("job %s: %s; the job is dropped", job["id"], exc)
             self.engine.store.delete_job(job["id"], owner)
-            return True
+            return "dropped"
         failure = Failure(exc, stacktrace)
         log.warning(
             "job %s (instance %s, activity '%s') failed: %s",
@@ -169,7 +210,8 @@ class JobRunner:
             job["activity_id"],
             failure.message,
         )
-        return self._count_failure(dict(job), owner, failure)
+        counted = self._count_failure(dict(job), owner, failure)
+        return "failed" if counted else "released"
 
     def _commit_one(self, write: InstanceWrite | None) -> None:
         if write is not None:
@@ -186,12 +228,13 @@ class JobRunner:
         age = (self.engine.now() - acquired_at).total_seconds()
         return row if age <= PRELOAD_MAX_AGE else None
 
-    def _run(self, job: dict[str, Any], owner: str) -> InstanceWrite | None:
-        """Run the job in memory: its instance's write, prepared and not yet applied, or None
-        when the job was settled on its own (a signal broadcast, an ended instance)."""
+    def _run(self, job: dict[str, Any], owner: str) -> tuple[str, InstanceWrite | None]:
+        """Run the job in memory: its outcome once committed, and its instance's write,
+        prepared and not yet applied (None when the job was settled on its own: a signal
+        broadcast, an ended instance)."""
         engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
-            return self._start_by_timer(job, owner)
+            return "executed", self._start_by_timer(job, owner)
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
             commands.broadcast_signal(
@@ -202,14 +245,14 @@ class JobRunner:
             )
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return None
+            return "executed", None
         run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
         if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return None
+            return "dropped", None
         if run.row is not None and run.row.get("suspended"):
             # Suspended after the acquisition: the job waits for activate().
             raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
@@ -224,7 +267,10 @@ class JobRunner:
             raise EngineError(f"job {job['id']}: unknown kind '{kind}'")
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
-        return commands.prepare(run, has_incident)
+        write = commands.prepare(run, has_incident)
+        # A handler that failed inside the job books its next retry (or incident) on the job.
+        failed = any(u["id"] == job["id"] and u.get("last_error") for u in run.write.jobs_update)
+        return ("failed" if failed else "executed"), write
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}
