@@ -70,6 +70,7 @@ class JobExecutor:
         self._in_flight: set[Future[list[bool]]] = set()
         self._queued: dict[Future[list[bool]], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._waiting = 0  # jobs submitted to a worker thread and not started yet
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._listener: NotifyListener | None = None
@@ -102,6 +103,8 @@ class JobExecutor:
             waiting = list(self._queued.items())
         # cancel() runs the done callback, which takes the lock: call it outside.
         queued = [(f, rows) for f, rows in waiting if f.cancel()]
+        with self._lock:
+            self._waiting -= sum(len(rows) for _f, rows in queued)
         for _future, rows in queued:  # never started: another node may take them at once
             for row in rows:
                 with contextlib.suppress(Exception):
@@ -133,9 +136,10 @@ class JobExecutor:
         self._wake.set()
 
     def queued(self) -> int:
-        """Jobs locked and waiting for a free worker thread (the queue depth)."""
+        """Jobs locked and not started yet (the queue depth): queued for a free worker thread,
+        or waiting their turn in the group a thread runs."""
         with self._lock:
-            return sum(len(group) for future, group in self._queued.items() if not future.running())
+            return self._waiting
 
     def free_workers(self) -> int:
         """Worker threads not running a job now."""
@@ -160,6 +164,7 @@ class JobExecutor:
             with self._lock:
                 self._in_flight.add(future)
                 self._queued[future] = group
+                self._waiting += len(group)
             future.add_done_callback(self._done)
         return bool(rows)
 
@@ -182,17 +187,26 @@ class JobExecutor:
 
     def _execute(self, group: list[dict[str, Any]]) -> list[bool]:
         if self._stopping.is_set():  # started after stop(): give the whole group back
+            with self._lock:
+                self._waiting -= len(group)
             for row in group:
                 with contextlib.suppress(Exception):
                     self.engine.store.release_job(row["id"], self.owner)
             return [False] * len(group)
         try:
             if len(group) == 1:
+                self._started_one()
                 return [self.runner.execute(group[0], self.owner)]
-            return self.runner.execute_batch(group, self.owner, self._stopping.is_set)
+            return self.runner.execute_batch(
+                group, self.owner, self._stopping.is_set, self._started_one
+            )
         finally:
             with self._lock:
                 self.executed += len(group)
+
+    def _started_one(self) -> None:
+        with self._lock:
+            self._waiting -= 1
 
     def _loop(self) -> None:
         idle_wait = self.min_idle_wait

@@ -101,6 +101,7 @@ class JobRunner:
         jobs: Sequence[Mapping[str, Any]],
         owner: str,
         stopping: Callable[[], bool] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> list[bool]:
         """Run locked jobs of different instances and commit their results together (group
         commit, ``Commands.commit_group``): each job's write isolated from the others', so a
@@ -109,7 +110,8 @@ class JobRunner:
         a failed attempt), and the others' writes commit once. A job that fails before its
         write, and jobs that are not one write (signal broadcasts), run as ``execute`` runs
         them. Once ``stopping()`` is true, jobs not started yet are given back (False) and
-        what ran is committed. One outcome per job, in order, as ``execute`` returns it."""
+        what ran is committed; ``on_start()`` is called as each job starts or is given back.
+        One outcome per job, in order, as ``execute`` returns it."""
         observer = self.engine.observer
         outcomes: list[str | None] = [None] * len(jobs)
         prepared: list[tuple[int, str, InstanceWrite]] = []
@@ -117,12 +119,14 @@ class JobRunner:
         seen: set[str] = set()
         for i, job in enumerate(jobs):
             instance_id = job["instance_id"]
+            if job["kind"] == signals.KIND or (instance_id and instance_id in seen):
+                continue  # run alone below, after the group (a later state of its instance)
+            if on_start is not None:
+                on_start()
             if stopping is not None and stopping():
                 self.engine.store.release_job(job["id"], owner)  # never started
                 outcomes[i] = "released"
                 continue
-            if job["kind"] == signals.KIND or (instance_id and instance_id in seen):
-                continue  # run alone below, after the group (a later state of its instance)
             started.add(i)
             with self._step(job):
                 observer.job_started(job, self._lateness(job))
@@ -162,6 +166,8 @@ class JobRunner:
             observer.job_finished(jobs[i], outcomes[i] or "released")
         done: list[bool] = []
         for i, job in enumerate(jobs):
+            if outcomes[i] is None and on_start is not None:
+                on_start()
             if outcomes[i] is None and stopping is not None and stopping():
                 self.engine.store.release_job(job["id"], owner)
                 done.append(False)
