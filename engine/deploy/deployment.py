@@ -277,7 +277,7 @@ def _compile(
                     key,
                     missing,
                 )
-            message_starts = [m for m in pp.start_messages() if m]
+            message_starts = start_messages(pp.node)
         except ValidationException as exc:
             where = _location(exc) or f"{pp.filename}: process '{key}': "
             raise DeploymentError(f"{where}{_spiff_message(exc)}") from exc
@@ -308,6 +308,23 @@ def _compile(
             )
         )
     return models
+
+
+def start_messages(process: Any) -> list[str]:
+    """The names of the messages that start ``process`` (an lxml ``bpmn:process`` node): those
+    of its own message start events. SpiffWorkflow's ``ProcessParser.start_messages`` searches
+    the whole file, so in a file of two processes the one without a message start event
+    started on the other's message too (and event subprocesses' message starts, which do not
+    start an instance, were counted)."""
+    root = process.getroottree().getroot()
+    names = {m.get("id"): m.get("name") for m in root.iter(f"{{{BPMN_NS}}}message")}
+    out: list[str] = []
+    for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent"):
+        for definition in start.iterchildren(f"{{{BPMN_NS}}}messageEventDefinition"):
+            name = names.get(definition.get("messageRef"))
+            if name and name not in out:
+                out.append(name)
+    return out
 
 
 def check_bindings(
