@@ -215,7 +215,7 @@ def _paths() -> S:
         "/process-instance/{id}/variables": {
             "get": _op("Variables", VARIABLES, params=pid, errors=(404,)),
             "post": _op(
-                "Modify variables",
+                "Modify variables: modifications, then deletions, in one transaction",
                 NO_CONTENT,
                 params=pid,
                 body="PatchVariablesDto",

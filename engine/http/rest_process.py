@@ -141,10 +141,9 @@ def _modify(
     engine: ProcessEngine, instance_id: str, values: dict[str, Any], deletions: list[str]
 ) -> None:
     engine.get_instance(instance_id)  # 404 before anything changes
-    if values:
-        verb(engine, "set_variables")(instance_id, values)
-    if deletions:
-        verb(engine, "remove_variables")(instance_id, deletions)
+    if values or deletions:
+        # One transaction: a refused deletion leaves the modifications unapplied too.
+        verb(engine, "update_variables")(instance_id, values, deletions)
 
 
 async def modify_variables(request: Request) -> Response:
