@@ -53,6 +53,7 @@ from engine.core.variables import check_variables
 from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
 from engine.operating import OperatingVerbs
+from engine.runtime import correlation as correlation_
 from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
@@ -408,10 +409,13 @@ class ProcessEngine(OperatingVerbs):
         variables: Mapping[str, Any] | None = None,
         correlation: Mapping[str, Any] | None = None,
         business_key: str | None = None,
+        *,
+        instance_id: str | None = None,
     ) -> ProcessInstance:
         """Deliver a message to the one instance waiting for it whose variables match
         ``correlation`` (and whose business key matches), or start a process whose message
-        start event listens for it."""
+        start event listens for it. ``instance_id`` delivers to that instance only (never
+        starts one); CorrelationError if it does not wait for the message."""
         limits.check_name(name, "name")
         limits.check_name(business_key, "business_key", optional=True)
         values = check_variables(variables, f"correlate_message('{name}')")
@@ -422,20 +426,19 @@ class ProcessEngine(OperatingVerbs):
                 argument="correlation",
             )
         criteria = check_variables(correlation, f"correlate_message('{name}') correlation")
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
         for attempt in range(CONFLICT_RETRIES):
-            subs = self.store.subscribers("message", name)
-            ids = sorted({s["instance_id"] for s in subs})
-            rows = self.store.instances(ids=ids) if ids else []
-            matches = [
-                r
-                for r in rows
-                if (business_key is None or r["business_key"] == business_key)
-                and all(r["variables"].get(k) == v for k, v in criteria.items())
-            ]
+            matches = correlation_.waiting(self.commands, name, criteria, business_key, instance_id)
             if len(matches) > 1:
                 raise CorrelationError(
                     f"message '{name}' matches {len(matches)} instances "
                     f"({', '.join(r['id'] for r in matches[:5])}); narrow the correlation"
+                )
+            if not matches and instance_id is not None:
+                raise CorrelationError(
+                    f"instance {instance_id} does not wait for message '{name}'"
+                    + (f" matching {dict(criteria)}" if criteria else "")
                 )
             if not matches:
                 return self._start_by_message(name, values, business_key, criteria)
@@ -447,6 +450,29 @@ class ProcessEngine(OperatingVerbs):
                 # The instance moved on between the lookup and the load: look again.
                 self.commands.backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
+
+    def correlate_message_all(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        correlation: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        *,
+        instance_id: str | None = None,
+    ) -> list[ProcessInstance]:
+        """Camunda's ``correlateAll``: deliver the message to every waiting instance that
+        matches and (unless ``instance_id`` narrows it to one instance) start the process
+        whose message start event listens for it, all in one transaction. Returns the
+        instances, the started one last; an empty list when nothing matched."""
+        limits.check_name(name, "name")
+        limits.check_name(business_key, "business_key", optional=True)
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
+        values = check_variables(variables, f"correlate_message_all('{name}')")
+        criteria = check_variables(correlation, f"correlate_message_all('{name}') correlation")
+        return correlation_.correlate_all(
+            self.commands, name, values, criteria, business_key, instance_id
+        )
 
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
         """Broadcast a signal to every instance waiting for it (catch events, boundary events,
@@ -463,17 +489,14 @@ class ProcessEngine(OperatingVerbs):
         business_key: str | None,
         criteria: Mapping[str, Any],
     ) -> ProcessInstance:
-        starters = self.store.message_start_definitions(name)
-        if not starters:
+        definition = correlation_.starter(self.commands, name)
+        if definition is None:
             detail = f" matching {dict(criteria)}" if criteria else ""
             detail += f" with business key '{business_key}'" if business_key else ""
             raise CorrelationError(
                 f"no instance waits for message '{name}'{detail}, and no process starts with it"
             )
-        if len(starters) > 1:
-            keys = ", ".join(sorted(d["key"] for d in starters))
-            raise CorrelationError(f"message '{name}' starts several processes ({keys})")
-        run = self.commands.new_run(starters[0], {}, business_key)
+        run = self.commands.new_run(definition, {}, business_key)
         run.begin_by_message(name, variables)
         return self.commands.commit(run)
 

@@ -148,6 +148,8 @@ SCHEMAS: S = {
             "correlationKeys": VARIABLES,
             "processVariables": VARIABLES,
             "processVariablesLocal": VARIABLES,
+            "processInstanceId": _str(),
+            "all": _bool(True),
             "resultEnabled": _bool(True),
             "variablesInResultEnabled": _bool(True),
         },

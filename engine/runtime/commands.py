@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
@@ -183,6 +183,15 @@ class Commands:
         # Inside Store.locked_instance the commit comes at the end of that block.
         self.store.on_commit(lambda: self._after_commit(write))
         return finish.snapshot(run)
+
+    def commit_all(self, runs: Sequence[tuple[Run, bool]]) -> list[ProcessInstance]:
+        """Write several runs (each with whether it had an open incident) in one transaction:
+        all or none (``Store.apply_all``); then what each commit triggers."""
+        writes = [finish.instance_write(run, self.codec, incident) for run, incident in runs]
+        self.store.apply_all(writes)
+        for write in writes:
+            self._after_commit(write)
+        return [finish.snapshot(run) for run, _ in runs]
 
     def _after_commit(self, write: InstanceWrite) -> None:
         self._notify(write)

@@ -411,6 +411,52 @@ def test_message_correlation(served: Served) -> None:
     assert served.client.get(f"/process-instance/{inst['id']}").json()["ended"] is True
 
 
+def test_message_to_all_and_to_one_instance(served: Served) -> None:
+    wait = (
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'id="d" targetNamespace="t"><bpmn:message id="m" name="Paid"/>'
+        '<bpmn:process id="Wait" isExecutable="true"><bpmn:startEvent id="s"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="c"/>'
+        '<bpmn:intermediateCatchEvent id="c"><bpmn:messageEventDefinition messageRef="m"/>'
+        '</bpmn:intermediateCatchEvent><bpmn:sequenceFlow id="f2" sourceRef="c" targetRef="u"/>'
+        '<bpmn:userTask id="u"/></bpmn:process></bpmn:definitions>'
+    )
+    files = {"a": ("wait.bpmn", wait.encode(), "text/xml")}
+    assert served.client.post("/deployment/create", files=files).status_code == 200
+    ids = [str(start(served, "Wait", businessKey=f"k{n}")["id"]) for n in range(3)]
+    one = served.client.post(
+        "/message",
+        json={"messageName": "Paid", "processInstanceId": ids[2], "resultEnabled": True},
+    )
+    assert one.status_code == 200, one.text
+    assert [r["execution"]["processInstanceId"] for r in one.json()] == [ids[2]]
+    assert served.engine.get_instance(ids[2]).waiting_at == ["u"]
+    again = served.client.post(
+        "/message", json={"messageName": "Paid", "processInstanceId": ids[2]}
+    )
+    assert again.status_code == 400
+    assert again.json()["type"] == "MismatchingMessageCorrelationException"
+    # Without all, two waiting instances are ambiguous; with all, both get it.
+    assert served.client.post("/message", json={"messageName": "Paid"}).status_code == 400
+    both = served.client.post(
+        "/message",
+        json={
+            "messageName": "Paid",
+            "all": True,
+            "processVariables": {"paid": {"value": True, "type": "Boolean"}},
+            "resultEnabled": True,
+            "variablesInResultEnabled": True,
+        },
+    )
+    assert both.status_code == 200, both.text
+    assert sorted(r["execution"]["id"] for r in both.json()) == sorted(ids[:2])
+    assert {r["resultType"] for r in both.json()} == {"Execution"}
+    assert all(r["variables"]["paid"]["value"] is True for r in both.json())
+    assert all(served.engine.get_instance(i).waiting_at == ["u"] for i in ids)
+    none = served.client.post("/message", json={"messageName": "Paid", "all": True})
+    assert none.status_code == 204
+
+
 @pytest.mark.parametrize("path", ["/nope", "/process-instance/x/nope"])
 def test_unknown_paths_answer_json_404(served: Served, path: str) -> None:
     response = served.client.get(path)
