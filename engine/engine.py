@@ -238,12 +238,16 @@ class ProcessEngine(OperatingVerbs):
         | bytes
         | Sequence[str | os.PathLike[str] | bytes | bpmnxml.Source],
         name: str | None = None,
+        *,
+        deployment_source: str | None = None,
     ) -> Deployment:
         """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment.
         ``source``: a path or folder, XML bytes, XML text (a str starting with ``<``), or a
         list of them, also of ``bpmnxml.Source(name, content)`` documents
-        (engine.deploy.bpmnxml.collect_sources)."""
+        (engine.deploy.bpmnxml.collect_sources). ``deployment_source`` records who deploys
+        (Camunda's ``deployment-source``, e.g. ``"Camunda Modeler"``)."""
         name = limits.check_name(name, "name", optional=True)
+        deployment_source = limits.check_name(deployment_source, "deployment_source", optional=True)
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
@@ -255,7 +259,7 @@ class ProcessEngine(OperatingVerbs):
             if existing is not None:
                 defs = self.store.definitions_of_deployment(existing["id"])
                 return self._deployment(existing, defs, models, existing_flag=True)
-            return self._insert_deployment(sources, models, digest, name)
+            return self._insert_deployment(sources, models, digest, name, deployment_source)
 
         return self.commands.retry_on_conflict(attempt)
 
@@ -265,6 +269,7 @@ class ProcessEngine(OperatingVerbs):
         models: list[ProcessModel],
         digest: str,
         name: str | None,
+        deployment_source: str | None = None,
     ) -> Deployment:
         now = self.clock.now()
         latest = self.store.latest_definitions([m.key for m in models])
@@ -294,6 +299,7 @@ class ProcessEngine(OperatingVerbs):
             "name": name or ", ".join(os.path.basename(s.name) for s in sources)[:255],
             "digest": digest,
             "created_at": now,
+            "source": deployment_source,
         }
         resources = [
             {"deployment_id": dep_id, "name": s.name, "content": s.content} for s in sources
@@ -365,6 +371,7 @@ class ProcessEngine(OperatingVerbs):
             versions=versions,
             created_at=deployment["created_at"],
             existing=existing_flag,
+            source=deployment.get("source"),
         )
 
     # -- commands -----------------------------------------------------------------------

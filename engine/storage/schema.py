@@ -51,6 +51,8 @@ deployments = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("digest", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: Who deployed it, as the client says (Camunda's ``deployment-source``); None if unsaid.
+    sa.Column("source", sa.String(255), nullable=True),
 )
 
 resources = sa.Table(

@@ -64,10 +64,27 @@ def test_version_and_modeler_deploy_is_idempotent(served: Served) -> None:
     assert again["deployedProcessDefinitions"] is None
     listed = served.client.get("/deployment").json()
     assert [d["id"] for d in listed] == [first["id"]]
+    assert first["source"] == "Camunda Modeler" and listed[0]["source"] == "Camunda Modeler"
+    one = served.client.get(f"/deployment/{first['id']}").json()
+    assert one["source"] == "Camunda Modeler" and one["name"] == "both"
+    by_source = served.client.get("/deployment", params={"source": "Camunda Modeler"}).json()
+    assert [d["id"] for d in by_source] == [first["id"]]
+    assert served.client.get("/deployment/count", params={"source": "curl"}).json() == {"count": 0}
     definitions = served.client.get("/process-definition", params={"key": "Payment"}).json()
     assert [(d["key"], d["version"]) for d in definitions] == [("Payment", 1)]
     xml = served.client.get("/process-definition/key/Payment/xml").json()
     assert "Charge card" in xml["bpmn20Xml"]
+
+
+def test_a_deployment_without_source_shows_null(served: Served) -> None:
+    files = {"a": ("payment.bpmn", (HERE / "payment.bpmn").read_bytes(), "text/xml")}
+    created = served.client.post("/deployment/create", files=files).json()
+    assert created["source"] is None
+    assert served.client.get(f"/deployment/{created['id']}").json()["source"] is None
+    by_api = served.engine.deploy(EXAMPLE, deployment_source="ci pipeline")
+    assert by_api.source == "ci pipeline"
+    shown = served.client.get(f"/deployment/{by_api.id}").json()
+    assert shown["source"] == "ci pipeline"
 
 
 def test_changed_process_gets_next_version_and_start_by_id_keeps_the_old(
