@@ -27,7 +27,7 @@ from engine.bpmn import (
     mappings,
     subprocess_mappings,
 )
-from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
+from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
@@ -59,6 +59,8 @@ class ProcessModel:
     #: Process-level ``spillway:asyncOnError`` (None: the engine default applies).
     async_on_error: bool | None = None
     message_starts: list[str] = field(default_factory=list)
+    #: ``camunda:versionTag`` of the process (None if not given).
+    version_tag: str | None = None
 
     def __post_init__(self) -> None:
         # SpiffWorkflow hooks a multi-instance task's merge of child results up when it creates
@@ -305,6 +307,7 @@ def _compile(
                 subprocess_specs=subprocess_specs,
                 async_on_error=None if flag is None else flag.strip().lower() == "true",
                 message_starts=message_starts,
+                version_tag=pp.node.get(f"{{{CAMUNDA_NS}}}versionTag") or None,
             )
         )
     return models

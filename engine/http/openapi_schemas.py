@@ -206,7 +206,15 @@ SCHEMAS: S = {
             "processDefinitionKeyIn": {**_list(_str(False)), "nullable": True},
             "withoutTenantId": _bool(True),
             "tenantIdIn": {**_list(_str(False)), "nullable": True},
-            "processVariables": {"type": "object", "nullable": True, "maxProperties": 0},
+            "processVariables": {
+                "type": "object",
+                "nullable": True,
+                "additionalProperties": {
+                    "nullable": True,
+                    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+                },
+            },
+            "processDefinitionVersionTag": _str(),
             "deserializeValues": _bool(True),
             "includeExtensionProperties": _bool(True),
         },

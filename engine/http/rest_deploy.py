@@ -55,8 +55,10 @@ def deployment_dto(request: Request, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def definition_dto(engine: ProcessEngine, row: dict[str, Any]) -> dict[str, Any]:
+    tag = None
     try:
-        name = engine.commands.model(row).name or row["key"]
+        model = engine.commands.model(row)
+        name, tag = model.name or row["key"], model.version_tag
     except Exception:  # noqa: BLE001 - a definition whose source no longer parses keeps its key
         name = row["key"]
     return {
@@ -71,7 +73,7 @@ def definition_dto(engine: ProcessEngine, row: dict[str, Any]) -> dict[str, Any]
         "diagram": None,
         "suspended": False,
         "tenantId": None,
-        "versionTag": None,
+        "versionTag": tag,
         "historyTimeToLive": None,
         "startableInTasklist": True,
     }

@@ -329,6 +329,14 @@ class Store(
             return {r["key"]: dict(r) for r in rows}
 
     @reconnect.retry_read
+    def all_definitions(self) -> list[dict[str, Any]]:
+        """Every definition row (each version), oldest first."""
+        d = t.definitions
+        with self.transaction(write=False) as conn:
+            query = sa.select(d).order_by(d.c.created_at, d.c.key, d.c.version)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    @reconnect.retry_read
     def definition(self, definition_id: str) -> dict[str, Any] | None:
         with self.transaction(write=False) as conn:
             row = conn.execute(_DEFINITION, {"b_id": definition_id}).mappings().first()

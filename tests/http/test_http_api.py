@@ -179,6 +179,39 @@ def test_bad_variables_and_unknown_keys_answer_camunda_errors(served: Served) ->
     assert not_json.status_code == 400
 
 
+def test_fetch_and_lock_by_process_variables_and_version_tag(
+    served: Served, tmp_path: Path
+) -> None:
+    tagged = tmp_path / "payment.bpmn"
+    xml = (HERE / "payment.bpmn").read_text()
+    tagged.write_text(xml.replace('id="Payment"', 'id="Payment" camunda:versionTag="v-7"', 1))
+    deploy(served, tagged)
+    eu = start(served, "Payment", variables={"region": {"value": "eu"}, "amount": {"value": 1}})
+    us = start(served, "Payment", variables={"region": {"value": "us"}, "amount": {"value": 2}})
+    assert fetch(served, processVariables={"region": "asia"}) == []
+    (got,) = fetch(served, processVariables={"region": "eu"}, processDefinitionVersionTag="v-7")
+    assert got["processInstanceId"] == eu["id"]
+    assert got["processDefinitionVersionTag"] == "v-7"
+    assert fetch(served, processDefinitionVersionTag="other") == []
+    (rest,) = fetch(served, worker="w2", processVariables={"amount": 2, "region": "nowhere"})
+    assert rest["processInstanceId"] == us["id"]
+    bad = served.client.post(
+        "/external-task/fetchAndLock",
+        json={
+            "workerId": "w",
+            "maxTasks": 1,
+            "topics": [
+                {"topicName": "charge", "lockDuration": 1000, "processVariables": {"a": []}}
+            ],
+        },
+    )
+    assert bad.status_code == 400 and "processVariables.a" in bad.json()["message"]
+    (definition,) = served.client.get("/process-definition", params={"key": "Payment"}).json()
+    assert definition["versionTag"] == "v-7"
+    listed = served.client.get("/external-task", params={"processInstanceId": us["id"]}).json()
+    assert [t["processDefinitionVersionTag"] for t in listed] == ["v-7"]
+
+
 def test_fetch_and_lock_dto_filters_and_variables(served: Served) -> None:
     deploy(served, HERE / "payment.bpmn")
     a = start(
