@@ -25,7 +25,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine.bpmn import signals, timer_events
+from engine.bpmn import correlation_keys, signals, timer_events
 from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
@@ -418,11 +418,14 @@ class ProcessEngine(OperatingVerbs):
         business_key: str | None = None,
         *,
         instance_id: str | None = None,
+        correlation_key: str | int | None = None,
     ) -> ProcessInstance:
         """Deliver a message to the one instance waiting for it whose variables match
         ``correlation`` (and whose business key matches), or start a process whose message
         start event listens for it. ``instance_id`` delivers to that instance only (never
-        starts one); CorrelationError if it does not wait for the message."""
+        starts one); CorrelationError if it does not wait for the message.
+        ``correlation_key`` matches the key a Camunda 8 ``zeebe:subscription`` gave the wait
+        (a number is compared as its digits)."""
         limits.check_name(name, "name")
         limits.check_name(business_key, "business_key", optional=True)
         values = check_variables(variables, f"correlate_message('{name}')")
@@ -435,8 +438,11 @@ class ProcessEngine(OperatingVerbs):
         criteria = check_variables(correlation, f"correlate_message('{name}') correlation")
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
+        key = self._correlation_key(name, correlation_key)
         for attempt in range(CONFLICT_RETRIES):
-            matches = correlation_.waiting(self.commands, name, criteria, business_key, instance_id)
+            matches = correlation_.waiting(
+                self.commands, name, criteria, business_key, instance_id, key
+            )
             if len(matches) > 1:
                 raise CorrelationError(
                     f"message '{name}' matches {len(matches)} instances "
@@ -466,6 +472,7 @@ class ProcessEngine(OperatingVerbs):
         business_key: str | None = None,
         *,
         instance_id: str | None = None,
+        correlation_key: str | int | None = None,
     ) -> list[ProcessInstance]:
         """Camunda's ``correlateAll``: deliver the message to every waiting instance that
         matches and (unless ``instance_id`` narrows it to one instance) start the process
@@ -477,9 +484,19 @@ class ProcessEngine(OperatingVerbs):
             limits.check_id(instance_id, "instance_id")
         values = check_variables(variables, f"correlate_message_all('{name}')")
         criteria = check_variables(correlation, f"correlate_message_all('{name}') correlation")
+        key = self._correlation_key(name, correlation_key)
         return correlation_.correlate_all(
-            self.commands, name, values, criteria, business_key, instance_id
+            self.commands, name, values, criteria, business_key, instance_id, key
         )
+
+    @staticmethod
+    def _correlation_key(name: str, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return correlation_keys.key_text(value, "correlate_message", name)
+        except EngineError as exc:
+            raise InvalidArgument(str(exc), argument="correlation_key") from None
 
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
         """Broadcast a signal to every instance waiting for it (catch events, boundary events,

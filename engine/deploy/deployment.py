@@ -21,6 +21,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import (
     compensation,
+    correlation_keys,
     decisions,
     listeners,
     loop_collections,
@@ -262,6 +263,7 @@ def _compile(
         for source, root in parsed
         if not source.is_dmn and root.get(COMPENSATION_META)
     }
+    message_keys = zeebe.correlation_keys(root for source, root in parsed if not source.is_dmn)
     models = []
     for key in sorted(keys):
         pp = parser.get_process_parser(key)
@@ -296,6 +298,7 @@ def _compile(
         subprocess_mappings.attach(task_specs)
         compensation.attach(task_specs, compensation_metas)
         listeners.attach([spec, *subprocess_specs.values()], nodes, process_nodes)
+        correlation_keys.attach([spec, *subprocess_specs.values()], message_keys)
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(

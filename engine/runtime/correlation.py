@@ -23,10 +23,14 @@ def waiting(
     criteria: Mapping[str, Any],
     business_key: str | None,
     instance_id: str | None,
+    correlation_key: str | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of the instances waiting for message ``name`` that match (variables equal to
-    ``criteria``, the business key, the instance id when given), in id order."""
+    ``criteria``, the business key, the instance id and the Camunda 8 correlation key of the
+    subscription when given), in id order."""
     subs = commands.store.subscribers("message", name)
+    if correlation_key is not None:
+        subs = [s for s in subs if s.get("correlation_key") == correlation_key]
     ids = sorted({s["instance_id"] for s in subs})
     if instance_id is not None:
         ids = [i for i in ids if i == instance_id]
@@ -56,6 +60,7 @@ def correlate_all(
     criteria: Mapping[str, Any],
     business_key: str | None,
     instance_id: str | None,
+    correlation_key: str | None = None,
 ) -> list[ProcessInstance]:
     """Deliver to every matching waiting instance and (without ``instance_id``) start the
     listening process too, in one transaction; the instances as committed (started last).
@@ -63,7 +68,7 @@ def correlate_all(
 
     def attempt() -> list[ProcessInstance]:
         runs: list[tuple[Run, bool]] = []
-        for row in waiting(commands, name, criteria, business_key, instance_id):
+        for row in waiting(commands, name, criteria, business_key, instance_id, correlation_key):
             try:
                 run, has_incident = commands.load(row["id"])
             except NotFound:

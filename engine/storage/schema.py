@@ -126,6 +126,8 @@ subscriptions = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("activity_id", sa.String(255), nullable=False),
     sa.Column("business_key", sa.String(255), nullable=True),
+    #: A Camunda 8 message's correlation key, evaluated when the wait began (None without).
+    sa.Column("correlation_key", sa.String(255), nullable=True),
     sa.Index("ix_sw_subscriptions_kind_name", "kind", "name"),
 )
 
