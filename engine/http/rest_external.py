@@ -34,6 +34,7 @@ from engine.http.dates import format_date
 from engine.http.errors import InvalidRequest, json_response, no_content
 from engine.http.limits import read_json
 from engine.http.longpoll import MAX_ASYNC_RESPONSE_TIMEOUT, LongPollHub
+from engine.http.task_index import TaskIndex
 from engine.http.variables import from_typed_map, to_typed_map
 
 MAX_TASKS = 1000
@@ -169,7 +170,7 @@ def _one_and_many(item: Mapping[str, Any], one: str, many: str) -> list[str] | N
     return sorted(chosen)
 
 
-def _fetch(engine: ProcessEngine, request: FetchRequest) -> list[dict[str, Any]]:
+def _fetch(engine: ProcessEngine, request: FetchRequest, index: TaskIndex) -> list[dict[str, Any]]:
     if not request.topics or request.max_tasks == 0:
         return []
     tasks = engine.external_tasks.fetch_and_lock(
@@ -178,6 +179,7 @@ def _fetch(engine: ProcessEngine, request: FetchRequest) -> list[dict[str, Any]]
         max_tasks=request.max_tasks,
         use_priority=request.use_priority,
     )
+    index.remember(tasks)
     return [locked_dto(engine, t, t.topic in request.extension) for t in tasks]
 
 
@@ -190,7 +192,7 @@ async def fetch_and_lock(request: Request) -> Response:
     deadline = time.monotonic() + fetch.timeout
     while True:
         ticket = hub.ticket()
-        found = await params.call(_fetch, engine, fetch)
+        found = await params.call(_fetch, engine, fetch, request.app.state.task_index)
         remaining = deadline - time.monotonic()
         if found or remaining <= 0 or hub.closed or not fetch.topics:
             return json_response(found)
@@ -211,8 +213,26 @@ async def complete(request: Request) -> Response:
     values = from_typed_map(body.get("variables"))
     values.update(from_typed_map(body.get("localVariables"), "localVariables"))
     engine = params.engine_of(request)
-    await params.call(engine.external_tasks.complete, task_id, worker, values)
+    index: TaskIndex = request.app.state.task_index
+    await params.call(_complete, engine, index.take(task_id), task_id, worker, values)
     return no_content()
+
+
+def _complete(
+    engine: ProcessEngine,
+    fetched: ExternalTask | None,
+    task_id: str,
+    worker: str,
+    values: dict[str, Any],
+) -> None:
+    """Complete through the engine; a task this server fetched goes straight to its instance's
+    report queue (``report_all`` with the fetched task), saving the read of its row."""
+    if fetched is None:
+        engine.external_tasks.complete(task_id, worker, values)
+        return
+    (outcome,) = engine.external_tasks.report_all([("complete", fetched, worker, values)])
+    if isinstance(outcome, BaseException):
+        raise outcome
 
 
 async def failure(request: Request) -> Response:

@@ -284,6 +284,34 @@ def test_reports_lock_rules_and_duplicates(served: Served) -> None:
     assert served.engine.get_instance(str(inst["id"])).variables["paid"] is True
 
 
+def test_completing_a_task_this_server_did_not_fetch(served: Served) -> None:
+    # Fetched on "another node" (the Python API): the server finds its instance by its row.
+    deploy(served, HERE / "payment.bpmn")
+    inst = start(served, "Payment", variables={"amount": {"value": 5}})
+    (task,) = served.engine.external_tasks.fetch_and_lock("elsewhere", ["charge"])
+    done = served.client.post(f"/external-task/{task.id}/complete", json={"workerId": "elsewhere"})
+    assert done.status_code == 204
+    assert served.engine.get_instance(str(inst["id"])).state == "completed"
+
+
+def test_the_task_index_forgets_the_oldest_beyond_its_capacity() -> None:
+    from datetime import UTC, datetime
+
+    from engine.core.values import ExternalTask
+    from engine.http.task_index import TaskIndex
+
+    def task(n: int) -> ExternalTask:
+        now = datetime.now(UTC)
+        return ExternalTask(f"t{n}", "copy", f"i{n}", "A", {"big": "x" * 100}, None, now, None)
+
+    index = TaskIndex(capacity=2)
+    index.remember([task(1), task(2), task(3)])
+    assert len(index) == 2 and index.take("t1") is None
+    kept = index.take("t2")
+    assert kept is not None and kept.instance_id == "i2" and kept.variables == {}
+    assert index.take("t2") is None  # taken once: a report ends the lock either way
+
+
 def test_failure_with_retries_then_incident_and_job_retry(served: Served) -> None:
     deploy(served, HERE / "payment.bpmn")
     inst = start(served, "Payment", variables={"amount": {"value": 5}})
