@@ -29,7 +29,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
-from engine.storage import operations, reconnect, store_external, store_jobs, user_tasks
+from engine.storage import driver, operations, reconnect, store_external, store_jobs, user_tasks
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
@@ -153,7 +153,7 @@ class Store(
             # Every read method is one statement, atomic on its own in autocommit mode, so
             # reads skip BEGIN/COMMIT (two round trips on the hot path of every call).
             if conn.info.get("write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                driver.driver_execute(conn, "BEGIN IMMEDIATE")
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
