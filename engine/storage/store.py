@@ -49,6 +49,14 @@ _LATEST_DEFINITION = (
     .order_by(t.definitions.c.version.desc())
     .limit(1)
 )
+#: The id of a key's newest version: the cheap check every start() makes, so a deployment on
+#: another node is seen at once; the definition row itself is read once per id and cached.
+_LATEST_DEFINITION_ID = driver.DriverStatement(
+    sa.select(t.definitions.c.id)
+    .where(t.definitions.c.key == sa.bindparam("b_key"))
+    .order_by(t.definitions.c.version.desc())
+    .limit(1)
+)
 _DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam("b_id"))
 _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
 # Taken before the read of a report's instance (``Store.locked_instance``).
@@ -304,6 +312,13 @@ class Store(
         with self.transaction(write=False) as conn:
             row = conn.execute(_LATEST_DEFINITION, {"b_key": key}).mappings().first()
             return dict(row) if row else None
+
+    @reconnect.retry_read
+    def latest_definition_id(self, key: str) -> str | None:
+        """The id of the newest version of one key (the (key, version) index, its first row)."""
+        with self.transaction(write=False) as conn:
+            found = _LATEST_DEFINITION_ID.scalar(conn, {"b_key": key})
+            return None if found is None else str(found)
 
     @reconnect.retry_read
     def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
