@@ -29,7 +29,15 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
-from engine.storage import driver, operations, reconnect, store_external, store_jobs, user_tasks
+from engine.storage import (
+    checkpoint,
+    driver,
+    operations,
+    reconnect,
+    store_external,
+    store_jobs,
+    user_tasks,
+)
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
@@ -120,6 +128,8 @@ class Store(
         # SQLite has one writer at a time: threads of this process queue here instead of in
         # SQLite's busy handler, which sleeps in growing steps (other processes still do).
         self._write_lock: threading.RLock | None = None
+        #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
+        self.checkpointer: checkpoint.Checkpointer | None = None
         self.engine = self._create_engine()
 
     # -- connection handling ------------------------------------------------------------
@@ -133,6 +143,8 @@ class Store(
                 self._lock = threading.RLock()
             else:
                 self._write_lock = threading.RLock()
+                if self.url.database and not self.url.query:
+                    self.checkpointer = checkpoint.Checkpointer(self.url.database)
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
             return engine
@@ -142,8 +154,7 @@ class Store(
             return engine
         return sa.create_engine(self.url)
 
-    @staticmethod
-    def _install_sqlite_hooks(engine: Engine) -> None:
+    def _install_sqlite_hooks(self, engine: Engine) -> None:
         # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
         # front; we issue BEGIN ourselves (IMMEDIATE for writes, so two writers queue on the
         # busy timeout instead of failing on lock upgrade).
@@ -154,6 +165,10 @@ class Store(
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if self.checkpointer is not None:
+                # The checkpointer thread keeps the WAL short; a commit checkpoints itself
+                # only if that thread falls far behind.
+                cur.execute(f"PRAGMA wal_autocheckpoint={checkpoint.FALLBACK_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -213,6 +228,8 @@ class Store(
                         with suppress(sa.exc.SQLAlchemyError):
                             trans.rollback()
                         raise reconnect.commit_error(exc) from exc
+                    if self.checkpointer is not None:
+                        self.checkpointer.committed()
                 finally:
                     conn.info["write"] = False
         except reconnect.CONNECTION_ERRORS as exc:
@@ -280,6 +297,8 @@ class Store(
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
     # -- deployments --------------------------------------------------------------------
