@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.storage import schema as t
-from engine.storage.driver import DriverStatement
+from engine.storage.driver import DriverStatement, pipeline
 from engine.storage.store import Store
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -153,3 +153,24 @@ def test_a_select_with_a_limit_reads_one_value(store: Store) -> None:
     with store.transaction(write=False) as conn:
         assert latest.scalar(conn, {"b_key": "p"}) == "p:3:x"
         assert latest.scalar(conn, {"b_key": "q"}) is None
+
+
+def test_a_refused_row_in_a_pipeline_fails_as_sqlalchemy_does(store: Store) -> None:
+    # On PostgreSQL the statements of a pipeline are answered together at its end.
+    insert = DriverStatement(t.instances.insert())
+    with store.transaction() as conn:
+        insert.execute(conn, instance_row("dup"))
+
+    def batch() -> None:
+        with store.transaction() as conn, pipeline(conn):
+            insert.execute(conn, instance_row("first"))
+            insert.execute(conn, instance_row("dup"))
+            insert.execute(conn, instance_row("after"))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        batch()
+    assert store.instance("first") is None and store.instance("after") is None
+    with store.transaction() as conn, pipeline(conn):
+        insert.execute(conn, instance_row("first"))
+        insert.execute(conn, instance_row("after"))
+    assert store.instance("first") is not None and store.instance("after") is not None

@@ -139,6 +139,26 @@ def _bind(compiled: _Compiled, row: Mapping[str, Any]) -> Any:
     return tuple(values[name] for name in compiled.order)
 
 
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """On psycopg, the statements run inside are sent together and answered together at the
+    end (one round trip instead of one each, BEGIN included); elsewhere nothing changes. Only
+    for statements whose results and row counts are not read inside: an error of any of them
+    is raised when the block ends."""
+    dbapi_conn = conn.connection.dbapi_connection
+    enter = getattr(dbapi_conn, "pipeline", None)
+    if conn.dialect.name != "postgresql" or enter is None:
+        yield
+        return
+    dialect = conn.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    try:
+        with enter():
+            yield
+    except dbapi_error as exc:
+        raise _wrapped(conn, exc, "pipeline", None) from exc
+
+
 def driver_execute(conn: Connection, sql: str) -> None:
     """One literal statement (``BEGIN IMMEDIATE``) on the driver, errors wrapped as above."""
     with _driver_errors(conn, sql) as cursor:
@@ -155,18 +175,25 @@ def _driver_errors(conn: Connection, sql: str) -> Iterator[Any]:
     try:
         yield cursor
     except dbapi_error as exc:
-        lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
-        if lost:
-            # As SQLAlchemy does on a disconnect: this connection is discarded, and every
-            # other pooled one is replaced (a server restart dropped them all).
-            conn.invalidate(exc)
-            conn.engine.dispose()
-        raise sa.exc.DBAPIError.instance(
-            sql, None, exc, dbapi_error, connection_invalidated=lost, dialect=dialect
-        ) from exc
+        raise _wrapped(conn, exc, sql, cursor) from exc
     finally:
         with suppress(dbapi_error):
             cursor.close()
 
 
-__all__ = ["DriverStatement", "driver_execute"]
+def _wrapped(conn: Connection, exc: Any, sql: str, cursor: Any) -> sa.exc.StatementError:
+    """A driver error as SQLAlchemy raises it; a disconnect invalidates as SQLAlchemy does:
+    this connection is discarded and every other pooled one replaced (a server restart
+    dropped them all)."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+        conn.engine.dispose()
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    return wrapped
+
+
+__all__ = ["DriverStatement", "driver_execute", "pipeline"]

@@ -5,6 +5,7 @@ another transaction moved the instance on meanwhile, nothing is written and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,12 +109,15 @@ def apply(
     the instance row (``Store.locked_instance``)."""
     inst = w.instance
     iid = inst["id"]
+    # Whether the update below certainly matches (its row count need not be read).
+    locked_at_rev = False
     if w.expected_rev is not None and dialect == "postgresql" and not row_locked:
         # The instance row first, as ``Store.locked_instance`` does: two writers of one instance
         # then queue on that row instead of deadlocking on its jobs or external tasks.
         rev = _LOCK_INSTANCE_REV.scalar(conn, {"b_id": iid})
         if rev != w.expected_rev:
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
+        locked_at_rev = True
     jobs_delete = list(w.jobs_delete)
     if w.jobs_held:
         # A held job the write deletes is checked by that delete (one statement less
@@ -135,26 +139,12 @@ def apply(
         check_external_held(conn, w.external_held, iid)
     if w.jobs_cancel:
         _cancel_jobs(conn, w)
-    if w.expected_rev is None:
-        _INSERT_INSTANCE.execute(conn, inst)
-    else:
-        values = {k: v for k, v in inst.items() if k != "id"}
-        values.update(b_id=iid, b_rev=w.expected_rev)
-        if _UPDATE_INSTANCE.execute(conn, values) != 1:
-            raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
-    if w.history_insert:
-        _INSERT_HISTORY.execute(conn, w.history_insert)
-    # One executemany per set of columns (a job's attempt also moves started_at).
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in w.history_update:
-        values = {k: v for k, v in r.items() if k != "id"}
-        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
-    for rows in by_columns.values():
-        _CLOSE_HISTORY.execute(conn, rows)
-    if w.subscriptions is not None:
-        _DELETE_SUBSCRIPTIONS.execute(conn, {"b_id": iid})
-        if w.subscriptions:
-            _INSERT_SUBSCRIPTION.execute(conn, w.subscriptions)
+    # A new instance, or one whose row this transaction holds at the expected revision: no
+    # row count to read, so on PostgreSQL the instance row, its history and subscriptions go
+    # to the server in one round trip (engine.storage.driver.pipeline).
+    batched = w.expected_rev is None or locked_at_rev
+    with driver.pipeline(conn) if batched else contextlib.nullcontext():
+        _write_instance(conn, w, check_rev=not locked_at_rev)
     if jobs_delete:
         conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
     for row in w.jobs_update:
@@ -189,6 +179,33 @@ def apply(
     ):
         # Delivered on commit: wakes executors, pools and bridges on other nodes.
         driver.driver_execute(conn, f"NOTIFY {t.NOTIFY_CHANNEL}")
+
+
+def _write_instance(conn: Connection, w: InstanceWrite, *, check_rev: bool) -> None:
+    """The instance row (inserted, or updated at ``w.expected_rev``), its history rows and
+    subscriptions: driver statements only."""
+    inst = w.instance
+    iid = inst["id"]
+    if w.expected_rev is None:
+        _INSERT_INSTANCE.execute(conn, inst)
+    else:
+        values = {k: v for k, v in inst.items() if k != "id"}
+        values.update(b_id=iid, b_rev=w.expected_rev)
+        if _UPDATE_INSTANCE.execute(conn, values) != 1 and check_rev:
+            raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
+    if w.history_insert:
+        _INSERT_HISTORY.execute(conn, w.history_insert)
+    # One executemany per set of columns (a job's attempt also moves started_at).
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in w.history_update:
+        values = {k: v for k, v in r.items() if k != "id"}
+        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
+    for rows in by_columns.values():
+        _CLOSE_HISTORY.execute(conn, rows)
+    if w.subscriptions is not None:
+        _DELETE_SUBSCRIPTIONS.execute(conn, {"b_id": iid})
+        if w.subscriptions:
+            _INSERT_SUBSCRIPTION.execute(conn, w.subscriptions)
 
 
 def _cancel_jobs(conn: Connection, w: InstanceWrite) -> None:
