@@ -5,10 +5,10 @@
 Runs, in one process: ``--count`` starts of a one-service-task process (the start of
 bench_core.py), then ``--count`` starts of the same process whose handler fails its first
 attempt (not measured: they make the jobs), then ``run_jobs()`` draining those retry jobs in
-this thread (the job of bench_jobs.py's fail-once drain). With py-spy on the PATH the process
-samples itself (``py-spy record --format raw``, 1,000 samples a second, wall time of this
-thread), which leaves the timings as they are; without it, cProfile (which inflates code that
-makes many small Python calls, SpiffWorkflow's most of all) is used and said so.
+this thread (the job of bench_jobs.py's fail-once drain). The process samples itself with
+py-spy (``pip install py-spy``; ``py-spy record --idle --format raw``, 1,000 samples a second
+of this thread's wall time, waits for the database included), which leaves the timings as they
+are; cProfile would inflate the code that makes many small Python calls, SpiffWorkflow's most.
 
 Every sample is given to the first part of ``PARTS`` one of its frames belongs to, so the shares
 of a table add up to 100%.
@@ -17,9 +17,8 @@ of a table add up to 100%.
 from __future__ import annotations
 
 import argparse
-import cProfile
+import logging
 import os
-import pstats
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -85,6 +83,7 @@ def measure_jobs(eng: ProcessEngine, count: int) -> float:
 
 
 def workload(url: str, count: int) -> tuple[float, float]:
+    logging.getLogger("spillway").setLevel(logging.ERROR)  # a line per failed first attempt
     eng = ProcessEngine(url, retry_policy=RetryPolicy(retries=3, initial_delay=0.001, jitter=0))
 
     def flaky(ctx: TaskContext) -> dict[str, bool]:
@@ -125,31 +124,6 @@ def shares_from_pyspy(raw: Path) -> dict[str, Counter[str]]:
     return tables
 
 
-def shares_from_cprofile(stats: pstats.Stats) -> dict[str, Counter[str]]:
-    """Approximate: each function's own time goes to the first part its callers chain
-    (followed up to the measured function) matches."""
-    raw: Any = stats.stats  # type: ignore[attr-defined]
-    tables: dict[str, Counter[str]] = {t: Counter() for t in TABLES}
-
-    def name(func: tuple[str, int, str]) -> str:
-        return f"{func[2]} ({func[0]})"
-
-    for func, (_cc, _nc, tottime, _ct, callers) in raw.items():
-        chain, seen, frontier = [name(func)], {func}, list(callers)
-        table = None
-        while frontier and table is None:
-            caller = frontier.pop(0)
-            if caller in seen:
-                continue
-            seen.add(caller)
-            chain.append(name(caller))
-            table = next((t for t in TABLES if caller[2] == t), None)
-            frontier.extend(raw.get(caller, (0, 0, 0, 0, {}))[4])
-        if table is not None:
-            tables[table][part_of(chain)] += tottime
-    return tables
-
-
 def show(tables: dict[str, Counter[str]], how: str, seconds: dict[str, float], count: int) -> None:
     print(f"\nshares of wall time ({how})")
     for table, title in TABLES.items():
@@ -166,7 +140,6 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=3000)
     ap.add_argument("--db", help="SQLAlchemy URL (default: a fresh SQLite file)")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # the file the timings go to
-    ap.add_argument("--no-pyspy", action="store_true", help="use cProfile even with py-spy")
     args = ap.parse_args()
     url = args.db or f"sqlite:///{Path(tempfile.mkdtemp()) / 'profile.db'}"
     if args.child:
@@ -175,25 +148,15 @@ def main() -> None:
         return
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; {url}")
     pyspy = shutil.which("py-spy")
-    if pyspy and not args.no_pyspy:
-        folder = Path(tempfile.mkdtemp())
-        raw, times = folder / "samples.txt", folder / "times.txt"
-        record = [pyspy, "record", "--idle", "-r", "1000", "--format", "raw", "-o", str(raw)]
-        child = [sys.executable, __file__, "--child", str(times), "--count", str(args.count)]
-        subprocess.run(
-            [*record, "--", *child, "--db", url],
-            check=True,
-            capture_output=True,
-        )
-        seconds = dict(zip(TABLES, map(float, times.read_text().split()), strict=True))
-        show(shares_from_pyspy(raw), "py-spy, sampled", seconds, args.count)
-        return
-    profiler = cProfile.Profile()
-    profiler.enable()
-    starts, jobs = workload(url, args.count)
-    profiler.disable()
-    seconds = {"measure_starts": starts, "measure_jobs": jobs}
-    show(shares_from_cprofile(pstats.Stats(profiler)), "cProfile, inflated", seconds, args.count)
+    if pyspy is None:
+        raise SystemExit("profile_hot_path.py samples with py-spy: pip install py-spy")
+    folder = Path(tempfile.mkdtemp())
+    raw, times = folder / "samples.txt", folder / "times.txt"
+    record = [pyspy, "record", "--idle", "-r", "1000", "--format", "raw", "-o", str(raw)]
+    child = [sys.executable, __file__, "--child", str(times), "--count", str(args.count)]
+    subprocess.run([*record, "--", *child, "--db", url], check=True, capture_output=True)
+    seconds = dict(zip(TABLES, map(float, times.read_text().split()), strict=True))
+    show(shares_from_pyspy(raw), "py-spy, sampled", seconds, args.count)
 
 
 if __name__ == "__main__":
