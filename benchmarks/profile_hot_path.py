@@ -7,8 +7,10 @@ bench_core.py), then ``--count`` starts of the same process whose handler fails 
 attempt (not measured: they make the jobs), then ``run_jobs()`` draining those retry jobs in
 this thread (the job of bench_jobs.py's fail-once drain). The process samples itself with
 py-spy (``pip install py-spy``; ``py-spy record --idle --format raw``, 1,000 samples a second
-of this thread's wall time, waits for the database included), which leaves the timings as they
-are; cProfile would inflate the code that makes many small Python calls, SpiffWorkflow's most.
+of this thread's wall time, waits for the database included). cProfile would inflate the code
+that makes many small Python calls, SpiffWorkflow's most; py-spy pauses the process for each
+sample instead, which makes every call slower by about the same factor (the times printed are
+those under the sampler; the shares are the result).
 
 Every sample is given to the first part of ``PARTS`` one of its frames belongs to, so the shares
 of a table add up to 100%.
