@@ -122,8 +122,12 @@ class Commands:
         return definition
 
     def latest_definition(self, process_key: str) -> Mapping[str, Any]:
-        definition = self.store.latest_definition(process_key)
-        if definition is None:
+        """The newest version of ``process_key``, as the database says now: every call looks
+        up the newest id (one indexed read, so a deployment by another node is seen at once)
+        and takes that id's row from the per-engine cache of immutable definition rows."""
+        definition_id = self.store.latest_definition_id(process_key)
+        definition = self.definition(definition_id) if definition_id is not None else None
+        if definition is None:  # none deployed, or deleted between the two reads
             raise NotFound(f"no process deployed with key '{process_key}'")
         return definition
 
