@@ -1,4 +1,5 @@
-"""``spillway serve``: Camunda 7's REST API and the job executor in one process.
+"""``spillway serve``: Camunda 7's REST API, the operator console and the job executor in one
+process.
 
 uvicorn runs the app of ``engine.http.app.create_app``; the job executor runs beside it in the
 same process. Shutdown (SIGINT / SIGTERM) is graceful: the server stops accepting connections,
@@ -58,10 +59,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds in-flight requests and running jobs get to finish on shutdown",
     )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--metrics-auth",
+        choices=("required", "loopback"),
+        default=env("SPILLWAY_METRICS_AUTH", "required"),
+        help="/metrics needs the API's credentials (required, the default), or not from a "
+        "client on this host (loopback) (env SPILLWAY_METRICS_AUTH)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="Camunda 7's REST API and the job executor (HTTP)")
+    p = sub.add_parser(
+        "serve", help="Camunda 7's REST API, the operator console and the job executor (HTTP)"
+    )
     add_arguments(p)
     p.set_defaults(fn=run)
 
@@ -90,10 +100,12 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
         raise EngineError(
             "spillway serve needs the http extra: pip install 'spillway-bpmn[http]'"
         ) from exc
+    from uvicorn.config import LOGGING_CONFIG
+
     from engine.http.app import create_app, hub_of
 
     check_exposure(args.host, args.auth, args.token)
-    app = create_app(eng, auth=args.auth, token=args.token)
+    app = create_app(eng, auth=args.auth, token=args.token, metrics_auth=args.metrics_auth)
     hub = hub_of(app)
 
     class Server(uvicorn.Server):
@@ -117,13 +129,16 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=int(args.stop_timeout),
         lifespan="on",
         access_log=False,
+        # --log-format json: uvicorn's own lines go through the engine's JSON handler too.
+        log_config=None if getattr(args, "log_format", "text") == "json" else LOGGING_CONFIG,
     )
     executor = eng.job_executor(workers=args.workers) if args.workers > 0 else None
     if executor is not None:
         executor.start()
     print(
-        f"spillway serve: http://{args.host}:{args.port}/engine-rest "
-        f"({args.workers} job threads); Ctrl-C to stop",
+        f"spillway serve: console http://{args.host}:{args.port}/, REST API "
+        f"http://{args.host}:{args.port}/engine-rest ({args.workers} job threads); "
+        "Ctrl-C to stop",
         flush=True,
     )
     try:

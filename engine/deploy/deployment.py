@@ -7,6 +7,7 @@ error names them all. Nothing here touches the database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +27,9 @@ from engine.bpmn import (
     listeners,
     loop_collections,
     mappings,
+    specs,
     subprocess_mappings,
+    timer_events,
 )
 from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
@@ -78,6 +81,17 @@ class ProcessModel:
         yield from self.spec.task_specs.values()
         for sub in self.subprocess_specs.values():
             yield from sub.task_specs.values()
+
+    @functools.cached_property
+    def has_timers(self) -> bool:
+        """Whether any element of the process (its subprocesses included) has a timer event:
+        without one, finishing a run need not look for waiting timers."""
+        return any(timer_events.timers_of_spec(ts) for ts in self.all_task_specs())
+
+    @functools.cached_property
+    def has_event_subprocesses(self) -> bool:
+        """Whether the process or one of its subprocesses has an event subprocess."""
+        return any(specs.is_event_subprocess_spec(ts) for ts in self.all_task_specs())
 
     def service_tasks(self) -> Iterator[Any]:
         return (ts for ts in self.all_task_specs() if isinstance(ts, ServiceTask))

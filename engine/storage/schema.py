@@ -100,6 +100,11 @@ instances = sa.Table(
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
     # History cleanup scans each definition's ended instances by end time.
     sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
+    # The console's instance list pages by keyset on (created_at, id), newest first, over all
+    # instances or those of one key or state (migration 0005).
+    sa.Index("ix_sw_instances_created", "created_at", "id"),
+    sa.Index("ix_sw_instances_key_created", "process_key", "created_at", "id"),
+    sa.Index("ix_sw_instances_state_created", "state", "created_at", "id"),
 )
 
 history = sa.Table(
@@ -115,6 +120,8 @@ history = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    # The console counts an instance's open activities (tokens) by activity (migration 0005).
+    sa.Index("ix_sw_history_open", "instance_id", "ended_at", "activity_id"),
 )
 
 subscriptions = sa.Table(
@@ -171,6 +178,8 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    # Open incidents (resolved_at NULL), oldest first: the console's incident page (0005).
+    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at"),
 )
 
 external_tasks = sa.Table(
