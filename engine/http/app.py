@@ -43,6 +43,7 @@ from engine.http.console import site as console
 from engine.http.errors import json_response
 from engine.http.limits import BodyLimit, Limits
 from engine.http.longpoll import RECHECK_INTERVAL, LongPollHub
+from engine.http.task_index import TaskIndex
 
 REST_PREFIX = "/engine-rest"
 
@@ -88,6 +89,7 @@ def create_app(
     metrics.check_auth_choice(metrics_auth)
     credentials = auth if isinstance(auth, Credentials) else Credentials.parse(auth, token)
     hub = LongPollHub(engine, listen=listen, recheck=recheck_interval)
+    index = TaskIndex()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -130,6 +132,7 @@ def create_app(
         target.state.engine = engine
         target.state.hub = hub
         target.state.limits = limits or Limits()
+        target.state.task_index = index
     return app
 
 

@@ -51,6 +51,8 @@ deployments = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("digest", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: Who deployed it, as the client says (Camunda's ``deployment-source``); None if unsaid.
+    sa.Column("source", sa.String(255), nullable=True),
 )
 
 resources = sa.Table(
@@ -131,6 +133,8 @@ subscriptions = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("activity_id", sa.String(255), nullable=False),
     sa.Column("business_key", sa.String(255), nullable=True),
+    #: A Camunda 8 message's correlation key, evaluated when the wait began (None without).
+    sa.Column("correlation_key", sa.String(255), nullable=True),
     sa.Index("ix_sw_subscriptions_kind_name", "kind", "name"),
 )
 

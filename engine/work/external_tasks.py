@@ -31,6 +31,7 @@ Locks and duplicates, as a worker sees them:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,7 +110,10 @@ class ExternalTaskService:
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise EngineError(f"max_tasks must be an int >= 1, got {limits.shown(max_tasks)}")
-        requests = external_fetch.parse_topics(topics, lock_duration, variables)
+        requests = {
+            name: self._by_version_tag(r)
+            for name, r in external_fetch.parse_topics(topics, lock_duration, variables).items()
+        }
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
         filters = {name: r.filters() for name, r in requests.items() if r.filters()}
@@ -124,6 +128,24 @@ class ExternalTaskService:
         for topic, n in collections.Counter(r["topic"] for r in rows).items():
             self.engine.observer.external_fetched(topic, n)
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
+
+    def _by_version_tag(self, request: external_fetch.TopicRequest) -> external_fetch.TopicRequest:
+        """A ``version_tag`` filter as the definition ids that carry the tag (each definition's
+        model is parsed once per engine and cached)."""
+        if request.version_tag is None:
+            return request
+        commands = self.engine.commands
+        tagged = set()
+        for row in self.store.all_definitions():
+            try:
+                tag = commands.model(row).version_tag
+            except EngineError:
+                continue  # a definition whose stored source no longer compiles has no tag here
+            if tag == request.version_tag:
+                tagged.add(str(row["id"]))
+        if request.definition_ids is not None:
+            tagged &= set(request.definition_ids)
+        return dataclasses.replace(request, definition_ids=tuple(sorted(tagged)))
 
     def get(self, task_id: str) -> ExternalTask:
         limits.check_id(task_id, "task_id")
