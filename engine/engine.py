@@ -590,14 +590,19 @@ class ProcessEngine(OperatingVerbs):
         process_key: str | None = None,
         state: str | None = None,
         business_key: str | None = None,
+        limit: int | None = None,
     ) -> list[ProcessInstance]:
+        """Instances, oldest first; ``limit``: at most that many (None: all)."""
         limits.check_name(process_key, "process_key", optional=True)
         limits.check_name(state, "state", optional=True)
         limits.check_name(business_key, "business_key", optional=True)
         return [
             rows.instance(r)
             for r in self.store.instances(
-                process_key=process_key, state=state, business_key=business_key
+                process_key=process_key,
+                state=state,
+                business_key=business_key,
+                limit=limits.check_limit(limit),
             )
         ]
 
@@ -607,15 +612,20 @@ class ProcessEngine(OperatingVerbs):
             raise NotFound(f"no process instance with id '{instance_id}'")
         return [rows.history_entry(r) for r in self.store.history(instance_id)]
 
-    def jobs(self, instance_id: str | None = None) -> list[Job]:
+    def jobs(self, instance_id: str | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs in due order; ``limit``: at most that many (None: all)."""
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [rows.job(r) for r in self.store.jobs(instance_id)]
+        return [rows.job(r) for r in self.store.jobs(instance_id, limit=limits.check_limit(limit))]
 
-    def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
+    def incidents(
+        self, instance_id: str | None = None, open_only: bool = True, limit: int | None = None
+    ) -> list[Incident]:
+        """Incidents, oldest first; ``limit``: at most that many (None: all)."""
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
+        found = self.store.incidents(instance_id, open_only, limit=limits.check_limit(limit))
+        return [rows.incident(r) for r in found]
 
     def close(self) -> None:
         self.store.dispose()

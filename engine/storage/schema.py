@@ -98,6 +98,9 @@ instances = sa.Table(
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
     # History cleanup scans each definition's ended instances by end time.
     sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
+    # ``instances(state=..., limit=...)``: one state's instances oldest first, read in index
+    # order and stopped at the limit (migration 0005; docs/benchmarks.md, scale).
+    sa.Index("ix_sw_instances_state_created", "state", "created_at", "id"),
 )
 
 history = sa.Table(
@@ -167,6 +170,8 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    # ``incidents()``: the open ones (resolved_at NULL) oldest first, in index order.
+    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at", "id"),
 )
 
 external_tasks = sa.Table(

@@ -296,10 +296,14 @@ class JobQueries:
     # -- jobs and incidents (reads) -----------------------------------------------------
 
     @reconnect.retry_read
-    def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+    def jobs(
+        self, instance_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
         if instance_id is not None:
             query = query.where(t.jobs.c.instance_id == instance_id)
+        if limit is not None:
+            query = query.limit(limit)
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -311,13 +315,15 @@ class JobQueries:
 
     @reconnect.retry_read
     def incidents(
-        self, instance_id: str | None = None, open_only: bool = True
+        self, instance_id: str | None = None, open_only: bool = True, limit: int | None = None
     ) -> list[dict[str, Any]]:
         query = sa.select(t.incidents).order_by(t.incidents.c.created_at, t.incidents.c.id)
         if instance_id is not None:
             query = query.where(t.incidents.c.instance_id == instance_id)
         if open_only:
             query = query.where(t.incidents.c.resolved_at.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
