@@ -30,6 +30,7 @@ from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
 from engine.core import limits
+from engine.core.bounded import BoundedCache
 from engine.core.clock import Clock, SystemClock
 from engine.core.errors import (
     ConcurrencyConflict,
@@ -70,6 +71,9 @@ from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
 
+#: Retry policies kept per (model, task); a miss reads the task's attributes again.
+POLICY_CACHE_SIZE = 4096
+
 
 H = TypeVar("H", bound=Handler)
 
@@ -106,7 +110,9 @@ class ProcessEngine(OperatingVerbs):
             allow_javascript=allow_javascript,  # sandboxed (expressions.javascript), so on
         )
         self._handlers: dict[str, Handler] = {}
-        self._policies: dict[tuple[str, str], RetryPolicy] = {}
+        self._policies: BoundedCache[tuple[str, str], RetryPolicy] = BoundedCache(
+            POLICY_CACHE_SIZE, "retry policies"
+        )
         self._behaviors: dict[str, Behavior] = {
             "sync": SyncBehavior(),
             "async-on-error": AsyncOnErrorBehavior(),
@@ -626,6 +632,17 @@ class ProcessEngine(OperatingVerbs):
             limits.check_id(instance_id, "instance_id")
         found = self.store.incidents(instance_id, open_only, limit=limits.check_limit(limit))
         return [rows.incident(r) for r in found]
+
+    def caches(self) -> list[BoundedCache[Any, Any]]:
+        """Every cache this engine keeps (parsed models, definition rows, retry policies,
+        external-task configs, history time to live): each has a bound (``maxsize``) and
+        drops its least recently used entry when full (docs/benchmarks.md, "Memory")."""
+        return [
+            *self.commands.caches(),
+            self._policies,
+            *self.external_tasks.caches(),
+            *self.history_cleanup.caches(),
+        ]
 
     def close(self) -> None:
         self.store.dispose()

@@ -16,9 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_sw_instances_state_created", "sw_instances", ["state", "created_at", "id"]
-    )
+    op.create_index("ix_sw_instances_state_created", "sw_instances", ["state", "created_at", "id"])
     op.create_index("ix_sw_incidents_open", "sw_incidents", ["resolved_at", "created_at", "id"])
 
 
