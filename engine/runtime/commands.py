@@ -228,7 +228,11 @@ class Commands:
             except ConcurrencyConflict:
                 self.stats.add("conflicts_retried")
                 self.backoff(attempt)
-        return self._named(command)
+        try:
+            return self._named(command)
+        except ConcurrencyConflict:
+            self.stats.add("conflicts_failed")
+            raise
 
     @staticmethod
     def backoff(attempt: int) -> None:
