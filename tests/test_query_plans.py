@@ -82,6 +82,12 @@ def test_hot_statements_scan_no_growing_table(sqlite_eng: ProcessEngine) -> None
         if GROWING & set(query_plans.full_scans(sqlite_eng.store.engine, lines))
     ]
     assert scans == []
+    # Acquisition walks only runnable jobs: those out of retries (an incident open, as the
+    # fixture's scale_incident instance has) are not in the partial index it reads.
+    (acquire,) = [
+        lines for sql, lines in found if "FROM sw_jobs" in sql and "ORDER BY sw_jobs.due_at" in sql
+    ]
+    assert "USING INDEX ix_sw_jobs_runnable" in acquire[0], acquire
 
 
 def test_listings_with_a_limit_read_in_index_order(sqlite_eng: ProcessEngine) -> None:
