@@ -180,7 +180,7 @@ incidents = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
     # ``incidents()``: the open ones (resolved_at NULL) oldest first, in index order.
-    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at", "id"),
+    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at"),
 )
 
 external_tasks = sa.Table(
