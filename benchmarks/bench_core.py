@@ -6,6 +6,10 @@
    --pg): instances/s and p50/p99 latency of ``start()``. Baseline: the same BPMN run by
    SpiffWorkflow alone in memory (parse once, instantiate, run, complete the task).
 2. ``--long`` instances of a 50-sequential-service-task process: tasks/s, same baseline.
+3. The cost of observability on (1), SQLite file: metrics off and tracing off, metrics on
+   (the default), metrics on with OpenTelemetry's API installed but no provider set,
+   interleaved in batches over ``--rounds`` rounds so machine load hits all alike; then the
+   hooks' cost per call (with an SDK provider last).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser
 from SpiffWorkflow.util.task import TaskState
 
 from engine import ProcessEngine
+from engine.core import observe, tracing
 from tests.bpmnbuild import process, service
 
 
@@ -57,8 +62,8 @@ def spiff_baseline(bpmn: bytes, key: str, runs: int) -> list[float]:
     return times
 
 
-def engine_runs(url: str, bpmn: bytes, key: str, runs: int) -> list[float]:
-    eng = ProcessEngine(url)
+def engine_runs(url: str, bpmn: bytes, key: str, runs: int, metrics: bool = True) -> list[float]:
+    eng = ProcessEngine(url, metrics=metrics)
     eng.register_handler("work", lambda ctx: {"done": True})
     eng.deploy(bpmn)
     for _ in range(min(20, runs)):  # warm the spec cache and the connection pool
@@ -109,6 +114,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=2000)
     ap.add_argument("--long", type=int, default=200)
     ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG"))
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of (3), interleaved")
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -140,6 +146,96 @@ def main() -> None:
             engine_runs(url(), fifty_tasks(), "fifty", args.long),
             50,
         )
+
+    print(
+        f"\n3. observability on (1), SQLite file ({args.rounds} x {args.instances} instances each)"
+    )
+    observability_cost(backends[0][1], args.instances, args.rounds)
+
+
+def observability_cost(url: Callable[[], str], runs: int, rounds: int) -> None:
+    """Start latency with metrics and tracing off, metrics on, and both on: one engine per
+    variant (each on its own SQLite file), batches of 50 starts interleaved round-robin so
+    machine load hits every variant alike; then the hooks' own cost per call."""
+    variants: dict[str, tuple[bool, bool]] = {
+        "metrics off, tracing off": (False, False),
+        "metrics on, tracing off": (True, False),
+        "metrics on, OTel API (no provider)": (True, True),
+    }
+    available = tracing.ENABLED
+    if not available:
+        del variants["metrics on, OTel API (no provider)"]
+    engines = {}
+    for name, (metrics, _traced) in variants.items():
+        eng = ProcessEngine(url(), metrics=metrics)
+        eng.register_handler("work", lambda ctx: {"done": True})
+        eng.deploy(one_task())
+        for _ in range(50):
+            eng.start("one")
+        engines[name] = eng
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    batch = 50
+    try:
+        for _ in range(max(1, rounds * runs // batch)):
+            for name, (_metrics, traced) in variants.items():
+                tracing.ENABLED = available and traced
+                eng = engines[name]
+                for _ in range(batch):
+                    t0 = time.perf_counter()
+                    eng.start("one")
+                    times[name].append(time.perf_counter() - t0)
+    finally:
+        tracing.ENABLED = available
+        for eng in engines.values():
+            eng.close()
+    rows = {name: report(name, t) for name, t in times.items()}
+    base = rows["metrics off, tracing off"]
+    for name, row in rows.items():
+        print(
+            f"  {name:<34} start p50 {row['p50_ms'] / base['p50_ms']:.3f}x "
+            f"(+{(row['p50_ms'] - base['p50_ms']) * 1000:.0f} us) of metrics and tracing off"
+        )
+    hooks(available)
+
+
+def hooks(available: bool) -> None:
+    """What the hooks a start calls cost, per call, without the database around them."""
+    eng = ProcessEngine("sqlite://")
+    m = eng.metrics
+    assert m is not None
+    n = 20000
+
+    def per_call(fn: Callable[[], object]) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n * 1e6
+
+    def traced_step() -> None:
+        with observe.step("spillway.start", process_key="one"):
+            observe.annotate(instance_id="i")
+
+    costs = {
+        "Observer.instance_committed (metrics on)": per_call(
+            lambda: m.instance_committed("one", True, "completed")
+        )
+    }
+    tracing.ENABLED = False
+    costs["observe.step + annotate, tracing off"] = per_call(traced_step)
+    tracing.ENABLED = available
+    if available:
+        costs["observe.step + annotate, OTel API, no provider"] = per_call(traced_step)
+        try:
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+        except ImportError:
+            pass
+        else:  # last: a provider, once set, stays for the process
+            trace.set_tracer_provider(TracerProvider())
+            costs["observe.step + annotate, OTel SDK span"] = per_call(traced_step)
+    eng.close()
+    for name, us in costs.items():
+        print(f"  {name:<48} {us:6.2f} us per call")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from engine.core.errors import (
     InvalidArgument,
     NotFound,
 )
+from engine.core.observe import NO_OBSERVER, Observer, command
 from engine.core.retry import RetryPolicy
 from engine.core.stats import Counters
 from engine.core.values import (
@@ -67,6 +68,7 @@ from engine.work.history_cleanup import (
     to_timedelta,
 )
 from engine.work.job_runner import JobRunner, new_owner
+from engine.work.metrics import EngineMetrics
 from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
@@ -93,6 +95,7 @@ class ProcessEngine(OperatingVerbs):
         max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS,
         allow_javascript: bool = True,
         history_time_to_live: float | timedelta | None = None,
+        metrics: bool = True,
     ) -> None:
         ttl = to_timedelta(history_time_to_live, "history_time_to_live")
         self.store = Store(url)
@@ -123,6 +126,14 @@ class ProcessEngine(OperatingVerbs):
         self._outbox_routes: dict[str, OutboxRoute] = {}
         #: Named counters, e.g. stats["conflicts_retried"] (see engine.core.stats).
         self.stats = Counters()
+        #: This engine's Prometheus metrics (``metrics.registry``, a CollectorRegistry of its
+        #: own; ``metrics.exposition()``), None when made with ``metrics=False``
+        #: (engine.work.metrics, docs/operations.md).
+        self.metrics: EngineMetrics | None = (
+            EngineMetrics(self.store, self.now, self.stats) if metrics else None
+        )
+        #: What the runtime tells of its work (engine.core.observe): the metrics, or nothing.
+        self.observer: Observer = self.metrics if self.metrics is not None else NO_OBSERVER
         #: The command seam (load -> run -> commit) every state change goes through.
         self.commands = Commands(
             self.store,
@@ -131,6 +142,7 @@ class ProcessEngine(OperatingVerbs):
             self.stats,
             # Looked up at each call: a signal job runs as any job does (execute_job).
             run_signal_job=lambda job_id: self.execute_job(job_id),
+            observer=self.observer,
         )
         self.job_runner = JobRunner(self)
         self.external_tasks = ExternalTaskService(self)
@@ -236,6 +248,7 @@ class ProcessEngine(OperatingVerbs):
 
     # -- deployments --------------------------------------------------------------------
 
+    @command("deploy")
     def deploy(
         self,
         source: str
@@ -382,6 +395,7 @@ class ProcessEngine(OperatingVerbs):
     def remove_listener(self, fn: Callable[[str], None]) -> None:
         self.commands.remove_listener(fn)
 
+    @command("start")
     def start(
         self,
         process_key: str,
@@ -397,6 +411,7 @@ class ProcessEngine(OperatingVerbs):
         run.begin()
         return self.commands.commit(run)
 
+    @command("complete_task")
     def complete_task(
         self, instance_id: str, activity_id: str, variables: Mapping[str, Any] | None = None
     ) -> ProcessInstance:
@@ -408,6 +423,7 @@ class ProcessEngine(OperatingVerbs):
             instance_id, lambda run: run.complete_task(activity_id, values)
         )
 
+    @command("correlate_message")
     def correlate_message(
         self,
         name: str,
@@ -454,6 +470,7 @@ class ProcessEngine(OperatingVerbs):
                 self.commands.backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
 
+    @command("signal")
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
         """Broadcast a signal to every instance waiting for it (catch events, boundary events,
         event-based gateways, signal event subprocesses) and start every process with a signal
@@ -485,6 +502,7 @@ class ProcessEngine(OperatingVerbs):
 
     # -- jobs and incidents -------------------------------------------------------------
 
+    @command("execute_job")
     def execute_job(self, job_id: str) -> None:
         """Run one job now in this thread, whether it is due or not."""
         limits.check_id(job_id, "job_id")
@@ -520,6 +538,7 @@ class ProcessEngine(OperatingVerbs):
                 count += 1
         return count
 
+    @command("retry")
     def retry(self, job_or_incident_id: str, retries: int = 1) -> Job | ExternalTask:
         """Resolve a job's incident and make it due now with ``retries`` attempts. For a failed
         external task (its incident, or its id) the task is fetchable now with ``retries``
@@ -558,6 +577,7 @@ class ProcessEngine(OperatingVerbs):
 
     # -- HTTP (engine.http) -------------------------------------------------------------
 
+    @command("start_definition")
     def start_definition(
         self,
         definition_id: str,

@@ -14,6 +14,7 @@ from typing import Any
 from engine.core import limits
 from engine.core.clock import Clock
 from engine.core.errors import InvalidArgument
+from engine.core.observe import command
 from engine.core.values import ProcessInstance, UserTask, VariableChange
 from engine.runtime import migration, modification, operations
 from engine.runtime.commands import Commands
@@ -68,22 +69,26 @@ class OperatingVerbs:
             limit=limits.check_limit(limit),
         )
 
+    @command("claim", task_id="user_task_id")
     def claim(self, task_id: str, user: str) -> UserTask:
         """Make ``user`` the assignee; ``TaskClaimed`` if another user holds the task."""
         limits.check_id(task_id, "task_id")
         limits.check_name(user, "user")
         return operations.assign(self.commands, task_id, user, claim=True)
 
+    @command("unclaim", task_id="user_task_id")
     def unclaim(self, task_id: str) -> UserTask:
         limits.check_id(task_id, "task_id")
         return operations.assign(self.commands, task_id, None, claim=False)
 
+    @command("set_assignee", task_id="user_task_id")
     def set_assignee(self, task_id: str, user: str | None) -> UserTask:
         """Assign the task to ``user`` whoever holds it (None: unassigned)."""
         limits.check_id(task_id, "task_id")
         limits.check_name(user, "user", optional=True)
         return operations.assign(self.commands, task_id, user, claim=False)
 
+    @command("cancel")
     def cancel(
         self, instance_id: str, reason: str = "", *, user: str | None = None
     ) -> ProcessInstance:
@@ -94,15 +99,18 @@ class OperatingVerbs:
             reason = limits.check_text(reason, "reason")
         return operations.cancel(self.commands, instance_id, reason, user)
 
+    @command("suspend")
     def suspend(self, instance_id: str) -> ProcessInstance:
         """No job, timer or external task of it runs until ``activate``."""
         limits.check_id(instance_id, "instance_id")
         return operations.set_suspended(self.commands, instance_id, True)
 
+    @command("activate")
     def activate(self, instance_id: str) -> ProcessInstance:
         limits.check_id(instance_id, "instance_id")
         return operations.set_suspended(self.commands, instance_id, False)
 
+    @command("set_variables")
     def set_variables(
         self, instance_id: str, variables: Mapping[str, Any], *, user: str | None = None
     ) -> ProcessInstance:
@@ -110,6 +118,7 @@ class OperatingVerbs:
         limits.check_name(user, "user", optional=True)
         return operations.set_variables(self.commands, instance_id, variables, user)
 
+    @command("remove_variables")
     def remove_variables(
         self, instance_id: str, names: Sequence[str], *, user: str | None = None
     ) -> ProcessInstance:
@@ -122,6 +131,7 @@ class OperatingVerbs:
         limits.check_id(instance_id, "instance_id")
         return operations.variable_history(self.store, instance_id)
 
+    @command("modify")
     def modify(
         self,
         instance_id: str,
@@ -133,6 +143,7 @@ class OperatingVerbs:
         limits.check_id(instance_id, "instance_id")
         return modification.modify(self.commands, instance_id, start_before, cancel)
 
+    @command("migrate")
     def migrate(
         self,
         instance_ids: Sequence[str],
@@ -142,6 +153,7 @@ class OperatingVerbs:
         """Move running instances to another version of their process (all or none)."""
         return migration.migrate(self.commands, instance_ids, to_version, mapping)
 
+    @command("delete_deployment")
     def delete_deployment(self, deployment_id: str, cascade: bool = False) -> int:
         """Refused while instances of it run unless ``cascade``; how many instances went."""
         limits.check_id(deployment_id, "deployment_id")

@@ -27,7 +27,8 @@ from engine.cli import (
     worker_command,
 )
 from engine.cli.app_loading import load_engine
-from engine.cli.args import ArgumentParser, CommandGroup, check_text_arguments
+from engine.cli.args import ArgumentParser, CommandGroup, UsageError, check_text_arguments
+from engine.core import logjson
 from engine.core.errors import EngineError
 
 # Sub-command groups in --help order. A new group: import its module above, add it here.
@@ -40,6 +41,8 @@ COMMAND_GROUPS: tuple[CommandGroup, ...] = (
     serve,
     tool_commands,
 )
+
+LOG_FORMATS = ("text", "json")
 
 EPILOG = (
     "--var NAME=TEXT sets a string variable, --var NAME:=JSON a typed one (amount:=5000). "
@@ -64,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         "one, so that handlers are registered (env SPILLWAY_APP)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("SPILLWAY_LOG_FORMAT", "text"),
+        help="text (errors only, or debug with --debug), or json: one JSON object per line "
+        "on stderr, the engine's INFO and above, with instance_id, activity_id, job_id and "
+        "attempt on lines about them (env SPILLWAY_LOG_FORMAT)",
+    )
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
         dest="command", required=True, parser_class=ArgumentParser
     )
@@ -72,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _logging(debug: bool) -> None:
+def _logging(debug: bool, log_format: str = "text") -> None:
+    if log_format not in LOG_FORMATS:  # from SPILLWAY_LOG_FORMAT: argparse checks only options
+        raise UsageError(
+            f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
+    if log_format == "json":
+        # An operator's log pipeline: what the engine does (INFO) and what goes wrong.
+        logjson.install(logging.DEBUG if debug else logging.INFO)
+        return
     # --debug: the engine's own DEBUG log, not SpiffWorkflow's (which stays at WARNING).
     logging.basicConfig(
         level=logging.WARNING if debug else logging.ERROR,
@@ -104,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(arguments)
         except SystemExit as exc:  # --help (0) or a usage error already printed (2)
             return exc.code if isinstance(exc.code, int) else 2
-        _logging(args.debug)
+        _logging(args.debug, args.log_format)
         if getattr(args, "standalone", None):
             args.standalone(args)
         else:

@@ -58,6 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds in-flight requests and running jobs get to finish on shutdown",
     )
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.add_argument(
+        "--metrics-auth",
+        choices=("required", "loopback"),
+        default=env("SPILLWAY_METRICS_AUTH", "required"),
+        help="/metrics needs the API's credentials (required, the default), or not from a "
+        "client on this host (loopback) (env SPILLWAY_METRICS_AUTH)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,10 +97,12 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
         raise EngineError(
             "spillway serve needs the http extra: pip install 'spillway-bpmn[http]'"
         ) from exc
+    from uvicorn.config import LOGGING_CONFIG
+
     from engine.http.app import create_app, hub_of
 
     check_exposure(args.host, args.auth, args.token)
-    app = create_app(eng, auth=args.auth, token=args.token)
+    app = create_app(eng, auth=args.auth, token=args.token, metrics_auth=args.metrics_auth)
     hub = hub_of(app)
 
     class Server(uvicorn.Server):
@@ -117,6 +126,8 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=int(args.stop_timeout),
         lifespan="on",
         access_log=False,
+        # --log-format json: uvicorn's own lines go through the engine's JSON handler too.
+        log_config=None if getattr(args, "log_format", "text") == "json" else LOGGING_CONFIG,
     )
     executor = eng.job_executor(workers=args.workers) if args.workers > 0 else None
     if executor is not None:

@@ -12,8 +12,17 @@ import os
 import signal
 import threading
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from engine.cli.args import UsageError, non_negative_float, positive_float, positive_int
+from prometheus_client import start_http_server
+
+from engine.cli.args import (
+    UsageError,
+    non_negative_float,
+    port_number,
+    positive_float,
+    positive_int,
+)
 from engine.cli.output import progress
 from engine.engine import ProcessEngine
 from engine.work.pool import WorkerPool, load_pools
@@ -32,6 +41,30 @@ def _done(executor_executed: int, pools: list[WorkerPool]) -> int:
     return executor_executed + sum(p.stats["completed"] + p.stats["failed"] for p in pools)
 
 
+def _serve_metrics(eng: ProcessEngine, args: argparse.Namespace) -> WSGIServer:
+    """``/metrics`` on ``--metrics-host``:``--metrics-port`` (prometheus_client's own small
+    server, on a thread; no credentials: it tells counts, process keys, topics and handler
+    names, nothing of any instance's data)."""
+    if eng.metrics is None:
+        raise UsageError("worker: --metrics-port, but the --app engine was made with metrics=False")
+    try:
+        server, _thread = start_http_server(
+            args.metrics_port, args.metrics_host, registry=eng.metrics.registry
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"worker: cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    host, port = server.server_address[:2]
+    print(f"worker metrics: http://{_url_host(str(host))}:{port}/metrics", flush=True)
+    return server
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
     if not eng.registered_handlers() and not args.pools:
         raise UsageError(
@@ -46,6 +79,8 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     pools = load_pools(eng, args.pools) if args.pools else []
+    # First: a port that cannot be had is a usage error before anything runs.
+    metrics_server = _serve_metrics(eng, args) if args.metrics_port is not None else None
     executor = eng.job_executor(
         workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
     )
@@ -78,6 +113,9 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
         executor.stop(timeout=args.stop_timeout)
         if cleaner is not None:
             cleaner.stop(timeout=args.stop_timeout)
+        if metrics_server is not None:
+            metrics_server.shutdown()  # the last scrape sees the stopped executor
+            metrics_server.server_close()
     for pool in pools:
         print(_pool_line(pool), flush=True)
     print(f"worker {executor.owner}: stopped after {executor.executed} jobs", flush=True)
@@ -121,5 +159,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=non_negative_float,
         default=os.environ.get("SPILLWAY_CLEANUP_INTERVAL", "3600"),
         help="seconds between history cleanups (env SPILLWAY_CLEANUP_INTERVAL; 0: none)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=port_number,
+        default=os.environ.get("SPILLWAY_METRICS_PORT"),
+        metavar="N",
+        help="serve Prometheus metrics at http://HOST:N/metrics (env SPILLWAY_METRICS_PORT; "
+        "0 picks a free port, printed at start; default: none)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=os.environ.get("SPILLWAY_METRICS_HOST", "127.0.0.1"),
+        metavar="H",
+        help="address the metrics server binds (env SPILLWAY_METRICS_HOST; default 127.0.0.1)",
     )
     p.set_defaults(fn=cmd_worker)

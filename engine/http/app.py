@@ -29,6 +29,7 @@ from engine.core.errors import EngineError
 from engine.engine import ProcessEngine
 from engine.http import (
     errors,
+    metrics,
     openapi,
     rest_deploy,
     rest_external,
@@ -69,6 +70,7 @@ def create_app(
     listen: bool = True,
     recheck_interval: float = RECHECK_INTERVAL,
     extra_routes: Sequence[BaseRoute] = (),
+    metrics_auth: str = "required",
 ) -> Starlette:
     """The REST API of ``engine`` as an ASGI app.
 
@@ -77,8 +79,11 @@ def create_app(
     ``listen``: wake long polls on other nodes' commits (PostgreSQL LISTEN / SQLite
     data_version); ``recheck_interval``: seconds after which a waiting long poll looks again
     without a wake-up (tasks that fall due later). ``extra_routes``: more routes at the root
-    (beside ``/engine-rest``).
+    (beside ``/engine-rest``). ``metrics_auth``: ``"required"`` (``/metrics`` needs the same
+    credentials as the API) or ``"loopback"`` (not from a client on a loopback address);
+    without ``auth``/``token`` nothing needs credentials (``engine.http.metrics``).
     """
+    metrics.check_auth_choice(metrics_auth)
     credentials = auth if isinstance(auth, Credentials) else Credentials.parse(auth, token)
     hub = LongPollHub(engine, listen=listen, recheck=recheck_interval)
 
@@ -103,11 +108,14 @@ def create_app(
     routes: list[BaseRoute] = [Mount(REST_PREFIX, app=rest)]
     # -- the operator console (engine/http/console/) and /metrics (engine/http/metrics.py)
     #    mount here, each from its ``routes(engine)``:
-    #    routes += [*console.routes(engine), *metrics.routes(engine)]
+    routes += metrics.routes(engine)
     routes.extend(extra_routes)
     middleware = [Middleware(errors.CatchAll), Middleware(BodyLimit, limits=limits or Limits())]
     if credentials is not None:
-        middleware.insert(1, Middleware(AuthMiddleware, credentials=credentials))
+        exempt = metrics.loopback_scrape if metrics_auth == "loopback" else None
+        middleware.insert(1, Middleware(AuthMiddleware, credentials=credentials, exempt=exempt))
+    # Timed outside authentication, so refused requests count too (route "(unmatched)").
+    middleware[1:1] = metrics.middleware(engine)
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,12 +64,21 @@ class Credentials:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, credentials: Credentials) -> None:
+    """``exempt``: requests let in without credentials (``/metrics`` from loopback, when
+    ``create_app(metrics_auth="loopback")``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        credentials: Credentials,
+        exempt: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.credentials = credentials
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope)):
             await self.app(scope, receive, send)
             return
         header = None

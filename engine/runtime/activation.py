@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from engine.bpmn import instance_context, listeners, mappings
 from engine.bpmn.specs import activity_config, implementation_handler
+from engine.core import observe
 from engine.core.errors import BpmnError, ExpressionError, HandlerError, NotFound
 from engine.core.values import TaskContext
 from engine.core.variables import check_variables
@@ -170,7 +171,14 @@ class Activation:
                 retryable=True,
             )
         try:
-            result = handler(self.context())
+            with observe.step(
+                "spillway.handler",
+                handler=name,
+                instance_id=self.run.instance_id,
+                activity_id=self.activity_id,
+                attempt=self.attempt,
+            ):
+                result = handler(self.context())
             return check_variables(result, f"handler '{name}' of task '{self.activity_id}'")
         except BpmnError as err:
             return err

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
-from engine.core import values
+from engine.core import observe, values
 from engine.core.bounded import BoundedCache
 from engine.core.errors import ConcurrencyConflict, EngineError, InstanceSuspended, NotFound
 from engine.core.stats import Counters
@@ -79,8 +79,11 @@ class Commands:
         stats: Counters,
         *,
         run_signal_job: Callable[[str], None],
+        observer: observe.Observer = observe.NO_OBSERVER,
     ) -> None:
         self.store = store
+        #: Told of every committed instance write (engine.core.observe).
+        self.observer = observer
         self.services = services
         self.codec = codec
         self.stats = stats
@@ -147,7 +150,9 @@ class Commands:
     ) -> Run:
         """A run of a new instance of ``definition`` (nothing of it is stored yet)."""
         model = self.model(definition)
-        return Run.new(self.services, model, definition, variables, business_key, instance_id)
+        run = Run.new(self.services, model, definition, variables, business_key, instance_id)
+        observe.annotate(instance_id=run.instance_id, process_key=model.key)
+        return run
 
     def load(
         self,
@@ -165,6 +170,7 @@ class Commands:
         if definition is None:
             raise NotFound(f"instance {instance_id}: definition {row['definition_id']} is gone")
         model = self.model(definition)
+        observe.annotate(instance_id=instance_id, process_key=model.key)
         workflow = self.codec.load(row["data"], model.spec, model.subprocess_specs)
         event_subprocesses.install(workflow)
         run = Run(
@@ -197,6 +203,11 @@ class Commands:
         return finish.snapshot(run)
 
     def _after_commit(self, write: InstanceWrite) -> None:
+        instance = write.instance
+        # An ended instance is never written again: a write in an ended state is its end.
+        self.observer.instance_committed(
+            instance["process_key"], write.expected_rev is None, instance["state"]
+        )
         self._notify(write)
         for job in write.jobs_insert:
             if job["kind"] == signals.KIND:
@@ -217,7 +228,8 @@ class Commands:
             action(run)
             return self.commit(run, has_incident)
 
-        return self.retry_on_conflict(attempt)
+        with observe.step(None, instance_id=instance_id):  # its lines name the instance
+            return self.retry_on_conflict(attempt)
 
     def retry_on_conflict(self, command: Callable[[], T]) -> T:
         """Re-run a command that lost an optimistic-locking race, on fresh state; the last

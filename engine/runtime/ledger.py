@@ -105,7 +105,12 @@ class Ledger:
             row["last_error"] = f"{type(error).__name__}: {error}"
             self.run.write.jobs_insert.append(row)
             self.open_incident(task.task_spec.bpmn_id, row["id"], Failure(error, "", False))
-            log.warning("instance %s: %s; incident opened", self.run.instance_id, error)
+            log.warning(
+                "instance %s: %s; incident opened",
+                self.run.instance_id,
+                error,
+                extra={"activity_id": task.task_spec.bpmn_id},
+            )
 
     def task_policy(self, task: Any) -> RetryPolicy:
         """The task's retry policy; a ``failedJobRetryTimeCycle`` expression
@@ -125,6 +130,7 @@ class Ledger:
                 task.task_spec.bpmn_id,
                 cycle,
                 exc,
+                extra={"activity_id": task.task_spec.bpmn_id},
             )
             return policy
         retries = activity_config(task.task_spec).get("retries")
@@ -176,6 +182,7 @@ class Ledger:
                 act.activity_id,
                 failure.message,
                 "not retryable" if not retryable else "retries exhausted",
+                extra={"activity_id": act.activity_id, "attempt": act.attempt},
             )
         else:
             log.warning(
@@ -186,6 +193,7 @@ class Ledger:
                 job_attempts + 1,
                 policy.retries,
                 due_at.isoformat(),
+                extra={"activity_id": act.activity_id, "attempt": act.attempt},
             )
 
     def open_incident(self, activity_id: str, job_id: str | None, failure: Failure) -> None:

@@ -73,6 +73,7 @@ class JobExecutor:
         self.engine.commands.add_listener(self._on_commit)
         self._thread = threading.Thread(target=self._loop, name="spillway-acquire", daemon=True)
         self._thread.start()
+        self.engine.observer.executor_started(self)  # its queue counts in the queue depth
         if self.listen:
             self._listener = NotifyListener(self.engine.store, self._wake.set, self.owner).start()
         log.info("job executor %s started with %d workers", self.owner, self.workers)
@@ -106,6 +107,7 @@ class JobExecutor:
                         future.result(remaining)
         if self._listener is not None:
             self._listener.stop()
+        self.engine.observer.executor_stopped(self)
         log.info("job executor %s stopped after %d jobs", self.owner, self.executed)
 
     def __enter__(self) -> JobExecutor:
@@ -118,6 +120,11 @@ class JobExecutor:
 
     def _on_commit(self, _instance_id: str) -> None:
         self._wake.set()
+
+    def queued(self) -> int:
+        """Jobs locked and waiting for a free worker thread (the queue depth)."""
+        with self._lock:
+            return sum(1 for future in self._queued if not future.running())
 
     def free_workers(self) -> int:
         """Worker threads not running a job now."""

@@ -18,6 +18,7 @@ the task was already completed or cancelled; logged at WARNING and counted), or 
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import uuid
@@ -162,6 +163,7 @@ class ReportCombiner:
     def publish(self, report: Report, outcome: Outcome) -> None:
         if isinstance(outcome, Duplicate):
             self.engine.stats.add("external_duplicates")
+            self.engine.observer.external_duplicate()
             log.warning("%s", outcome.note)
             report.resolve(False)
         elif isinstance(outcome, BaseException):
@@ -182,7 +184,7 @@ class ReportCombiner:
             raise ConcurrencyConflict(f"instance {instance_id} ended meanwhile")
         check_not_suspended(run.row)
         outcomes: list[tuple[Report, Outcome]] = []
-        applied = 0
+        applied: list[str] = []  # the topics of the completions applied
         deferred = _DeferredUpdates()
         for report, row in accepted:
             task = run.task(row["task_id"])
@@ -208,7 +210,7 @@ class ReportCombiner:
             if kind == "complete":
                 deferred.defer(task.workflow)
                 act.complete(report.variables)
-                applied += 1
+                applied.append(row["topic"])
             elif kind == "bpmn_error":
                 deferred.flush()
                 error = BpmnError(code, message, report.variables)
@@ -224,8 +226,14 @@ class ReportCombiner:
             run.advance()
             self.commands.commit(run, has_incident)
             engine.stats.add("external_batches")
-            engine.stats.add("external_completed", applied)
+            engine.stats.add("external_completed", len(applied))
+            if applied:
+                self.store.on_commit(lambda: self._count_completed(applied))
         return outcomes
+
+    def _count_completed(self, topics: list[str]) -> None:
+        for topic, n in collections.Counter(topics).items():
+            self.engine.observer.external_completed(topic, n)
 
     def _open_incident(
         self, run: Run, row: Mapping[str, Any], message: str, details: str | None
@@ -263,6 +271,11 @@ class ReportCombiner:
             run.instance_id,
             row["activity_id"],
             message,
+            extra={
+                "activity_id": row["activity_id"],
+                "external_task_id": row["id"],
+                "topic": row["topic"],
+            },
         )
 
     # -- gone tasks and duplicates -------------------------------------------------------

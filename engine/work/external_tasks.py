@@ -30,14 +30,16 @@ Locks and duplicates, as a worker sees them:
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.bpmn.specs import activity_config
-from engine.core import durations, limits
+from engine.core import durations, limits, observe
 from engine.core.bounded import BoundedCache
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError, InvalidArgument, LockLost, NotFound
@@ -54,6 +56,28 @@ __all__ = ["DEFAULT_LOCK_DURATION", "ExternalTaskService"]
 
 MAX_FETCH = 1000  # tasks per fetch_and_lock call
 CONFIG_CACHE_SIZE = 4096  # (definition, activity) configs kept; a miss reads the model again
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _report(name: str) -> Callable[[F], F]:
+    """A worker's call on one task: a step of its own (log context, span), and a ``LockLost``
+    it raises counted (``Observer.external_lock_lost``)."""
+
+    def decorate(fn: F) -> F:
+        traced = observe.command(name, task_id="external_task_id")(fn)
+
+        @functools.wraps(fn)
+        def wrapper(self: ExternalTaskService, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return traced(self, *args, **kwargs)
+            except LockLost:
+                self.engine.observer.external_lock_lost()
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class ExternalTaskService:
@@ -73,6 +97,7 @@ class ExternalTaskService:
 
     # -- fetching -----------------------------------------------------------------------
 
+    @observe.command("fetch_and_lock")
     def fetch_and_lock(
         self,
         worker_id: str,
@@ -104,6 +129,8 @@ class ExternalTaskService:
             filters=filters or None,
             by_priority=use_priority,
         )
+        for topic, n in collections.Counter(r["topic"] for r in rows).items():
+            self.engine.observer.external_fetched(topic, n)
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
 
     def get(self, task_id: str) -> ExternalTask:
@@ -155,6 +182,7 @@ class ExternalTaskService:
 
     # -- reports that change the process ------------------------------------------------
 
+    @_report("external_task.complete")
     def complete(
         self, task_id: str, worker_id: str, variables: Mapping[str, Any] | None = None
     ) -> bool:
@@ -165,6 +193,7 @@ class ExternalTaskService:
         values = check_variables(variables, f"complete of external task {task_id}")
         return self._report_one("complete", task_id, worker_id, variables=values)
 
+    @_report("external_task.handle_bpmn_error")
     def handle_bpmn_error(
         self,
         task_id: str,
@@ -186,6 +215,7 @@ class ExternalTaskService:
             "bpmn_error", task_id, worker_id, variables=values, code=code, message=message
         )
 
+    @_report("external_task.handle_failure")
     def handle_failure(
         self,
         task_id: str,
@@ -244,6 +274,11 @@ class ExternalTaskService:
             message,
             retries,
             due.isoformat(),
+            extra={
+                "instance_id": row["instance_id"],
+                "activity_id": row["activity_id"],
+                "topic": row["topic"],
+            },
         )
         self.engine.commands.wake(row["instance_id"])
         return True
@@ -262,6 +297,7 @@ class ExternalTaskService:
         delay = policy.next_delay(min(failures, policy.retries)) if policy.retries else None
         return left, delay.total_seconds() if delay is not None else 0.0
 
+    @observe.command("external_task.report_all")
     def report_all(
         self, reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]]
     ) -> list[Any]:
@@ -294,6 +330,8 @@ class ExternalTaskService:
                 out.append(item.result())
             except Exception as exc:  # noqa: BLE001 - returned per report
                 out.append(exc)
+        for _lost in range(sum(isinstance(o, LockLost) for o in out)):
+            self.engine.observer.external_lock_lost()
         return out
 
     def _make_report(
@@ -361,6 +399,7 @@ class ExternalTaskService:
 
     # -- lock handling ------------------------------------------------------------------
 
+    @_report("external_task.extend_lock")
     def extend_lock(
         self,
         task_id: str,
@@ -383,6 +422,7 @@ class ExternalTaskService:
             raise NotFound(f"external task {task_id} was already {history['outcome'] or 'ended'}")
         raise lock_lost(row, worker_id)
 
+    @_report("external_task.lock")
     def lock(
         self,
         task_id: str,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from engine.core.observe import Observer
 from engine.core.retry import RetryPolicy
 from engine.core.stats import Counters
 from engine.core.values import ExternalTask, TaskContext
@@ -34,6 +35,11 @@ class JobHost(Clocked, Protocol):
 
     @property
     def commands(self) -> Commands: ...
+    @property
+    def observer(self) -> Observer:
+        """Told of acquisitions, job runs and external tasks (engine.core.observe)."""
+        ...
+
     @property
     def retry_policy(self) -> RetryPolicy:
         """The engine-wide default retry policy."""

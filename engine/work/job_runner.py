@@ -21,8 +21,10 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
+from engine.core import observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.runtime import rows
 from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
@@ -61,31 +63,52 @@ class JobRunner:
         )
         for job in jobs:
             job[ACQUIRED_AT] = now
+        if jobs:
+            self.engine.observer.jobs_acquired(jobs)
         return jobs
 
     def execute(self, job: Mapping[str, Any], owner: str) -> bool:
         """Run one locked job. True when its outcome (success or a counted failure) was
         committed; False when it was given back or its lock was lost."""
+        observer = self.engine.observer
+        with observe.step(
+            "spillway.job",
+            job_id=job["id"],
+            job_kind=job["kind"],
+            instance_id=job["instance_id"],
+            activity_id=job["activity_id"],
+            attempt=rows.job_attempts(job) + 1,  # as the handler's TaskContext.attempt
+        ):
+            # Pickup latency on the engine clock: from the job falling due to its start.
+            late = (self.engine.now() - job["due_at"]).total_seconds()
+            observer.job_started(job, max(late, 0.0))
+            outcome = self._execute(job, owner)
+            observer.job_finished(job, outcome)
+        return outcome != "released"
+
+    def _execute(self, job: Mapping[str, Any], owner: str) -> str:
+        """Run one locked job: "executed", "failed" (a counted failure), "dropped" (its
+        instance is gone) or "released" (given back, or its lock was lost)."""
         try:
             try:
-                self._run(dict(job), owner)
+                outcome = self._run(dict(job), owner)
             except ConcurrencyConflict:
                 if self._preloaded(job) is None:
                     raise
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
-                self._run({**job, PRELOADED: None}, owner)
-            return True
+                outcome = self._run({**job, PRELOADED: None}, owner)
+            return outcome
         except ConcurrencyConflict:
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
             )
             self.engine.store.release_job(job["id"], owner)
-            return False
+            return "released"
         except NotFound as exc:
             log.warning("job %s: %s; the job is dropped", job["id"], exc)
             self.engine.store.delete_job(job["id"], owner)
-            return True
+            return "dropped"
         except Exception as exc:  # noqa: BLE001 - anything else is this attempt's failure
             failure = Failure(exc, traceback.format_exc())
             log.warning(
@@ -95,7 +118,8 @@ class JobRunner:
                 job["activity_id"],
                 failure.message,
             )
-            return self._count_failure(dict(job), owner, failure)
+            counted = self._count_failure(dict(job), owner, failure)
+            return "failed" if counted else "released"
 
     def _preloaded(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """The instance row read with the job, while it is fresh enough to run on: a job
@@ -108,11 +132,11 @@ class JobRunner:
         age = (self.engine.now() - acquired_at).total_seconds()
         return row if age <= PRELOAD_MAX_AGE else None
 
-    def _run(self, job: dict[str, Any], owner: str) -> None:
+    def _run(self, job: dict[str, Any], owner: str) -> str:
         engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
             self._start_by_timer(job, owner)
-            return
+            return "executed"
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
             commands.broadcast_signal(
@@ -123,14 +147,14 @@ class JobRunner:
             )
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return "executed"
         run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
         if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return
+            return "dropped"
         if run.row is not None and run.row.get("suspended"):
             # Suspended after the acquisition: the job waits for activate().
             raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
@@ -146,6 +170,9 @@ class JobRunner:
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
         commands.commit(run, has_incident)
+        # A handler that failed inside the job books its next retry (or incident) on the job.
+        failed = any(u["id"] == job["id"] and u.get("last_error") for u in run.write.jobs_update)
+        return "failed" if failed else "executed"
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from engine.core import observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import BpmnError, EngineError, LockLost, NotFound
 from engine.core.stats import Counters
@@ -310,18 +311,30 @@ class WorkerPool:
         if not self._fresh_lock(task):
             return None
         svc = self.engine.external_tasks
-        try:
-            ctx: TaskContext = svc.context(task)
-            result = self.handler(ctx)
-            variables = check_variables(
-                result, f"handler of topic '{self.topic}' for task '{task.activity_id}'"
-            )
-        except BpmnError as err:
-            payload = {"code": err.code, "message": err.message, "variables": err.variables}
-            return ("bpmn_error", task, payload)
-        except Exception as exc:  # noqa: BLE001 - a handler's failure, reported below
-            self._fail(task, Failure(exc, traceback.format_exc()))
-            return None
+        about = observe.step(  # the log context of every line about this task
+            None,
+            instance_id=task.instance_id,
+            activity_id=task.activity_id,
+            external_task_id=task.id,
+            worker_id=self.worker_id,
+            topic=task.topic,
+            attempt=task.attempts + 1,
+        )
+        with about:
+            try:
+                ctx: TaskContext = svc.context(task)
+                name = getattr(self.handler, "__qualname__", self.topic)
+                with observe.step("spillway.handler", handler=name, attempt=ctx.attempt):
+                    result = self.handler(ctx)
+                variables = check_variables(
+                    result, f"handler of topic '{self.topic}' for task '{task.activity_id}'"
+                )
+            except BpmnError as err:
+                payload = {"code": err.code, "message": err.message, "variables": err.variables}
+                return ("bpmn_error", task, payload)
+            except Exception as exc:  # noqa: BLE001 - a handler's failure, reported below
+                self._fail(task, Failure(exc, traceback.format_exc()))
+                return None
         return ("complete", task, variables)
 
     def _fresh_lock(self, task: ExternalTask) -> bool:
@@ -337,8 +350,24 @@ class WorkerPool:
             return True
         except (LockLost, NotFound) as exc:
             self.stats.add("lock_lost")
-            log.warning("worker pool %s: task %s skipped: %s", self.worker_id, task.id, exc)
+            log.warning(
+                "worker pool %s: task %s skipped: %s",
+                self.worker_id,
+                task.id,
+                exc,
+                extra=self._about(task),
+            )
             return False
+
+    def _about(self, task: ExternalTask) -> dict[str, Any]:
+        """The log fields of a line about ``task`` (engine.core.logjson)."""
+        return {
+            "instance_id": task.instance_id,
+            "activity_id": task.activity_id,
+            "external_task_id": task.id,
+            "worker_id": self.worker_id,
+            "topic": task.topic,
+        }
 
     def _fail(self, task: ExternalTask, failure: Failure) -> None:
         svc = self.engine.external_tasks
@@ -384,6 +413,7 @@ class WorkerPool:
                     self.worker_id,
                     task.id,
                     outcome,
+                    extra=self._about(task),
                 )
             else:
                 self.stats.add("report_errors")
@@ -393,6 +423,7 @@ class WorkerPool:
                     task.id,
                     task.instance_id,
                     outcome,
+                    extra=self._about(task),
                 )
 
     def _unlock(self, task: ExternalTask) -> None:
