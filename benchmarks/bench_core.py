@@ -1,6 +1,7 @@
 """Engine core throughput, each figure beside plain SpiffWorkflow in memory in the same run.
 
-    python benchmarks/bench_core.py [--instances 2000] [--long 200] [--pg URL]
+    python benchmarks/bench_core.py [--instances 2000] [--long 200] [--pg URL] [--blocks]
+                                    [--rounds 3]
 
 1. A one-service-task process, start to completed, persisted (SQLite file; PostgreSQL with
    --pg): instances/s and p50/p99 latency of ``start()``. Baseline: the same BPMN run by
@@ -10,6 +11,10 @@
    (the default), metrics on with OpenTelemetry's API installed but no provider set,
    interleaved in batches over ``--rounds`` rounds so machine load hits all alike; then the
    hooks' cost per call (with an SDK provider last).
+
+In (1) and (2) the baseline and the engine take turns, one instance each (interleaved), so
+that both see the same load of a shared machine; ``--blocks`` runs all baseline instances
+first, then all of the engine's (the way of the figures before issue 18).
 """
 
 from __future__ import annotations
@@ -43,14 +48,13 @@ def fifty_tasks() -> bytes:
     return process("fifty", *(service(f"T{i:02}", "work") for i in range(50)))
 
 
-def spiff_baseline(bpmn: bytes, key: str, runs: int) -> list[float]:
-    """Seconds per instance for SpiffWorkflow alone, in memory, no persistence."""
+def spiff_instance(bpmn: bytes, key: str) -> Callable[[], None]:
+    """One instance of the BPMN run by SpiffWorkflow alone, in memory, no persistence."""
     parser = BpmnParser()
     parser.add_bpmn_str(bpmn)
     spec, subs = parser.get_spec(key), parser.get_subprocess_specs(key)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+
+    def run() -> None:
         wf = BpmnWorkflow(spec, subs)
         wf.do_engine_steps()
         while not wf.completed:
@@ -58,24 +62,40 @@ def spiff_baseline(bpmn: bytes, key: str, runs: int) -> list[float]:
                 task.data.update({"done": True})
                 task.complete()
             wf.do_engine_steps()
-        times.append(time.perf_counter() - t0)
-    return times
+
+    return run
 
 
-def engine_runs(url: str, bpmn: bytes, key: str, runs: int, metrics: bool = True) -> list[float]:
-    eng = ProcessEngine(url, metrics=metrics)
+def engine_instance(url: str, bpmn: bytes, key: str) -> tuple[ProcessEngine, Callable[[], None]]:
+    """``start()`` of the BPMN on a fresh engine, persisted."""
+    eng = ProcessEngine(url)
     eng.register_handler("work", lambda ctx: {"done": True})
     eng.deploy(bpmn)
+
+    def run() -> None:
+        assert eng.start(key).state == "completed"
+
+    return eng, run
+
+
+def timed(fn: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def side_by_side(
+    base: Callable[[], None], engine: Callable[[], None], runs: int, blocks: bool
+) -> tuple[list[float], list[float]]:
+    """Seconds per instance of the baseline and of the engine, after 20 warm-up runs each:
+    taking turns, or (``blocks``) all of the baseline's first."""
     for _ in range(min(20, runs)):  # warm the spec cache and the connection pool
-        eng.start(key)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        inst = eng.start(key)
-        times.append(time.perf_counter() - t0)
-        assert inst.state == "completed"
-    eng.close()
-    return times
+        base()
+        engine()
+    if blocks:
+        return [timed(base) for _ in range(runs)], [timed(engine) for _ in range(runs)]
+    pairs = [(timed(base), timed(engine)) for _ in range(runs)]
+    return [b for b, _ in pairs], [e for _, e in pairs]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -114,10 +134,12 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=2000)
     ap.add_argument("--long", type=int, default=200)
     ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG"))
+    ap.add_argument("--blocks", action="store_true", help="baseline first, not interleaved")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of (3), interleaved")
     args = ap.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f", load average {os.getloadavg()[0]:.2f}"
     )
     tmp = Path(tempfile.mkdtemp())
     backends: list[tuple[str, Callable[[], str]]] = [
@@ -126,31 +148,36 @@ def main() -> None:
     if args.pg:
         backends.append(("PostgreSQL", lambda: fresh_pg(args.pg)))
 
-    print(f"\n1. one service task, start to completed ({args.instances} instances)")
-    base = report(
-        "SpiffWorkflow in memory (baseline)", spiff_baseline(one_task(), "one", args.instances)
-    )
-    for name, url in backends:
-        row = report(
-            f"Spillway, persisted, {name}", engine_runs(url(), one_task(), "one", args.instances)
-        )
-        print(f"  {'':<34} persisted/in-memory p50 ratio {row['p50_ms'] / base['p50_ms']:.2f}")
-
-    print(f"\n2. 50 sequential service tasks ({args.long} instances)")
-    base = report(
-        "SpiffWorkflow in memory (baseline)", spiff_baseline(fifty_tasks(), "fifty", args.long), 50
-    )
-    for name, url in backends:
-        report(
-            f"Spillway, persisted, {name}",
-            engine_runs(url(), fifty_tasks(), "fifty", args.long),
-            50,
-        )
-
+    how = "baseline first, then the engine" if args.blocks else "interleaved, one each in turn"
+    print(f"\n1. one service task, start to completed ({args.instances} instances, {how})")
+    compare(backends, one_task(), "one", args.instances, args.blocks, 1)
+    print(f"\n2. 50 sequential service tasks ({args.long} instances, {how})")
+    compare(backends, fifty_tasks(), "fifty", args.long, args.blocks, 50)
     print(
         f"\n3. observability on (1), SQLite file ({args.rounds} x {args.instances} instances each)"
     )
     observability_cost(backends[0][1], args.instances, args.rounds)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+
+
+def compare(
+    backends: list[tuple[str, Callable[[], str]]],
+    bpmn: bytes,
+    key: str,
+    runs: int,
+    blocks: bool,
+    tasks: int,
+) -> None:
+    for name, url in backends:
+        eng, engine = engine_instance(url(), bpmn, key)
+        base_times, engine_times = side_by_side(spiff_instance(bpmn, key), engine, runs, blocks)
+        eng.close()
+        base = report("SpiffWorkflow in memory (baseline)", base_times, tasks)
+        row = report(f"Spillway, persisted, {name}", engine_times, tasks)
+        print(
+            f"  {'':<34} persisted/in-memory p50 ratio {row['p50_ms'] / base['p50_ms']:.2f}"
+            f", p99/p50 {row['p99_ms'] / row['p50_ms']:.2f}"
+        )
 
 
 def observability_cost(url: Callable[[], str], runs: int, rounds: int) -> None:

@@ -108,7 +108,7 @@ def run(
     instances: int,
     nodes: int,
     files: int,
-    pool_options: dict[str, int],
+    pool_options: dict[str, float],
     phased: bool,
 ) -> None:
     engines = [ProcessEngine(url) for _ in range(nodes)]
@@ -119,7 +119,6 @@ def run(
         pool = eng.worker_pool(
             "copy",
             redelivery.wrap(eng, worker),  # type: ignore[arg-type]
-            acquire_wait=1.0,
             **pool_options,  # type: ignore[arg-type]
         )
         worker.append(pool.worker_id)
@@ -223,6 +222,16 @@ def main() -> None:
     ap.add_argument("--core-size", type=int, default=1)
     ap.add_argument("--max-size", type=int, default=1)
     ap.add_argument("--max-per-acquisition", type=int, default=50)
+    ap.add_argument("--acquire-wait", type=float, default=1.0, help="seconds")
+    ap.add_argument(
+        "--pool-defaults",
+        action="store_true",
+        help="eng.worker_pool(topic, fn) with the pool's own defaults (ignores the sizes above)",
+    )
+    ap.add_argument(
+        "--modes", default="live,phased", help="live (pools run while starting), phased, or both"
+    )
+    ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG"))
     args = ap.parse_args()
     # Duplicates are logged at WARNING by design; keep the benchmark's output readable.
@@ -230,25 +239,33 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    options = {
+    options: dict[str, float] = {
         "core_size": args.core_size,
         "max_size": args.max_size,
         "max_per_acquisition": args.max_per_acquisition,
+        "acquire_wait": args.acquire_wait,
     }
-    print(
-        f"pools: {args.nodes} node(s), each core_size={args.core_size} max_size={args.max_size}"
-        f" max_per_acquisition={args.max_per_acquisition}"
-    )
+    if args.pool_defaults:
+        options = {}
+        print(f"pools: {args.nodes} node(s), each eng.worker_pool('copy', fn) with its defaults")
+    else:
+        print(
+            f"pools: {args.nodes} node(s), each core_size={args.core_size} max_size="
+            f"{args.max_size} max_per_acquisition={args.max_per_acquisition} acquire_wait="
+            f"{args.acquire_wait}"
+        )
     tmp = Path(tempfile.mkdtemp())
-    for phased in (False, True):
+    modes = args.modes.split(",")
+    for phased in [m == "phased" for m in ("live", "phased") if m in modes]:
         mode = (
             "all started first, then drained"
             if phased
             else "pools running while the instances are started"
         )
-        print(f"\nSQLite file (WAL), {mode}")
-        url = f"sqlite:///{tmp / f'bench-{int(phased)}.db'}"
-        run(url, args.instances, args.nodes, args.files, options, phased)
+        if not args.no_sqlite:
+            print(f"\nSQLite file (WAL), {mode}")
+            url = f"sqlite:///{tmp / f'bench-{int(phased)}.db'}"
+            run(url, args.instances, args.nodes, args.files, options, phased)
         if args.pg:
             print(f"\nPostgreSQL, {mode}")
             run(fresh_pg(args.pg), args.instances, args.nodes, args.files, options, phased)

@@ -4,6 +4,11 @@ tasks), drained by worker processes built on camunda-external-task-client-python
 
     python benchmarks/bench_http.py [--instances 200] [--workers 4] [--threads 10] [--max-tasks 5]
         [--pg postgresql+psycopg://postgres@127.0.0.1:5432/spillway_bench_http]
+        [--baseline-root DIR]
+
+``--baseline-root DIR`` runs the scenario first against a server run from another source tree
+(``mkdir DIR && git archive main | tar -x -C DIR``), on a database of its own (the ``--pg``
+name + ``_base``), so a change is measured beside its baseline in the same run.
 
 Phases, all in one run against one server process (``spillway serve --workers 1``):
 
@@ -98,17 +103,23 @@ def worker_main(base: str, worker_id: str, max_tasks: int, threads: int) -> None
         worker.join()
 
 
-def fresh_pg(url: str) -> None:
+def fresh_pg(url: str, *, empty: bool = False) -> None:
+    """The benchmark's database with empty tables; ``empty``: recreated without any schema
+    (a baseline server from another source tree creates its own)."""
     admin = sa.create_engine(
         sa.make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
     )
     name = sa.make_url(url).database
     with admin.connect() as conn:
+        if empty:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         if not conn.execute(
             sa.text("SELECT 1 FROM pg_database WHERE datname=:n"), {"n": name}
         ).first():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    if empty:
+        return
     eng = ProcessEngine(url)
     with eng.store.transaction() as conn:
         conn.exec_driver_sql(f"TRUNCATE {TABLES}")
@@ -131,7 +142,7 @@ def ms(values: list[float]) -> str:
     return f"p50 {pct(values, 0.5) * 1000:.2f} ms, p99 {pct(values, 0.99) * 1000:.2f} ms"
 
 
-def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, log: Path, root: Path = ROOT) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -144,7 +155,8 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         "--workers",
         "1",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/engine-rest"
     deadline = time.monotonic() + 30
     while True:
@@ -158,7 +170,9 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
 
 
-def scenario(client: httpx.Client, eng: ProcessEngine, args: argparse.Namespace, base: str) -> None:
+def scenario(
+    client: httpx.Client, eng: ProcessEngine, args: argparse.Namespace, base: str, label: str
+) -> None:
     workers = [
         subprocess.Popen(
             [
@@ -206,7 +220,10 @@ def scenario(client: httpx.Client, eng: ProcessEngine, args: argparse.Namespace,
         w.wait(10)
     check(eng, ids, args.files)
     tasks = args.instances * args.files
-    print(f"scenario: {args.instances} instances x {args.files} tasks = {tasks} external tasks,")
+    print(
+        f"scenario ({label}): {args.instances} instances x {args.files} tasks = "
+        f"{tasks} external tasks,"
+    )
     print(
         f"  {args.workers} worker processes x {args.threads} ExternalTaskWorker threads "
         f"(camunda-external-task-client-python3, maxTasks {args.max_tasks})"
@@ -293,14 +310,35 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=100)
     ap.add_argument("--pickups", type=int, default=20)
     ap.add_argument("--pg", default=os.environ.get("SPILLWAY_BENCH_PG", DEFAULT_PG))
+    ap.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="also run the scenario first against a server run from this source tree (e.g. "
+        "`git archive main | tar -x -C DIR`), the baseline of the same run",
+    )
     args = ap.parse_args()
-    fresh_pg(args.pg)
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    runs = [("this checkout", ROOT)]
+    if args.baseline_root is not None:
+        runs.insert(0, (f"baseline: {args.baseline_root}", args.baseline_root.resolve()))
+    for n, (label, root) in enumerate(runs):
+        last = n == len(runs) - 1
+        run(args, label, root, latencies=last)
+
+
+def run(args: argparse.Namespace, label: str, root: Path, *, latencies: bool) -> None:
+    baseline = root != ROOT
+    # A baseline tree gets a database of its own, whose schema its server creates (it may
+    # lack this checkout's newest migrations; the engine below then adds them, all nullable).
+    pg = sa.make_url(args.pg)
+    url = pg.set(database=f"{pg.database}_base").render_as_string(hide_password=False)
+    url = url if baseline else args.pg
+    fresh_pg(url, empty=baseline)
     port = free_port()
     log = Path(tempfile.gettempdir()) / "bench_http_serve.log"
-    server = start_server(args.pg, port, log)
+    server = start_server(url, port, log, root)
     base = f"http://127.0.0.1:{port}/engine-rest"
-    eng = ProcessEngine(args.pg)
+    eng = ProcessEngine(url)
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
             files = {
@@ -308,9 +346,10 @@ def main() -> None:
                 "b": ("ping.bpmn", PING.encode(), "text/xml"),
             }
             client.post("/deployment/create", files=files).raise_for_status()
-            scenario(client, eng, args, base)
-            start_latency(client, eng, args.starts, args.files)
-            pickup(client, eng, base, args.pickups)
+            scenario(client, eng, args, base, label)
+            if latencies:
+                start_latency(client, eng, args.starts, args.files)
+                pickup(client, eng, base, args.pickups)
     finally:
         eng.close()
         server.send_signal(signal.SIGINT)

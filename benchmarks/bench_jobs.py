@@ -107,6 +107,30 @@ def fail_once(url: str, count: int, workers: int) -> dict[str, float]:
     return {"jobs_per_s": count / elapsed, "start_per_s": baseline, "seconds": elapsed}
 
 
+def cpu_per_job(url: str, count: int) -> dict[str, float]:
+    """The fail-once drain by ``run_jobs()`` in this thread: jobs/s and CPU seconds per job
+    (``time.process_time``; less sensitive than wall time to other load on the machine)."""
+    eng = ProcessEngine(url, retry_policy=FAST_RETRY)
+
+    def flaky(ctx: TaskContext) -> dict[str, bool]:
+        if ctx.attempt == 1:
+            raise ConnectionError("first attempt fails")
+        return {"ok": True}
+
+    eng.register_handler("flaky", flaky)
+    eng.deploy(ONE)
+    for _ in range(count):
+        eng.start("one")
+    time.sleep(0.01)
+    wall, cpu = time.perf_counter(), time.process_time()
+    done = eng.run_jobs()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert done == count
+    assert len(eng.instances("one", state="completed")) == count
+    eng.close()
+    return {"jobs_per_s": count / wall, "cpu_ms": 1000 * cpu / count}
+
+
 LATENCY_APP = textwrap.dedent(
     """
     import json, os, time
@@ -198,8 +222,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--latency", type=int, default=40)
     ap.add_argument("--pg", help="PostgreSQL URL (emptied of Spillway's tables first)")
+    ap.add_argument(
+        "--drain-only",
+        action="store_true",
+        help="only the fail-once drains (1 and --workers threads), and its CPU per job",
+    )
     args = ap.parse_args()
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if args.drain_only:
+        drains(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite:///{tmp}/happy.db"
         r = happy_path(sqlite, args.instances)
@@ -237,6 +269,35 @@ def main() -> None:
                     f"pickup latency, {name}, {where}: p50 {lat['p50']:.1f} ms, "
                     f"p99 {lat['p99']:.1f} ms (n={lat['n']:.0f})"
                 )
+
+
+def drains(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("SQLite", f"sqlite:///{tmp}/jobs1.db", 1)]
+        if args.pg:
+            targets.append(("PostgreSQL", args.pg, args.workers))
+        for name, url, workers in targets:
+            if url.startswith("postgresql"):
+                reset(url)
+            f = fail_once(url, args.jobs, workers)
+            print(
+                f"fail once, {args.jobs} jobs, {name}, {workers} thread(s): "
+                f"{f['jobs_per_s']:.0f} jobs/s ({f['seconds']:.1f} s); "
+                f"baseline start() {f['start_per_s']:.0f}/s",
+                flush=True,
+            )
+        cpu_targets = [("SQLite", f"sqlite:///{tmp}/cpu.db")]
+        if args.pg:
+            cpu_targets.append(("PostgreSQL", args.pg))
+        for name, url in cpu_targets:
+            if url.startswith("postgresql"):
+                reset(url)
+            c = cpu_per_job(url, min(args.jobs, 3000))
+            print(
+                f"run_jobs() drain, {min(args.jobs, 3000)} jobs, {name}: {c['jobs_per_s']:.0f}"
+                f" jobs/s, {c['cpu_ms']:.2f} ms CPU per job",
+                flush=True,
+            )
 
 
 def reset(url: str) -> None:

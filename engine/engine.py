@@ -25,7 +25,7 @@ from behaviors import (
     PooledBehavior,
     SyncBehavior,
 )
-from engine.bpmn import signals, timer_events
+from engine.bpmn import correlation_keys, signals, timer_events
 from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
@@ -55,6 +55,7 @@ from engine.core.variables import check_variables
 from engine.deploy import bpmnxml, retry_config
 from engine.deploy.deployment import ProcessModel, check_bindings, compile_sources
 from engine.operating import OperatingVerbs
+from engine.runtime import correlation as correlation_
 from engine.runtime import rows
 from engine.runtime.activation import Behavior, Handler
 from engine.runtime.codec import InstanceCodec
@@ -256,12 +257,16 @@ class ProcessEngine(OperatingVerbs):
         | bytes
         | Sequence[str | os.PathLike[str] | bytes | bpmnxml.Source],
         name: str | None = None,
+        *,
+        deployment_source: str | None = None,
     ) -> Deployment:
         """Deploy BPMN (and DMN) sources; unchanged content returns the existing deployment.
         ``source``: a path or folder, XML bytes, XML text (a str starting with ``<``), or a
         list of them, also of ``bpmnxml.Source(name, content)`` documents
-        (engine.deploy.bpmnxml.collect_sources)."""
+        (engine.deploy.bpmnxml.collect_sources). ``deployment_source`` records who deploys
+        (Camunda's ``deployment-source``, e.g. ``"Camunda Modeler"``)."""
         name = limits.check_name(name, "name", optional=True)
+        deployment_source = limits.check_name(deployment_source, "deployment_source", optional=True)
         sources = bpmnxml.collect_sources(source)
         models = compile_sources(sources)
         check_bindings(models, lambda h: h in self._handlers, self.lazy_handlers)
@@ -273,7 +278,7 @@ class ProcessEngine(OperatingVerbs):
             if existing is not None:
                 defs = self.store.definitions_of_deployment(existing["id"])
                 return self._deployment(existing, defs, models, existing_flag=True)
-            return self._insert_deployment(sources, models, digest, name)
+            return self._insert_deployment(sources, models, digest, name, deployment_source)
 
         return self.commands.retry_on_conflict(attempt)
 
@@ -283,6 +288,7 @@ class ProcessEngine(OperatingVerbs):
         models: list[ProcessModel],
         digest: str,
         name: str | None,
+        deployment_source: str | None = None,
     ) -> Deployment:
         now = self.clock.now()
         latest = self.store.latest_definitions([m.key for m in models])
@@ -312,6 +318,7 @@ class ProcessEngine(OperatingVerbs):
             "name": name or ", ".join(os.path.basename(s.name) for s in sources)[:255],
             "digest": digest,
             "created_at": now,
+            "source": deployment_source,
         }
         resources = [
             {"deployment_id": dep_id, "name": s.name, "content": s.content} for s in sources
@@ -383,6 +390,7 @@ class ProcessEngine(OperatingVerbs):
             versions=versions,
             created_at=deployment["created_at"],
             existing=existing_flag,
+            source=deployment.get("source"),
         )
 
     # -- commands -----------------------------------------------------------------------
@@ -430,10 +438,16 @@ class ProcessEngine(OperatingVerbs):
         variables: Mapping[str, Any] | None = None,
         correlation: Mapping[str, Any] | None = None,
         business_key: str | None = None,
+        *,
+        instance_id: str | None = None,
+        correlation_key: str | int | None = None,
     ) -> ProcessInstance:
         """Deliver a message to the one instance waiting for it whose variables match
         ``correlation`` (and whose business key matches), or start a process whose message
-        start event listens for it."""
+        start event listens for it. ``instance_id`` delivers to that instance only (never
+        starts one); CorrelationError if it does not wait for the message.
+        ``correlation_key`` matches the key a Camunda 8 ``zeebe:subscription`` gave the wait
+        (a number is compared as its digits)."""
         limits.check_name(name, "name")
         limits.check_name(business_key, "business_key", optional=True)
         values = check_variables(variables, f"correlate_message('{name}')")
@@ -444,20 +458,22 @@ class ProcessEngine(OperatingVerbs):
                 argument="correlation",
             )
         criteria = check_variables(correlation, f"correlate_message('{name}') correlation")
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
+        key = self._correlation_key(name, correlation_key)
         for attempt in range(CONFLICT_RETRIES):
-            subs = self.store.subscribers("message", name)
-            ids = sorted({s["instance_id"] for s in subs})
-            rows = self.store.instances(ids=ids) if ids else []
-            matches = [
-                r
-                for r in rows
-                if (business_key is None or r["business_key"] == business_key)
-                and all(r["variables"].get(k) == v for k, v in criteria.items())
-            ]
+            matches = correlation_.waiting(
+                self.commands, name, criteria, business_key, instance_id, key
+            )
             if len(matches) > 1:
                 raise CorrelationError(
                     f"message '{name}' matches {len(matches)} instances "
                     f"({', '.join(r['id'] for r in matches[:5])}); narrow the correlation"
+                )
+            if not matches and instance_id is not None:
+                raise CorrelationError(
+                    f"instance {instance_id} does not wait for message '{name}'"
+                    + (f" matching {dict(criteria)}" if criteria else "")
                 )
             if not matches:
                 return self._start_by_message(name, values, business_key, criteria)
@@ -469,6 +485,41 @@ class ProcessEngine(OperatingVerbs):
                 # The instance moved on between the lookup and the load: look again.
                 self.commands.backoff(attempt)
         raise CorrelationError(f"message '{name}': the waiting instance kept changing")
+
+    @command("correlate_message_all")
+    def correlate_message_all(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        correlation: Mapping[str, Any] | None = None,
+        business_key: str | None = None,
+        *,
+        instance_id: str | None = None,
+        correlation_key: str | int | None = None,
+    ) -> list[ProcessInstance]:
+        """Camunda's ``correlateAll``: deliver the message to every waiting instance that
+        matches and (unless ``instance_id`` narrows it to one instance) start the process
+        whose message start event listens for it, all in one transaction. Returns the
+        instances, the started one last; an empty list when nothing matched."""
+        limits.check_name(name, "name")
+        limits.check_name(business_key, "business_key", optional=True)
+        if instance_id is not None:
+            limits.check_id(instance_id, "instance_id")
+        values = check_variables(variables, f"correlate_message_all('{name}')")
+        criteria = check_variables(correlation, f"correlate_message_all('{name}') correlation")
+        key = self._correlation_key(name, correlation_key)
+        return correlation_.correlate_all(
+            self.commands, name, values, criteria, business_key, instance_id, key
+        )
+
+    @staticmethod
+    def _correlation_key(name: str, value: str | int | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return correlation_keys.key_text(value, "correlate_message", name)
+        except EngineError as exc:
+            raise InvalidArgument(str(exc), argument="correlation_key") from None
 
     @command("signal")
     def signal(self, name: str, variables: Mapping[str, Any] | None = None) -> int:
@@ -486,17 +537,14 @@ class ProcessEngine(OperatingVerbs):
         business_key: str | None,
         criteria: Mapping[str, Any],
     ) -> ProcessInstance:
-        starters = self.store.message_start_definitions(name)
-        if not starters:
+        definition = correlation_.starter(self.commands, name)
+        if definition is None:
             detail = f" matching {dict(criteria)}" if criteria else ""
             detail += f" with business key '{business_key}'" if business_key else ""
             raise CorrelationError(
                 f"no instance waits for message '{name}'{detail}, and no process starts with it"
             )
-        if len(starters) > 1:
-            keys = ", ".join(sorted(d["key"] for d in starters))
-            raise CorrelationError(f"message '{name}' starts several processes ({keys})")
-        run = self.commands.new_run(starters[0], {}, business_key)
+        run = self.commands.new_run(definition, {}, business_key)
         run.begin_by_message(name, variables)
         return self.commands.commit(run)
 
@@ -533,9 +581,9 @@ class ProcessEngine(OperatingVerbs):
             )
             if not batch:
                 return count
-            for row in batch:
-                self.job_runner.execute(row, owner)
-                count += 1
+            # Run in memory one after another and committed together (group commit).
+            self.job_runner.execute_batch(batch, owner)
+            count += len(batch)
         return count
 
     @command("retry")

@@ -126,6 +126,21 @@ class OperatingVerbs:
         limits.check_name(user, "user", optional=True)
         return operations.remove_variables(self.commands, instance_id, names, user)
 
+    @command("update_variables")
+    def update_variables(
+        self,
+        instance_id: str,
+        variables: Mapping[str, Any] | None = None,
+        deletions: Sequence[str] | None = None,
+        *,
+        user: str | None = None,
+    ) -> ProcessInstance:
+        """Set ``variables`` and remove ``deletions`` in one transaction (sets first, then
+        removals); a refusal of any part (an unknown name, a bad value) changes nothing."""
+        limits.check_id(instance_id, "instance_id")
+        limits.check_name(user, "user", optional=True)
+        return operations.update_variables(self.commands, instance_id, variables, deletions, user)
+
     def variable_history(self, instance_id: str) -> list[VariableChange]:
         """Changes made by set_variables / remove_variables, oldest first."""
         limits.check_id(instance_id, "instance_id")

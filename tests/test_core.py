@@ -309,6 +309,26 @@ def test_instances_filters(eng: ProcessEngine) -> None:
     assert len(eng.instances(state="active", process_key="p")) == 2
 
 
+def test_start_takes_the_version_another_node_just_deployed_or_deleted(
+    make_engine: object,
+) -> None:
+    # Each node caches definition rows; which one is the latest is asked of the database.
+    deployer = make_engine()  # type: ignore[operator]
+    starter = make_engine()  # type: ignore[operator]
+    deployer.deploy(process("p", user("V1")))
+    assert starter.start("p").waiting_at == ["V1"]
+    v2 = deployer.deploy(process("p", user("V2")))
+    first = starter.start("p")
+    assert (first.version, first.waiting_at) == (2, ["V2"])
+    deployer.cancel(first.id)
+    deployer.delete_deployment(v2.id, cascade=True)
+    again = starter.start("p")
+    assert (again.version, again.waiting_at) == (1, ["V1"])
+    v3 = deployer.deploy(process("p", user("V3")))  # version 2 again, another definition
+    assert v3.versions == {"p": 2}
+    assert starter.start("p").waiting_at == ["V3"]
+
+
 def test_stale_write_loses_the_optimistic_lock(make_engine: object) -> None:
     first = make_engine()  # type: ignore[operator]
     second = make_engine()  # type: ignore[operator]

@@ -213,6 +213,33 @@ def test_variables_bad_input_changes_nothing(eng: ProcessEngine) -> None:
     assert eng.variable_history(inst.id) == []
 
 
+def test_update_variables_sets_and_removes_in_one_transaction(eng: ProcessEngine) -> None:
+    eng.deploy(process("p", user("A")))
+    inst = eng.start("p", {"a": 1, "b": 2})
+    rev = eng.store.instance(inst.id)["rev"]
+    # A refused removal leaves the sets of the same call unapplied: nothing was written.
+    with pytest.raises(InvalidVariables, match="no variable 'zz'"):
+        eng.update_variables(inst.id, {"c": 3}, ["b", "zz"])
+    with pytest.raises(InvalidVariables, match="'bad'"):
+        eng.update_variables(inst.id, {"bad": object()}, ["b"])
+    with pytest.raises(InvalidVariables, match="nothing|no variables"):
+        eng.update_variables(inst.id, {}, [])
+    assert eng.get_instance(inst.id).variables == {"a": 1, "b": 2}
+    assert eng.store.instance(inst.id)["rev"] == rev and eng.variable_history(inst.id) == []
+    # Sets first, then removals (Camunda's order): a name in both ends up removed.
+    done = eng.update_variables(inst.id, {"a": 10, "c": 3}, ["b", "c"], user="ops")
+    assert done.variables == {"a": 10}
+    assert eng.store.instance(inst.id)["rev"] == rev + 1
+    changes = [(c.name, c.operation, c.user) for c in eng.variable_history(inst.id)]
+    assert changes == [
+        ("a", "set", "ops"),
+        ("c", "set", "ops"),
+        ("b", "removed", "ops"),
+        ("c", "removed", "ops"),
+    ]
+    assert eng.complete_task(inst.id, "A").variables == {"a": 10}
+
+
 def test_set_variables_steers_a_later_gateway(eng: ProcessEngine) -> None:
     xml = process(
         "route",

@@ -61,3 +61,51 @@ def test_an_event_based_gateway_waits_for_either_message(eng: ProcessEngine) -> 
     assert_that(second, engine=eng).is_completed().has_passed("OnStop").has_not_passed("OnGo")
     eng.correlate_message("go")
     assert_that(first, engine=eng).is_completed().has_passed("OnGo")
+
+
+TWO_PROCESSES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"
+    targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:message id="Message_Order" name="order-received" />
+  <bpmn:collaboration id="Collab">
+    <bpmn:participant id="P_Shop" processRef="Shop" />
+    <bpmn:participant id="P_Audit" processRef="Audit" />
+  </bpmn:collaboration>
+  <bpmn:process id="Shop" isExecutable="true">
+    <bpmn:startEvent id="OrderReceived">
+      <bpmn:messageEventDefinition messageRef="Message_Order" />
+    </bpmn:startEvent>
+    <bpmn:sequenceFlow id="s1" sourceRef="OrderReceived" targetRef="Pack" />
+    <bpmn:userTask id="Pack" />
+    <bpmn:sequenceFlow id="s2" sourceRef="Pack" targetRef="ShopEnd" />
+    <bpmn:endEvent id="ShopEnd" />
+  </bpmn:process>
+  <bpmn:process id="Audit" isExecutable="true">
+    <bpmn:startEvent id="AuditStart" />
+    <bpmn:sequenceFlow id="a1" sourceRef="AuditStart" targetRef="Check" />
+    <bpmn:userTask id="Check" />
+    <bpmn:sequenceFlow id="a2" sourceRef="Check" targetRef="AuditEnd" />
+    <bpmn:endEvent id="AuditEnd" />
+    <bpmn:subProcess id="OnOrder" triggeredByEvent="true">
+      <bpmn:startEvent id="OrderSeen" isInterrupting="false">
+        <bpmn:messageEventDefinition messageRef="Message_Order" />
+      </bpmn:startEvent>
+      <bpmn:sequenceFlow id="e1" sourceRef="OrderSeen" targetRef="Noted" />
+      <bpmn:endEvent id="Noted" />
+    </bpmn:subProcess>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_message_starts_only_the_process_of_a_file_whose_start_event_has_it(
+    eng: ProcessEngine,
+) -> None:
+    # Two processes in one file, one with a message start event; the other only catches the
+    # message in an event subprocess (which never starts an instance).
+    eng.deploy(TWO_PROCESSES, name="two.bpmn")
+    inst = eng.correlate_message("order-received", variables={"order": 7})
+    assert inst.process_key == "Shop"
+    assert_that(inst, engine=eng).is_waiting_exactly_at("Pack").has_passed("OrderReceived")
+    assert inst.variables == {"order": 7}
+    assert [i.process_key for i in eng.instances()] == ["Shop"]

@@ -289,6 +289,11 @@ def test_worker_pool_arguments_are_checked(eng: ProcessEngine) -> None:
         eng.worker_pool("copy", lock_duration=0)
     pool = eng.worker_pool("copy")
     assert isinstance(pool, WorkerPool) and pool.handler is example.copy_file
+    # The defaults: threads for I/O-bound handlers, a fetch that takes a 50-fold
+    # multi-instance in one go; a defaulted core size never exceeds a max_size given.
+    assert (pool.core_size, pool.max_size, pool.max_per_acquisition) == (4, 8, 100)
+    small = eng.worker_pool("copy", max_size=2)
+    assert (small.core_size, small.max_size, small.max_per_acquisition) == (2, 2, 100)
 
 
 # -- the pools file and ``spillway worker --pools`` -----------------------------------------

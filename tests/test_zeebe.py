@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 from typing import Any
 
 import pytest
 
-from engine import DeploymentError, ProcessEngine
+from engine import CorrelationError, DeploymentError, EngineError, ProcessEngine
 from engine.core.values import TaskContext
 from engine.testing import ManualClock, advance_and_run
 
@@ -186,6 +187,74 @@ def test_message_catch_with_correlation_key(eng: ProcessEngine) -> None:
     assert eng.get_instance(b.id).state == "completed"
     assert eng.get_instance(b.id).variables["amount"] == 5
     assert eng.get_instance(a.id).waiting_at == ["Wait"]
+
+
+def _keyed(expression: str) -> bytes:
+    catch = (
+        '<bpmn:intermediateCatchEvent id="Wait">'
+        '<bpmn:messageEventDefinition id="Def_1" messageRef="Msg" /></bpmn:intermediateCatchEvent>'
+    )
+    extra = (
+        '<bpmn:message id="Msg" name="paid"><bpmn:extensionElements>'
+        f'<zeebe:subscription correlationKey="{html.escape(expression)}" />'
+        "</bpmn:extensionElements>"
+        "</bpmn:message>"
+    )
+    return model(catch, extra=extra)
+
+
+@pytest.mark.parametrize(
+    ("expression", "variables", "key"),
+    [
+        ("=order.id", {"order": {"id": "A-7", "lines": 2}}, "A-7"),
+        (
+            '="order-" + order.id + "/" + region',
+            {"order": {"id": "9"}, "region": "eu"},
+            "order-9/eu",
+        ),
+        ("=invoice", {"invoice": 42}, "42"),
+        ("=invoice + 0.5", {"invoice": 1}, "1.5"),
+        ("=upper case(customer)", {"customer": "acme"}, "ACME"),
+        ("static-key", {}, "static-key"),
+    ],
+)
+def test_correlation_key_is_feel_evaluated_when_the_wait_begins(
+    eng: ProcessEngine, expression: str, variables: dict[str, Any], key: str
+) -> None:
+    eng.deploy(_keyed(expression))
+    inst = eng.start("p", variables)
+    other = eng.start("p", {**variables, "unrelated": True}) if expression == "static-key" else None
+    (sub,) = [s for s in eng.store.subscribers("message", "paid") if s["instance_id"] == inst.id]
+    assert sub["correlation_key"] == key
+    with pytest.raises(CorrelationError):
+        eng.correlate_message("paid", correlation_key=key + "-other")
+    if other is not None:
+        eng.correlate_message_all("paid", correlation_key=key)
+        assert eng.get_instance(other.id).state == "completed"
+    else:
+        eng.correlate_message("paid", {"paid": True}, correlation_key=key)
+    done = eng.get_instance(inst.id)
+    assert done.state == "completed"
+
+
+def test_correlation_key_is_kept_from_when_the_wait_began(eng: ProcessEngine) -> None:
+    eng.deploy(_keyed("=order.id"))
+    a = eng.start("p", {"order": {"id": "A"}})
+    b = eng.start("p", {"order": {"id": 7}})
+    # Changing the variable later does not move the subscription (Zeebe's rule).
+    eng.set_variables(a.id, {"order": {"id": "Z"}})
+    with pytest.raises(CorrelationError):
+        eng.correlate_message("paid", correlation_key="Z")
+    assert eng.correlate_message("paid", correlation_key=7).id == b.id  # a number: its digits
+    assert eng.correlate_message("paid", correlation_key="A").id == a.id
+    assert eng.get_instance(a.id).state == "completed"
+
+
+def test_a_correlation_key_that_cannot_be_evaluated_fails_the_start(eng: ProcessEngine) -> None:
+    eng.deploy(_keyed("=order.id"))
+    with pytest.raises(EngineError, match="Wait.*correlation key of message 'paid'"):
+        eng.start("p", {"order": {"code": "no id"}})
+    assert eng.instances() == []
 
 
 DMN = b"""<?xml version="1.0" encoding="UTF-8"?>

@@ -7,6 +7,7 @@ Pure reads of a SpiffWorkflow ``BpmnWorkflow``: nothing here changes the tree.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
@@ -17,7 +18,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn import event_subprocesses, subprocess_mappings
+from engine.bpmn import correlation_keys, event_subprocesses, subprocess_mappings
 from engine.bpmn.specs import ServiceTask
 from engine.bpmn.task_tree import caught_definitions, is_visible, is_waiting_event
 
@@ -82,12 +83,19 @@ def variables(workflow: Any, open_tasks: list[Any]) -> dict[str, Any]:
 
 
 def subscriptions(
-    workflow: Any, open_tasks: list[Any], instance_id: str, business_key: str | None
+    workflow: Any,
+    open_tasks: list[Any],
+    instance_id: str,
+    business_key: str | None,
+    variables: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The subscription rows of the messages and signals the instance waits for: at waiting
-    tasks, and at the start events of event subprocesses of active scopes."""
+    tasks, and at the start events of event subprocesses of active scopes. A message row
+    carries its Camunda 8 correlation key (``engine.bpmn.correlation_keys``; None without)."""
 
-    def row(task_id: str, kind: str, name: str, task_or_spec: Any) -> dict[str, Any]:
+    def row(
+        task_id: str, kind: str, name: str, task_or_spec: Any, key: str | None = None
+    ) -> dict[str, Any]:
         spec = getattr(task_or_spec, "task_spec", task_or_spec)
         return {
             "instance_id": instance_id,
@@ -96,6 +104,7 @@ def subscriptions(
             "name": name,
             "activity_id": spec.bpmn_id,
             "business_key": business_key,
+            "correlation_key": key,
         }
 
     rows = []
@@ -105,7 +114,8 @@ def subscriptions(
         # An event-based gateway waits for several messages (and signals) at one task.
         for n, message in enumerate(caught_definitions(task, MessageEventDefinition)):
             key = str(task.id) if n == 0 else f"{task.id}/{n}"
-            rows.append(row(key, "message", message.name, task))
+            correlation = correlation_keys.for_task(task, message.name)
+            rows.append(row(key, "message", message.name, task, correlation))
         for n, signal in enumerate(caught_definitions(task, SignalEventDefinition)):
             rows.append(row(f"{task.id}/s{n}", "signal", signal.name, task))
     for scope in event_subprocesses.active_scopes(workflow):
@@ -115,5 +125,9 @@ def subscriptions(
                 # id names the scope and the start event.
                 digest = hashlib.sha256(f"{scope.task_tree.id}/{ts.name}{suffix}".encode())
                 row_id = f"esp-{digest.hexdigest()[:40]}"
-                rows.append(row(row_id, kind, ts.event_definition.name, ts))
+                name = ts.event_definition.name
+                correlation = None
+                if kind == "message":
+                    correlation = correlation_keys.for_scope(ts, scope, name, variables or {})
+                rows.append(row(row_id, kind, name, ts, correlation))
     return rows

@@ -67,6 +67,13 @@ def is_event_subprocess(task: Any) -> bool:
     )
 
 
+def is_event_subprocess_spec(task_spec: Any) -> bool:
+    """The element is an event subprocess (what ``is_event_subprocess`` reads of a task)."""
+    return isinstance(task_spec, SubWorkflowTask) and any(
+        isinstance(i, BpmnStartTask) for i in task_spec.inputs
+    )
+
+
 class StartEvent(_SpiffStartEvent):  # type: ignore[misc]
     """A start event; in an event subprocess, catching its event starts the subprocess and,
     when it is interrupting (BPMN's default), the rest of the enclosing scope is cancelled.

@@ -159,7 +159,12 @@ class Waiting:
 
 
 def timers_of(task: Any) -> list[Timer]:
-    definition = getattr(task.task_spec, "event_definition", None)
+    return timers_of_spec(task.task_spec)
+
+
+def timers_of_spec(task_spec: Any) -> list[Timer]:
+    """The timer definitions of one element (a timer event, or a multiple event's timers)."""
+    definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, Timer):
         return [definition]
     if isinstance(definition, MultipleEventDefinition):

@@ -1,4 +1,5 @@
-"""``spillway serve``: Camunda 7's REST API and the job executor in one process.
+"""``spillway serve``: Camunda 7's REST API, the operator console and the job executor in one
+process.
 
 uvicorn runs the app of ``engine.http.app.create_app``; the job executor runs beside it in the
 same process. Shutdown (SIGINT / SIGTERM) is graceful: the server stops accepting connections,
@@ -68,7 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="Camunda 7's REST API and the job executor (HTTP)")
+    p = sub.add_parser(
+        "serve", help="Camunda 7's REST API, the operator console and the job executor (HTTP)"
+    )
     add_arguments(p)
     p.set_defaults(fn=run)
 
@@ -133,8 +136,9 @@ def run(eng: ProcessEngine, args: argparse.Namespace) -> None:
     if executor is not None:
         executor.start()
     print(
-        f"spillway serve: http://{args.host}:{args.port}/engine-rest "
-        f"({args.workers} job threads); Ctrl-C to stop",
+        f"spillway serve: console http://{args.host}:{args.port}/, REST API "
+        f"http://{args.host}:{args.port}/engine-rest ({args.workers} job threads); "
+        "Ctrl-C to stop",
         flush=True,
     )
     try:

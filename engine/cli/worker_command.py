@@ -25,6 +25,7 @@ from engine.cli.args import (
 )
 from engine.cli.output import progress
 from engine.engine import ProcessEngine
+from engine.work.executor import DEFAULT_GROUP_SIZE
 from engine.work.pool import WorkerPool, load_pools
 
 
@@ -82,7 +83,10 @@ def cmd_worker(eng: ProcessEngine, args: argparse.Namespace) -> None:
     # First: a port that cannot be had is a usage error before anything runs.
     metrics_server = _serve_metrics(eng, args) if args.metrics_port is not None else None
     executor = eng.job_executor(
-        workers=args.workers, max_idle_wait=args.max_idle_wait, lock_duration=args.lock_duration
+        workers=args.workers,
+        max_idle_wait=args.max_idle_wait,
+        lock_duration=args.lock_duration,
+        group_size=args.group_size,
     )
     executor.start()
     cleaner = eng.history_cleaner(args.cleanup_interval) if args.cleanup_interval > 0 else None
@@ -134,6 +138,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=positive_int,
         default=os.environ.get("SPILLWAY_WORKERS", "4"),
         help="job threads, >= 1 (env SPILLWAY_WORKERS; default 4)",
+    )
+    p.add_argument(
+        "--group-size",
+        type=positive_int,
+        default=os.environ.get("SPILLWAY_GROUP_SIZE", str(DEFAULT_GROUP_SIZE)),
+        help="jobs a thread runs and then commits in one transaction, >= 1; 1 commits each "
+        f"job on its own (env SPILLWAY_GROUP_SIZE; default {DEFAULT_GROUP_SIZE})",
     )
     p.add_argument("--max-idle-wait", type=positive_float, default=1.0)
     p.add_argument("--stop-timeout", type=non_negative_float, default=30.0)

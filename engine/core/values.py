@@ -22,6 +22,8 @@ class Deployment:
     created_at: datetime
     #: True when the content was already deployed and this is the existing deployment.
     existing: bool = False
+    #: Who deployed it (``deploy(..., deployment_source=)``; Camunda's ``deployment-source``).
+    source: str | None = None
 
 
 @dataclass(frozen=True)

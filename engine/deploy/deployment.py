@@ -7,6 +7,7 @@ error names them all. Nothing here touches the database.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -21,13 +22,16 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn import (
     compensation,
+    correlation_keys,
     decisions,
     listeners,
     loop_collections,
     mappings,
+    specs,
     subprocess_mappings,
+    timer_events,
 )
-from engine.bpmn.namespaces import BPMN_NS, COMPENSATION_META, SPILLWAY_NS
+from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS, COMPENSATION_META, SPILLWAY_NS
 from engine.bpmn.specs import ServiceTask, activity_config, implementation_handler
 from engine.core import deep_stack, limits
 from engine.core.errors import DeploymentError
@@ -59,6 +63,8 @@ class ProcessModel:
     #: Process-level ``spillway:asyncOnError`` (None: the engine default applies).
     async_on_error: bool | None = None
     message_starts: list[str] = field(default_factory=list)
+    #: ``camunda:versionTag`` of the process (None if not given).
+    version_tag: str | None = None
 
     def __post_init__(self) -> None:
         # SpiffWorkflow hooks a multi-instance task's merge of child results up when it creates
@@ -75,6 +81,17 @@ class ProcessModel:
         yield from self.spec.task_specs.values()
         for sub in self.subprocess_specs.values():
             yield from sub.task_specs.values()
+
+    @functools.cached_property
+    def has_timers(self) -> bool:
+        """Whether any element of the process (its subprocesses included) has a timer event:
+        without one, finishing a run need not look for waiting timers."""
+        return any(timer_events.timers_of_spec(ts) for ts in self.all_task_specs())
+
+    @functools.cached_property
+    def has_event_subprocesses(self) -> bool:
+        """Whether the process or one of its subprocesses has an event subprocess."""
+        return any(specs.is_event_subprocess_spec(ts) for ts in self.all_task_specs())
 
     def service_tasks(self) -> Iterator[Any]:
         return (ts for ts in self.all_task_specs() if isinstance(ts, ServiceTask))
@@ -260,6 +277,7 @@ def _compile(
         for source, root in parsed
         if not source.is_dmn and root.get(COMPENSATION_META)
     }
+    message_keys = zeebe.correlation_keys(root for source, root in parsed if not source.is_dmn)
     models = []
     for key in sorted(keys):
         pp = parser.get_process_parser(key)
@@ -277,7 +295,7 @@ def _compile(
                     key,
                     missing,
                 )
-            message_starts = [m for m in pp.start_messages() if m]
+            message_starts = start_messages(pp.node)
         except ValidationException as exc:
             where = _location(exc) or f"{pp.filename}: process '{key}': "
             raise DeploymentError(f"{where}{_spiff_message(exc)}") from exc
@@ -294,6 +312,7 @@ def _compile(
         subprocess_mappings.attach(task_specs)
         compensation.attach(task_specs, compensation_metas)
         listeners.attach([spec, *subprocess_specs.values()], nodes, process_nodes)
+        correlation_keys.attach([spec, *subprocess_specs.values()], message_keys)
         flag = pp.node.get(f"{{{SPILLWAY_NS}}}asyncOnError")
         models.append(
             ProcessModel(
@@ -305,9 +324,27 @@ def _compile(
                 subprocess_specs=subprocess_specs,
                 async_on_error=None if flag is None else flag.strip().lower() == "true",
                 message_starts=message_starts,
+                version_tag=pp.node.get(f"{{{CAMUNDA_NS}}}versionTag") or None,
             )
         )
     return models
+
+
+def start_messages(process: Any) -> list[str]:
+    """The names of the messages that start ``process`` (an lxml ``bpmn:process`` node): those
+    of its own message start events. SpiffWorkflow's ``ProcessParser.start_messages`` searches
+    the whole file, so in a file of two processes the one without a message start event
+    started on the other's message too (and event subprocesses' message starts, which do not
+    start an instance, were counted)."""
+    root = process.getroottree().getroot()
+    names = {m.get("id"): m.get("name") for m in root.iter(f"{{{BPMN_NS}}}message")}
+    out: list[str] = []
+    for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent"):
+        for definition in start.iterchildren(f"{{{BPMN_NS}}}messageEventDefinition"):
+            name = names.get(definition.get("messageRef"))
+            if name and name not in out:
+                out.append(name)
+    return out
 
 
 def check_bindings(

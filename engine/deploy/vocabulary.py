@@ -68,7 +68,7 @@ CAMUNDA_ATTRIBUTES: Final[dict[str, str]] = {
     "calledElementBinding": HONOURED,  # "latest"/"deployment": the deployment's own process
     "decisionRefBinding": HONOURED,
     "historyTimeToLive": IGNORED + ": history is kept until removed (cleanup is not built)",
-    "versionTag": IGNORED + ": " + _META,
+    "versionTag": HONOURED,  # fetchAndLock's processDefinitionVersionTag, the REST DTOs
     "diagramRelationId": IGNORED + ": " + _META,
     "modelerTemplate": IGNORED + ": " + _META,
     "modelerTemplateVersion": IGNORED + ": " + _META,

@@ -34,7 +34,7 @@ attribute; what changes nothing at run time is left to ``engine.deploy.vocabular
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from lxml import etree
 
@@ -116,6 +116,20 @@ def _check_feel(owner: etree._Element, what: str, text: str, refuse: Refuse) -> 
         problem = feel.check(text)
         if problem is not None:
             refuse(owner, f"{what} '{text.strip()}' cannot be evaluated: {problem}")
+
+
+def correlation_keys(roots: Iterable[etree._Element]) -> dict[str, str]:
+    """Message name -> the ``correlationKey`` of its ``zeebe:subscription`` (a FEEL
+    expression ``=...``, or a literal), over the documents of a deployment."""
+    out: dict[str, str] = {}
+    for root in roots:
+        for message in root.iter(f"{{{BPMN_NS}}}message"):
+            name = message.get("name")
+            for sub in _zeebe_children(message, "subscription"):
+                key = (sub.get("correlationKey") or "").strip()
+                if name and key:
+                    out[name] = key
+    return out
 
 
 def translate(root: etree._Element, refuse: Refuse) -> None:

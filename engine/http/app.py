@@ -1,4 +1,5 @@
-"""The ASGI application: Camunda 7's REST API at ``/engine-rest`` over one ``ProcessEngine``.
+"""The ASGI application: Camunda 7's REST API at ``/engine-rest`` and the operator console at
+``/`` (``engine.http.console``) over one ``ProcessEngine``.
 
 ``create_app(engine)`` is what ``spillway serve`` runs under uvicorn and what
 ``ProcessEngine.asgi_app()`` returns for mounting in a user's own ASGI service. Its lifespan
@@ -38,9 +39,11 @@ from engine.http import (
     rest_task,
 )
 from engine.http.auth import AuthMiddleware, Credentials
+from engine.http.console import site as console
 from engine.http.errors import json_response
 from engine.http.limits import BodyLimit, Limits
 from engine.http.longpoll import RECHECK_INTERVAL, LongPollHub
+from engine.http.task_index import TaskIndex
 
 REST_PREFIX = "/engine-rest"
 
@@ -86,6 +89,7 @@ def create_app(
     metrics.check_auth_choice(metrics_auth)
     credentials = auth if isinstance(auth, Credentials) else Credentials.parse(auth, token)
     hub = LongPollHub(engine, listen=listen, recheck=recheck_interval)
+    index = TaskIndex()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -110,6 +114,8 @@ def create_app(
     #    mount here, each from its ``routes(engine)``:
     routes += metrics.routes(engine)
     routes.extend(extra_routes)
+    # The console last: its ``/`` pages never shadow a route given above.
+    routes.extend(console.routes(engine))
     middleware = [Middleware(errors.CatchAll), Middleware(BodyLimit, limits=limits or Limits())]
     if credentials is not None:
         exempt = metrics.loopback_scrape if metrics_auth == "loopback" else None
@@ -126,6 +132,7 @@ def create_app(
         target.state.engine = engine
         target.state.hub = hub
         target.state.limits = limits or Limits()
+        target.state.task_index = index
     return app
 
 

@@ -146,11 +146,13 @@ def _paths() -> S:
         "/version": {"get": _op("The REST API version", _ref("VersionDto"))},
         "/deployment": {
             "get": _op(
-                "Deployments", _list(_ref("DeploymentDto")), params=[_q("id"), _q("name"), *PAGING]
+                "Deployments",
+                _list(_ref("DeploymentDto")),
+                params=[_q("id"), _q("name"), _q("source"), *PAGING],
             )
         },
         "/deployment/count": {
-            "get": _op("Count deployments", count, params=[_q("id"), _q("name")])
+            "get": _op("Count deployments", count, params=[_q("id"), _q("name"), _q("source")])
         },
         "/deployment/create": {"post": create},
         "/deployment/{id}": {
@@ -215,7 +217,7 @@ def _paths() -> S:
         "/process-instance/{id}/variables": {
             "get": _op("Variables", VARIABLES, params=pid, errors=(404,)),
             "post": _op(
-                "Modify variables",
+                "Modify variables: modifications, then deletions, in one transaction",
                 NO_CONTENT,
                 params=pid,
                 body="PatchVariablesDto",

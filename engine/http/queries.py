@@ -12,7 +12,10 @@ from engine.storage import schema as t
 
 
 def deployments(
-    engine: ProcessEngine, deployment_id: str | None = None, name: str | None = None
+    engine: ProcessEngine,
+    deployment_id: str | None = None,
+    name: str | None = None,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     d = t.deployments
     query = sa.select(d).order_by(d.c.created_at, d.c.id)
@@ -20,6 +23,8 @@ def deployments(
         query = query.where(d.c.id == deployment_id)
     if name is not None:
         query = query.where(d.c.name == name)
+    if source is not None:
+        query = query.where(d.c.source == source)
     with engine.store.transaction(write=False) as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 

@@ -48,15 +48,17 @@ def deployment_dto(request: Request, row: dict[str, Any]) -> dict[str, Any]:
         "links": _links(request, f"/deployment/{row['id']}"),
         "id": row["id"],
         "name": row["name"],
-        "source": None,
+        "source": row.get("source"),
         "deploymentTime": format_date(row["created_at"]),
         "tenantId": None,
     }
 
 
 def definition_dto(engine: ProcessEngine, row: dict[str, Any]) -> dict[str, Any]:
+    tag = None
     try:
-        name = engine.commands.model(row).name or row["key"]
+        model = engine.commands.model(row)
+        name, tag = model.name or row["key"], model.version_tag
     except Exception:  # noqa: BLE001 - a definition whose source no longer parses keeps its key
         name = row["key"]
     return {
@@ -71,7 +73,7 @@ def definition_dto(engine: ProcessEngine, row: dict[str, Any]) -> dict[str, Any]
         "diagram": None,
         "suspended": False,
         "tenantId": None,
-        "versionTag": None,
+        "versionTag": tag,
         "historyTimeToLive": None,
         "startableInTasklist": True,
     }
@@ -84,7 +86,10 @@ async def version(request: Request) -> Response:
 def _deployments(request: Request) -> list[dict[str, Any]]:
     engine = params.engine_of(request)
     rows = queries.deployments(
-        engine, params.query_str(request, "id"), params.query_str(request, "name")
+        engine,
+        params.query_str(request, "id"),
+        params.query_str(request, "name"),
+        params.query_str(request, "source"),
     )
     return params.page(request, [deployment_dto(request, r) for r in rows])
 
@@ -121,6 +126,7 @@ async def create_deployment(request: Request) -> Response:
         max_files=MAX_FILES, max_fields=100, max_part_size=limits.max_deployment_bytes
     ) as form:
         name: str | None = None
+        origin: str | None = None
         sources: list[Source] = []
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
@@ -128,13 +134,17 @@ async def create_deployment(request: Request) -> Response:
                 sources.append(Source(_safe_name(value.filename or key), data))
             elif key == "deployment-name":
                 name = value or None
+            elif key == "deployment-source":
+                origin = value or None
             elif key not in FORM_FIELDS:
                 # A part without a file name: its field name is the resource name (curl -F).
                 sources.append(Source(_safe_name(key), value.encode("utf-8")))
     if not sources:
         raise InvalidRequest("the deployment holds no resource (one file part per file)")
     engine = params.engine_of(request)
-    deployment: Deployment = await params.call(engine.deploy, sources, name)
+    deployment: Deployment = await params.call(
+        engine.deploy, sources, name, deployment_source=origin
+    )
     rows = await params.call(queries.deployments, engine, deployment.id)
     out = deployment_dto(request, rows[0])
     deployed: dict[str, Any] | None = None

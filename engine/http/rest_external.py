@@ -7,9 +7,12 @@ Shapes, field names and units (milliseconds) are Camunda 7's. Where Spillway dif
   lost response therefore succeeds instead of failing, and the process moves on once;
 - a report from the worker holding the lock is applied even after its lock expired, as long as
   nobody else fetched the task meanwhile (Camunda refuses it);
-- ``processVariables`` filters and ``processDefinitionVersionTag`` are refused with 400 when
-  given (Spillway does not filter on them); ``tenantIdIn`` matches nothing (there are no
-  tenants) and ``sorting`` is accepted: tasks come longest-due first (or by priority).
+- ``processVariables`` matches, as in Camunda, tasks whose instance has at least one of the
+  given variables with the given value (the pairs are alternatives); values are compared as
+  JSON scalars (strings, numbers, booleans, null), others are refused with 400;
+  ``processDefinitionVersionTag`` matches the ``camunda:versionTag`` of the task's
+  definition; ``tenantIdIn`` matches nothing (there are no tenants) and ``sorting`` is
+  accepted: tasks come longest-due first (or by priority).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from engine.core.errors import EngineError
 from engine.core.values import ExternalTask
 from engine.engine import ProcessEngine
 from engine.http import params
@@ -30,12 +34,28 @@ from engine.http.dates import format_date
 from engine.http.errors import InvalidRequest, json_response, no_content
 from engine.http.limits import read_json
 from engine.http.longpoll import MAX_ASYNC_RESPONSE_TIMEOUT, LongPollHub
+from engine.http.task_index import TaskIndex
 from engine.http.variables import from_typed_map, to_typed_map
 
 MAX_TASKS = 1000
 
 
-def task_dto(task: ExternalTask, *, suspended: bool = False) -> dict[str, Any]:
+def version_tag(engine: ProcessEngine, definition_id: str | None) -> str | None:
+    """The ``camunda:versionTag`` of a definition (None without one, or if it is gone)."""
+    if definition_id is None:
+        return None
+    definition = engine.commands.definition(definition_id)
+    if definition is None:
+        return None
+    try:
+        return engine.commands.model(definition).version_tag
+    except EngineError:
+        return None
+
+
+def task_dto(
+    task: ExternalTask, *, suspended: bool = False, tag: str | None = None
+) -> dict[str, Any]:
     return {
         "activityId": task.activity_id,
         "activityInstanceId": f"{task.activity_id}:{task.id}",
@@ -47,7 +67,7 @@ def task_dto(task: ExternalTask, *, suspended: bool = False) -> dict[str, Any]:
         "createTime": format_date(task.created_at),
         "processDefinitionId": task.definition_id,
         "processDefinitionKey": task.process_key,
-        "processDefinitionVersionTag": None,
+        "processDefinitionVersionTag": tag,
         "processInstanceId": task.instance_id,
         "retries": task.retries,
         "suspended": suspended,
@@ -60,7 +80,7 @@ def task_dto(task: ExternalTask, *, suspended: bool = False) -> dict[str, Any]:
 
 
 def locked_dto(engine: ProcessEngine, task: ExternalTask, extension: bool) -> dict[str, Any]:
-    out = task_dto(task)
+    out = task_dto(task, tag=version_tag(engine, task.definition_id))
     out.pop("suspended")
     out["variables"] = to_typed_map(task.variables)
     properties: Mapping[str, str] = {}
@@ -102,10 +122,8 @@ class FetchRequest:
         lock = params.millis(item, "lockDuration")
         if lock is None or lock <= 0:
             raise InvalidRequest(f"topic '{name}': lockDuration (milliseconds, > 0) is required")
-        if params.field(item, "processVariables", dict):
-            raise InvalidRequest(f"topic '{name}': processVariables filters are not supported")
-        if params.field(item, "processDefinitionVersionTag", str) is not None:
-            raise InvalidRequest(f"topic '{name}': processDefinitionVersionTag is not supported")
+        wanted = params.field(item, "processVariables", dict)
+        tag_filter = params.field(item, "processDefinitionVersionTag", str)
         tenants = params.field(item, "tenantIdIn", list)
         if tenants:
             return None  # no task has a tenant
@@ -126,6 +144,16 @@ class FetchRequest:
         ids = _one_and_many(item, "processDefinitionId", "processDefinitionIdIn")
         if ids is not None:
             topic["definition_id"] = ids
+        if wanted:
+            for var, value in wanted.items():
+                if value is not None and not isinstance(value, str | int | float | bool):
+                    raise InvalidRequest(
+                        f"topic '{name}': processVariables.{var} must be a string, number, "
+                        "boolean or null (the filter compares values)"
+                    )
+            topic["process_variables"] = wanted
+        if tag_filter is not None:
+            topic["version_tag"] = tag_filter
         return topic
 
 
@@ -142,7 +170,7 @@ def _one_and_many(item: Mapping[str, Any], one: str, many: str) -> list[str] | N
     return sorted(chosen)
 
 
-def _fetch(engine: ProcessEngine, request: FetchRequest) -> list[dict[str, Any]]:
+def _fetch(engine: ProcessEngine, request: FetchRequest, index: TaskIndex) -> list[dict[str, Any]]:
     if not request.topics or request.max_tasks == 0:
         return []
     tasks = engine.external_tasks.fetch_and_lock(
@@ -151,6 +179,7 @@ def _fetch(engine: ProcessEngine, request: FetchRequest) -> list[dict[str, Any]]
         max_tasks=request.max_tasks,
         use_priority=request.use_priority,
     )
+    index.remember(tasks)
     return [locked_dto(engine, t, t.topic in request.extension) for t in tasks]
 
 
@@ -163,7 +192,7 @@ async def fetch_and_lock(request: Request) -> Response:
     deadline = time.monotonic() + fetch.timeout
     while True:
         ticket = hub.ticket()
-        found = await params.call(_fetch, engine, fetch)
+        found = await params.call(_fetch, engine, fetch, request.app.state.task_index)
         remaining = deadline - time.monotonic()
         if found or remaining <= 0 or hub.closed or not fetch.topics:
             return json_response(found)
@@ -184,8 +213,26 @@ async def complete(request: Request) -> Response:
     values = from_typed_map(body.get("variables"))
     values.update(from_typed_map(body.get("localVariables"), "localVariables"))
     engine = params.engine_of(request)
-    await params.call(engine.external_tasks.complete, task_id, worker, values)
+    index: TaskIndex = request.app.state.task_index
+    await params.call(_complete, engine, index.take(task_id), task_id, worker, values)
     return no_content()
+
+
+def _complete(
+    engine: ProcessEngine,
+    fetched: ExternalTask | None,
+    task_id: str,
+    worker: str,
+    values: dict[str, Any],
+) -> None:
+    """Complete through the engine; a task this server fetched goes straight to its instance's
+    report queue (``report_all`` with the fetched task), saving the read of its row."""
+    if fetched is None:
+        engine.external_tasks.complete(task_id, worker, values)
+        return
+    (outcome,) = engine.external_tasks.report_all([("complete", fetched, worker, values)])
+    if isinstance(outcome, BaseException):
+        raise outcome
 
 
 async def failure(request: Request) -> Response:
@@ -289,7 +336,14 @@ def _list(engine: ProcessEngine, request: Request) -> list[dict[str, Any]]:
         instance_id=params.query_str(request, "processInstanceId"),
     )
     now = engine.now()
-    return params.page(request, [task_dto(t) for t in tasks if _matches(t, request, now)])
+    return params.page(
+        request,
+        [
+            task_dto(t, tag=version_tag(engine, t.definition_id))
+            for t in tasks
+            if _matches(t, request, now)
+        ],
+    )
 
 
 async def list_tasks(request: Request) -> Response:
@@ -305,7 +359,7 @@ async def count_tasks(request: Request) -> Response:
 async def get_task(request: Request) -> Response:
     engine = params.engine_of(request)
     task = await params.call(engine.external_tasks.get, request.path_params["id"])
-    return json_response(task_dto(task))
+    return json_response(task_dto(task, tag=version_tag(engine, task.definition_id)))
 
 
 def routes() -> list[BaseRoute]:

@@ -141,10 +141,9 @@ def _modify(
     engine: ProcessEngine, instance_id: str, values: dict[str, Any], deletions: list[str]
 ) -> None:
     engine.get_instance(instance_id)  # 404 before anything changes
-    if values:
-        verb(engine, "set_variables")(instance_id, values)
-    if deletions:
-        verb(engine, "remove_variables")(instance_id, deletions)
+    if values or deletions:
+        # One transaction: a refused deletion leaves the modifications unapplied too.
+        verb(engine, "update_variables")(instance_id, values, deletions)
 
 
 async def modify_variables(request: Request) -> Response:
@@ -179,30 +178,35 @@ async def delete_variable(request: Request) -> Response:
     return no_content()
 
 
-def _correlate(request: Request, body: Mapping[str, Any]) -> tuple[ProcessInstance, bool]:
+def _correlate(request: Request, body: Mapping[str, Any]) -> list[tuple[ProcessInstance, bool]]:
+    """Each instance the message reached, with whether it was waiting (False: started)."""
     engine = params.engine_of(request)
     name = params.required(body, "messageName", str)
-    for unsupported in ("processInstanceId", "localCorrelationKeys", "tenantId"):
+    for unsupported in ("localCorrelationKeys", "tenantId"):
         if body.get(unsupported):
             raise InvalidRequest(f"{unsupported} is not supported by Spillway's /message")
-    if body.get("all"):
-        raise InvalidRequest("all=true is not supported: a message goes to one instance")
     correlation = from_typed_map(body.get("correlationKeys"), "correlationKeys")
     values = from_typed_map(body.get("processVariables"), "processVariables")
     values.update(from_typed_map(body.get("processVariablesLocal"), "processVariablesLocal"))
     business_key = params.field(body, "businessKey", str)
+    instance_id = params.field(body, "processInstanceId", str)
     waiting = {s["instance_id"] for s in engine.store.subscribers("message", name)}
-    inst = engine.correlate_message(
-        name, values, correlation=correlation, business_key=business_key
-    )
-    return inst, inst.id in waiting
+    if params.field(body, "all", bool, False):
+        reached = engine.correlate_message_all(
+            name, values, correlation, business_key, instance_id=instance_id
+        )
+    else:
+        reached = [
+            engine.correlate_message(
+                name, values, correlation, business_key, instance_id=instance_id
+            )
+        ]
+    return [(inst, inst.id in waiting) for inst in reached]
 
 
-async def message(request: Request) -> Response:
-    body = await read_json(request, required=True)
-    inst, delivered = await params.call(_correlate, request, body)
-    if not params.field(body, "resultEnabled", bool, False):
-        return no_content()
+def _result(
+    request: Request, inst: ProcessInstance, delivered: bool, with_variables: bool
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "resultType": "Execution" if delivered else "ProcessDefinition",
         "execution": (
@@ -212,9 +216,23 @@ async def message(request: Request) -> Response:
         ),
         "processInstance": None if delivered else instance_dto(request, inst),
     }
-    if params.field(body, "variablesInResultEnabled", bool, False):
+    if with_variables:
         result["variables"] = to_typed_map(inst.variables)
-    return json_response([result])
+    return result
+
+
+async def message(request: Request) -> Response:
+    """``POST /message``: to one instance (or a start), to that ``processInstanceId``, or with
+    ``all`` to every match in one transaction; 204, or with ``resultEnabled`` 200 and one
+    result per instance reached."""
+    body = await read_json(request, required=True)
+    reached = await params.call(_correlate, request, body)
+    if not params.field(body, "resultEnabled", bool, False):
+        return no_content()
+    with_variables = bool(params.field(body, "variablesInResultEnabled", bool, False))
+    return json_response(
+        [_result(request, inst, delivered, with_variables) for inst, delivered in reached]
+    )
 
 
 def routes() -> list[BaseRoute]:

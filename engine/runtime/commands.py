@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
@@ -134,8 +134,12 @@ class Commands:
         return definition
 
     def latest_definition(self, process_key: str) -> Mapping[str, Any]:
-        definition = self.store.latest_definition(process_key)
-        if definition is None:
+        """The newest version of ``process_key``, as the database says now: every call looks
+        up the newest id (one indexed read, so a deployment by another node is seen at once)
+        and takes that id's row from the per-engine cache of immutable definition rows."""
+        definition_id = self.store.latest_definition_id(process_key)
+        definition = self.definition(definition_id) if definition_id is not None else None
+        if definition is None:  # none deployed, or deleted between the two reads
             raise NotFound(f"no process deployed with key '{process_key}'")
         return definition
 
@@ -201,6 +205,39 @@ class Commands:
         # Inside Store.locked_instance the commit comes at the end of that block.
         self.store.on_commit(lambda: self._after_commit(write))
         return finish.snapshot(run)
+
+    def prepare(self, run: Run, has_open_incident: bool = False) -> InstanceWrite:
+        """The write of a finished run, filled in and ready for ``commit_group``."""
+        return finish.instance_write(run, self.codec, has_open_incident)
+
+    def commit_write(self, write: InstanceWrite) -> None:
+        """Apply one prepared write in its own transaction, as ``commit`` does."""
+        self.store.apply(write)
+        self.store.on_commit(lambda: self._after_commit(write))
+
+    def commit_group(self, writes: Sequence[InstanceWrite]) -> list[BaseException | None]:
+        """Group commit: apply prepared writes of different instances in one transaction, each
+        isolated from the others (``Store.apply_group``), so a write that conflicts or is
+        refused rolls back alone and the others still commit. One outcome per write (None:
+        committed; else its ``ConcurrencyConflict`` or ``StoreError``, for the caller to re-run
+        or record). What a commit triggers (waking listeners, delivering thrown signals) runs
+        once the transaction committed, for the committed writes only."""
+        if not writes:
+            return []
+        outcomes = self.store.apply_group(writes)
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if outcome is None:
+                self._after_commit(write)
+        return outcomes
+
+    def commit_all(self, runs: Sequence[tuple[Run, bool]]) -> list[ProcessInstance]:
+        """Write several runs (each with whether it had an open incident) in one transaction:
+        all or none (``Store.apply_all``); then what each commit triggers."""
+        writes = [finish.instance_write(run, self.codec, incident) for run, incident in runs]
+        self.store.apply_all(writes)
+        for write in writes:
+            self._after_commit(write)
+        return [finish.snapshot(run) for run, _ in runs]
 
     def _after_commit(self, write: InstanceWrite) -> None:
         instance = write.instance

@@ -108,7 +108,9 @@ def instance_write(
     except InvalidVariables as exc:
         raise InvalidVariables(f"process data cannot be stored: {exc}") from exc
     previous_subs = int(((run.row or {}).get("open_activities") or {}).get("subs", 0))
-    subs = instance_state.subscriptions(run.wf, open_tasks, run.instance_id, run.business_key)
+    subs = instance_state.subscriptions(
+        run.wf, open_tasks, run.instance_id, run.business_key, variables
+    )
     instance = {
         "id": run.instance_id,
         "definition_id": run.definition["id"],

@@ -275,10 +275,11 @@ class Ledger:
         for row in self.run.write.jobs_insert:
             if row["task_id"] and row["kind"] == "async-continuation":
                 self.job_keys[row["task_id"]] = row["id"]
-        waiting = {
-            w.key: w
-            for w in timer_events.waiting_timers(self.run.wf.get_tasks(state=TaskState.WAITING))
-        }
+        # A process without timer events has no timer to wait for: no walk of the tree.
+        candidates = (
+            self.run.wf.get_tasks(state=TaskState.WAITING) if self.run.model.has_timers else []
+        )
+        waiting = {w.key: w for w in timer_events.waiting_timers(candidates)}
         for key, job_id in list(self.job_keys.items()):
             if "/" in key:
                 alive = key in waiting

@@ -188,19 +188,11 @@ def set_variables(
 ) -> ProcessInstance:
     """Set process variables on a running instance (validated as ``start()`` validates them);
     each change is recorded in the variable history."""
-    values = check_variables(variables, f"set_variables('{instance_id}')")
+    where = f"set_variables('{instance_id}')"
+    values = check_variables(variables, where)
     if not values:
-        raise InvalidVariables(f"set_variables('{instance_id}'): no variables given")
-
-    def action(run: Run) -> None:
-        for task in instance_state.open_tasks(run.wf) or [run.wf.task_tree]:
-            mappings.set_values(task, copy.deepcopy(values))
-        run.write.variable_history_insert = [
-            _history_row(run, pos, name, "set", value, user)
-            for pos, (name, value) in enumerate(values.items())
-        ]
-
-    return command(host, instance_id, action)
+        raise InvalidVariables(f"{where}: no variables given")
+    return _update(host, instance_id, values, [], user, where)
 
 
 def remove_variables(
@@ -208,26 +200,68 @@ def remove_variables(
 ) -> ProcessInstance:
     """Remove process variables from a running instance; a name it does not have is refused."""
     where = f"remove_variables('{instance_id}')"
+    wanted = _names(names, where)
+    if not wanted:
+        raise InvalidVariables(f"{where}: variable names must be non-empty strings: {shown(names)}")
+    return _update(host, instance_id, {}, wanted, user, where)
+
+
+def update_variables(
+    host: Host,
+    instance_id: str,
+    variables: Mapping[str, Any] | None,
+    deletions: Sequence[str] | None,
+    user: str | None = None,
+) -> ProcessInstance:
+    """Set ``variables`` and remove ``deletions`` in one command (Camunda's "modifications and
+    deletions"): the sets are applied first, then the removals, so a name in both ends up
+    removed; either all of it commits or, on any refusal, nothing does."""
+    where = f"update_variables('{instance_id}')"
+    values = check_variables(variables, where)
+    wanted = _names(deletions if deletions is not None else [], where)
+    if not values and not wanted:
+        raise InvalidVariables(f"{where}: no variables to set or remove")
+    return _update(host, instance_id, values, wanted, user, where)
+
+
+def _names(names: object, where: str) -> list[str]:
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise InvalidVariables(f"{where}: expected a list of variable names, got {shown(names)}")
     wanted = list(dict.fromkeys(names))
-    if not wanted or not all(isinstance(n, str) and n for n in wanted):
+    if not all(isinstance(n, str) and n for n in wanted):
         raise InvalidVariables(f"{where}: variable names must be non-empty strings: {shown(names)}")
+    return wanted
 
+
+def _update(
+    host: Host,
+    instance_id: str,
+    values: Mapping[str, Any],
+    wanted: Sequence[str],
+    user: str | None,
+    where: str,
+) -> ProcessInstance:
     def action(run: Run) -> None:
         present = (run.row or {}).get("variables") or {}
-        missing = [n for n in wanted if n not in present]
+        missing = [n for n in wanted if n not in present and n not in values]
         if missing:
             raise InvalidVariables(
                 f"{where}: the instance has no variable {', '.join(repr(n) for n in missing)}"
             )
-        for task in _token_tasks(run):
-            for holder in (task, task.parent):
-                if holder is not None:
-                    for name in wanted:
-                        holder.data.pop(name, None)
+        changes: list[tuple[str, str, Any]] = [(n, "set", v) for n, v in values.items()]
+        if values:
+            for task in instance_state.open_tasks(run.wf) or [run.wf.task_tree]:
+                mappings.set_values(task, copy.deepcopy(dict(values)))
+        if wanted:
+            for task in _token_tasks(run):
+                for holder in (task, task.parent):
+                    if holder is not None:
+                        for name in wanted:
+                            holder.data.pop(name, None)
+            changes.extend((n, "removed", None) for n in wanted)
         run.write.variable_history_insert = [
-            _history_row(run, pos, name, "removed", None, user) for pos, name in enumerate(wanted)
+            _history_row(run, pos, name, operation, value, user)
+            for pos, (name, operation, value) in enumerate(changes)
         ]
 
     def after(run: Run) -> None:

@@ -311,6 +311,8 @@ class Run:
     def _end_idle_event_subprocesses(self) -> bool:
         """When a scope's own flow has ended, its event subprocesses that never started stop
         listening (BPMN), so the scope can complete; SpiffWorkflow would wait for them."""
+        if not self.model.has_event_subprocesses:
+            return False
         idle = [
             t
             for t in self.wf.get_tasks(state=TaskState.STARTED)

@@ -51,6 +51,8 @@ deployments = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("digest", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    #: Who deployed it, as the client says (Camunda's ``deployment-source``); None if unsaid.
+    sa.Column("source", sa.String(255), nullable=True),
 )
 
 resources = sa.Table(
@@ -98,8 +100,11 @@ instances = sa.Table(
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
     # History cleanup scans each definition's ended instances by end time.
     sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
-    # ``instances(state=..., limit=...)``: one state's instances oldest first, read in index
-    # order and stopped at the limit (migration 0005; docs/benchmarks.md, scale).
+    # The console's instance list pages by keyset on (created_at, id), newest first, over all
+    # instances or those of one key or state (migration 0005).
+    sa.Index("ix_sw_instances_created", "created_at", "id"),
+    sa.Index("ix_sw_instances_key_created", "process_key", "created_at", "id"),
+    # Also ``instances(state=..., limit=...)``: oldest first, stopped at the limit.
     sa.Index("ix_sw_instances_state_created", "state", "created_at", "id"),
 )
 
@@ -116,6 +121,8 @@ history = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
+    # The console counts an instance's open activities (tokens) by activity (migration 0005).
+    sa.Index("ix_sw_history_open", "instance_id", "ended_at", "activity_id"),
 )
 
 subscriptions = sa.Table(
@@ -127,6 +134,8 @@ subscriptions = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("activity_id", sa.String(255), nullable=False),
     sa.Column("business_key", sa.String(255), nullable=True),
+    #: A Camunda 8 message's correlation key, evaluated when the wait began (None without).
+    sa.Column("correlation_key", sa.String(255), nullable=True),
     sa.Index("ix_sw_subscriptions_kind_name", "kind", "name"),
 )
 
@@ -157,7 +166,7 @@ jobs = sa.Table(
     # The listing of every job in due order (``jobs()``).
     sa.Index("ix_sw_jobs_due_at", "due_at", "id"),
     # Acquisition scans runnable due jobs in due order and stops at its batch size; jobs out of
-    # retries (an incident open) are not in it (migration 0005; store_jobs.RUNNABLE_JOB).
+    # retries (an incident open) are not in it (migration 0008; store_jobs.RUNNABLE_JOB).
     sa.Index(
         "ix_sw_jobs_runnable",
         "due_at",
@@ -179,7 +188,7 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
-    # ``incidents()``: the open ones (resolved_at NULL) oldest first, in index order.
+    # Open incidents (resolved_at NULL), oldest first: the console's incident page (0005).
     sa.Index("ix_sw_incidents_open", "resolved_at", "created_at"),
 )
 

@@ -29,7 +29,16 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.pool import StaticPool
 
 from engine.core.errors import CommitUnknown, ConcurrencyConflict, NotCommitted, StoreError
-from engine.storage import operations, reconnect, store_external, store_jobs, user_tasks
+from engine.storage import (
+    checkpoint,
+    driver,
+    group_write,
+    operations,
+    reconnect,
+    store_external,
+    store_jobs,
+    user_tasks,
+)
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import InstanceWrite
@@ -45,6 +54,14 @@ NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
 # than running it on SQLite. Bound parameters are prefixed ``b_`` to stay clear of column names.
 _LATEST_DEFINITION = (
     sa.select(t.definitions)
+    .where(t.definitions.c.key == sa.bindparam("b_key"))
+    .order_by(t.definitions.c.version.desc())
+    .limit(1)
+)
+#: The id of a key's newest version: the cheap check every start() makes, so a deployment on
+#: another node is seen at once; the definition row itself is read once per id and cached.
+_LATEST_DEFINITION_ID = driver.DriverStatement(
+    sa.select(t.definitions.c.id)
     .where(t.definitions.c.key == sa.bindparam("b_key"))
     .order_by(t.definitions.c.version.desc())
     .limit(1)
@@ -112,6 +129,8 @@ class Store(
         # SQLite has one writer at a time: threads of this process queue here instead of in
         # SQLite's busy handler, which sleeps in growing steps (other processes still do).
         self._write_lock: threading.RLock | None = None
+        #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
+        self.checkpointer: checkpoint.Checkpointer | None = None
         self.engine = self._create_engine()
 
     # -- connection handling ------------------------------------------------------------
@@ -125,6 +144,8 @@ class Store(
                 self._lock = threading.RLock()
             else:
                 self._write_lock = threading.RLock()
+                if self.url.database and not self.url.query:
+                    self.checkpointer = checkpoint.Checkpointer(self.url.database)
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
             return engine
@@ -134,8 +155,7 @@ class Store(
             return engine
         return sa.create_engine(self.url)
 
-    @staticmethod
-    def _install_sqlite_hooks(engine: Engine) -> None:
+    def _install_sqlite_hooks(self, engine: Engine) -> None:
         # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up
         # front; we issue BEGIN ourselves (IMMEDIATE for writes, so two writers queue on the
         # busy timeout instead of failing on lock upgrade).
@@ -146,6 +166,10 @@ class Store(
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if self.checkpointer is not None:
+                # The checkpointer thread keeps the WAL short; a commit checkpoints itself
+                # only if that thread falls far behind.
+                cur.execute(f"PRAGMA wal_autocheckpoint={checkpoint.FALLBACK_PAGES}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -153,7 +177,7 @@ class Store(
             # Every read method is one statement, atomic on its own in autocommit mode, so
             # reads skip BEGIN/COMMIT (two round trips on the hot path of every call).
             if conn.info.get("write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                driver.driver_execute(conn, "BEGIN IMMEDIATE")
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
@@ -205,6 +229,8 @@ class Store(
                         with suppress(sa.exc.SQLAlchemyError):
                             trans.rollback()
                         raise reconnect.commit_error(exc) from exc
+                    if self.checkpointer is not None:
+                        self.checkpointer.committed()
                 finally:
                     conn.info["write"] = False
         except reconnect.CONNECTION_ERRORS as exc:
@@ -272,6 +298,8 @@ class Store(
             command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
     # -- deployments --------------------------------------------------------------------
@@ -306,6 +334,13 @@ class Store(
             return dict(row) if row else None
 
     @reconnect.retry_read
+    def latest_definition_id(self, key: str) -> str | None:
+        """The id of the newest version of one key (the (key, version) index, its first row)."""
+        with self.transaction(write=False) as conn:
+            found = _LATEST_DEFINITION_ID.scalar(conn, {"b_key": key})
+            return None if found is None else str(found)
+
+    @reconnect.retry_read
     def latest_definitions(self, keys: Sequence[str] | None) -> dict[str, dict[str, Any]]:
         """The newest version of each of ``keys`` (of every key when None)."""
         if keys is not None and not keys:
@@ -327,6 +362,14 @@ class Store(
                 )
             ).mappings()
             return {r["key"]: dict(r) for r in rows}
+
+    @reconnect.retry_read
+    def all_definitions(self) -> list[dict[str, Any]]:
+        """Every definition row (each version), oldest first."""
+        d = t.definitions
+        with self.transaction(write=False) as conn:
+            query = sa.select(d).order_by(d.c.created_at, d.c.key, d.c.version)
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     @reconnect.retry_read
     def definition(self, definition_id: str) -> dict[str, Any] | None:
@@ -467,6 +510,52 @@ class Store(
                     write_mod.apply(conn, write, self.dialect, self._check_external_held)
         except IntegrityError as exc:
             raise StoreError(f"write of {len(writes)} instances refused: {exc.orig}") from exc
+
+    def apply_group(self, writes: Sequence[InstanceWrite]) -> list[BaseException | None]:
+        """Group commit: apply the writes of several instances in one transaction, each
+        isolated from the others. A write that loses a race (``ConcurrencyConflict``) or that
+        the database refuses (``StoreError``) is rolled back alone and its error is returned in
+        its place; the others commit together. Returns one outcome per write, in order (None:
+        committed). A failure of the transaction itself (``NotCommitted``, ``CommitUnknown``)
+        is raised: then no write of the group committed (or, unknown, all did).
+
+        Optimistic: the writes are applied together in one transaction, one statement per kind
+        of row (``storage.group_write``); only if a check fails is that transaction rolled back
+        and the group applied again write by write, each in a savepoint, so the common case
+        pays neither savepoints nor a statement per row. Writes are applied in
+        instance-id order, so two groups on PostgreSQL take their rows' locks in one order."""
+        if self._held.conn is not None:
+            raise RuntimeError("apply_group inside locked_instance")
+        order = sorted(range(len(writes)), key=lambda i: str(writes[i].instance["id"]))
+        if len(writes) > 1:
+            try:
+                with self.transaction() as conn:
+                    group_write.apply_many(
+                        conn, [writes[i] for i in order], self.dialect, self._check_external_held
+                    )
+                return [None] * len(writes)
+            except (ConcurrencyConflict, IntegrityError):
+                pass  # rolled back whole: nothing of the group is written; isolate each below
+        outcomes: list[BaseException | None] = [None] * len(writes)
+        with self.transaction() as conn:
+            for i in order:
+                write = writes[i]
+                try:
+                    with conn.begin_nested():
+                        write_mod.apply(conn, write, self.dialect, self._check_external_held)
+                except ConcurrencyConflict as exc:
+                    outcomes[i] = exc
+                except IntegrityError as exc:
+                    outcomes[i] = StoreError(
+                        f"instance {write.instance['id']}: write refused by the database: "
+                        f"{exc.orig}"
+                    )
+                except reconnect.CONNECTION_ERRORS as exc:
+                    error = reconnect.store_error(exc, write=True)
+                    if not isinstance(error, ConcurrencyConflict):
+                        raise  # the transaction is lost: no write of the group committed
+                    outcomes[i] = error  # a deadlock victim: only its savepoint rolled back
+        return outcomes
 
     def apply(self, write: InstanceWrite) -> None:
         """Apply one engine call's changes in a single transaction (see module docstring)."""

@@ -6,12 +6,14 @@ statements, built once. See ``Store.lock_external_tasks`` for the fetch order an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
@@ -36,7 +38,7 @@ _LOCK = (
 )
 
 
-def _narrowing(spec: Mapping[str, Any]) -> list[Any]:
+def _narrowing(spec: Mapping[str, Any], dialect: str) -> list[Any]:
     """SQL conditions of one topic's fetch filters."""
     x = t.external_tasks
     out: list[Any] = []
@@ -49,7 +51,30 @@ def _narrowing(spec: Mapping[str, Any]) -> list[Any]:
             t.instances.c.definition_id.in_(list(spec["definition_ids"]))
         )
         out.append(x.c.instance_id.in_(of_definitions))
+    if spec.get("process_variables"):
+        having = sa.or_(
+            *(_variable_equals(name, value, dialect) for name, value in spec["process_variables"])
+        )
+        out.append(x.c.instance_id.in_(sa.select(t.instances.c.id).where(having)))
     return out
+
+
+def _variable_equals(name: str, value: Any, dialect: str) -> Any:
+    """``sw_instances.variables[name] == value`` for a scalar (or null) JSON value."""
+    variables = t.instances.c.variables
+    if dialect == "postgresql":
+        element = sa.cast(variables, JSONB).op("->")(name)
+        return element == sa.cast(sa.literal(json.dumps(value)), JSONB)
+    path = f'$."{name}"'
+    kind = sa.func.json_type(variables, path)
+    if value is None:
+        return kind == "null"
+    if isinstance(value, bool):
+        return kind == ("true" if value else "false")
+    extracted = sa.func.json_extract(variables, path)
+    if isinstance(value, str):
+        return sa.and_(kind == "text", extracted == value)
+    return sa.and_(kind.in_(["integer", "real"]), extracted == value)
 
 
 class ExternalTaskQueries:
@@ -106,7 +131,10 @@ class ExternalTaskQueries:
         names = list(topics)
         if filters:
             topic_clause: Any = sa.or_(
-                *(sa.and_(x.c.topic == n, *_narrowing(filters.get(n) or {})) for n in names)
+                *(
+                    sa.and_(x.c.topic == n, *_narrowing(filters.get(n) or {}, self.dialect))
+                    for n in names
+                )
             )
         else:
             topic_clause = x.c.topic == names[0] if len(names) == 1 else x.c.topic.in_(names)

@@ -5,6 +5,7 @@ another transaction moved the instance on meanwhile, nothing is written and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
+from engine.storage import driver, store_external, user_tasks
 from engine.storage import schema as t
-from engine.storage import store_external, user_tasks
 
 #: Checks that external tasks are still locked by the workers reporting on them.
 CheckHeld = Callable[[Connection, Sequence[tuple[str, str]], str], None]
@@ -59,19 +60,24 @@ class InstanceWrite:
 
 # Statements of every write, built once: constructing a SQLAlchemy statement costs more than
 # running it on SQLite. Bound parameters are prefixed ``b_`` to stay clear of column names.
-_INSERT_INSTANCE = t.instances.insert()
-_LOCK_INSTANCE_REV = (
+# The ones every call runs go to the driver's cursor (``engine.storage.driver``).
+_INSERT_INSTANCE = driver.DriverStatement(t.instances.insert())
+_LOCK_INSTANCE_REV = driver.DriverStatement(
     sa.select(t.instances.c.rev).where(t.instances.c.id == sa.bindparam("b_id")).with_for_update()
 )
-_UPDATE_INSTANCE = t.instances.update().where(
-    t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
+_UPDATE_INSTANCE = driver.DriverStatement(
+    t.instances.update().where(
+        t.instances.c.id == sa.bindparam("b_id"), t.instances.c.rev == sa.bindparam("b_rev")
+    )
 )
-_INSERT_HISTORY = t.history.insert()
-_CLOSE_HISTORY = t.history.update().where(t.history.c.id == sa.bindparam("b_id"))
-_DELETE_SUBSCRIPTIONS = t.subscriptions.delete().where(
-    t.subscriptions.c.instance_id == sa.bindparam("b_id")
+_INSERT_HISTORY = driver.DriverStatement(t.history.insert())
+_CLOSE_HISTORY = driver.DriverStatement(
+    t.history.update().where(t.history.c.id == sa.bindparam("b_id"))
 )
-_INSERT_SUBSCRIPTION = t.subscriptions.insert()
+_DELETE_SUBSCRIPTIONS = driver.DriverStatement(
+    t.subscriptions.delete().where(t.subscriptions.c.instance_id == sa.bindparam("b_id"))
+)
+_INSERT_SUBSCRIPTION = driver.DriverStatement(t.subscriptions.insert())
 _COUNT_HELD_JOBS = (
     sa.select(sa.func.count())
     .select_from(t.jobs)
@@ -81,11 +87,13 @@ _COUNT_HELD_JOBS = (
     )
 )
 _DELETE_JOBS = t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-_UPDATE_JOB = t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id"))
-_DELETE_HELD_JOB = t.jobs.delete().where(
-    t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.locked_by == sa.bindparam("b_owner")
+_UPDATE_JOB = driver.DriverStatement(t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id")))
+_DELETE_HELD_JOB = driver.DriverStatement(
+    t.jobs.delete().where(
+        t.jobs.c.id == sa.bindparam("b_id"), t.jobs.c.locked_by == sa.bindparam("b_owner")
+    )
 )
-_INSERT_JOB = t.jobs.insert()
+_INSERT_JOB = driver.DriverStatement(t.jobs.insert())
 
 
 def apply(
@@ -101,12 +109,15 @@ def apply(
     the instance row (``Store.locked_instance``)."""
     inst = w.instance
     iid = inst["id"]
+    # Whether the update below certainly matches (its row count need not be read).
+    locked_at_rev = False
     if w.expected_rev is not None and dialect == "postgresql" and not row_locked:
         # The instance row first, as ``Store.locked_instance`` does: two writers of one instance
         # then queue on that row instead of deadlocking on its jobs or external tasks.
-        rev = conn.execute(_LOCK_INSTANCE_REV, {"b_id": iid}).scalar()
+        rev = _LOCK_INSTANCE_REV.scalar(conn, {"b_id": iid})
         if rev != w.expected_rev:
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
+        locked_at_rev = True
     jobs_delete = list(w.jobs_delete)
     if w.jobs_held:
         # A held job the write deletes is checked by that delete (one statement less
@@ -114,7 +125,7 @@ def apply(
         done = [j for j in set(w.jobs_held) if j in jobs_delete]
         for jid in done:
             params = {"b_id": jid, "b_owner": w.lock_owner}
-            if conn.execute(_DELETE_HELD_JOB, params).rowcount != 1:
+            if _DELETE_HELD_JOB.execute(conn, params) != 1:
                 raise ConcurrencyConflict(f"job lock lost for instance {iid}")
             jobs_delete.remove(jid)
         rest = [j for j in set(w.jobs_held) if j not in done]
@@ -128,34 +139,20 @@ def apply(
         check_external_held(conn, w.external_held, iid)
     if w.jobs_cancel:
         _cancel_jobs(conn, w)
-    if w.expected_rev is None:
-        conn.execute(_INSERT_INSTANCE, [inst])
-    else:
-        values = {k: v for k, v in inst.items() if k != "id"}
-        values.update(b_id=iid, b_rev=w.expected_rev)
-        if conn.execute(_UPDATE_INSTANCE, values).rowcount != 1:
-            raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
-    if w.history_insert:
-        conn.execute(_INSERT_HISTORY, w.history_insert)
-    # One executemany per set of columns (a job's attempt also moves started_at).
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in w.history_update:
-        values = {k: v for k, v in r.items() if k != "id"}
-        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
-    for rows in by_columns.values():
-        conn.execute(_CLOSE_HISTORY, rows)
-    if w.subscriptions is not None:
-        conn.execute(_DELETE_SUBSCRIPTIONS, {"b_id": iid})
-        if w.subscriptions:
-            conn.execute(_INSERT_SUBSCRIPTION, w.subscriptions)
+    # A new instance, or one whose row this transaction holds at the expected revision: no
+    # row count to read, so on PostgreSQL the instance row, its history and subscriptions go
+    # to the server in one round trip (engine.storage.driver.pipeline).
+    batched = w.expected_rev is None or locked_at_rev
+    with driver.pipeline(conn) if batched else contextlib.nullcontext():
+        _write_instance(conn, w, check_rev=not locked_at_rev)
     if jobs_delete:
         conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
     for row in w.jobs_update:
-        conn.execute(
-            _UPDATE_JOB, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
+        _UPDATE_JOB.execute(
+            conn, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
         )
     if w.jobs_insert:
-        conn.execute(_INSERT_JOB, w.jobs_insert)
+        _INSERT_JOB.execute(conn, w.jobs_insert)
     if w.incidents_resolve:
         conn.execute(
             t.incidents.update()
@@ -181,7 +178,34 @@ def apply(
         w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert
     ):
         # Delivered on commit: wakes executors, pools and bridges on other nodes.
-        conn.exec_driver_sql(f"NOTIFY {t.NOTIFY_CHANNEL}")
+        driver.driver_execute(conn, f"NOTIFY {t.NOTIFY_CHANNEL}")
+
+
+def _write_instance(conn: Connection, w: InstanceWrite, *, check_rev: bool) -> None:
+    """The instance row (inserted, or updated at ``w.expected_rev``), its history rows and
+    subscriptions: driver statements only."""
+    inst = w.instance
+    iid = inst["id"]
+    if w.expected_rev is None:
+        _INSERT_INSTANCE.execute(conn, inst)
+    else:
+        values = {k: v for k, v in inst.items() if k != "id"}
+        values.update(b_id=iid, b_rev=w.expected_rev)
+        if _UPDATE_INSTANCE.execute(conn, values) != 1 and check_rev:
+            raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
+    if w.history_insert:
+        _INSERT_HISTORY.execute(conn, w.history_insert)
+    # One executemany per set of columns (a job's attempt also moves started_at).
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in w.history_update:
+        values = {k: v for k, v in r.items() if k != "id"}
+        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
+    for rows in by_columns.values():
+        _CLOSE_HISTORY.execute(conn, rows)
+    if w.subscriptions is not None:
+        _DELETE_SUBSCRIPTIONS.execute(conn, {"b_id": iid})
+        if w.subscriptions:
+            _INSERT_SUBSCRIPTION.execute(conn, w.subscriptions)
 
 
 def _cancel_jobs(conn: Connection, w: InstanceWrite) -> None:

@@ -1,9 +1,12 @@
 """The background job executor: acquire -> execute -> record outcome -> wait.
 
-One acquisition thread locks due jobs in batches no larger than the free worker threads, so no
-locked job waits in a queue. Waiting wakes at once when this process commits a job (an engine
-listener), when another node does (PostgreSQL ``LISTEN``; a SQLite file's ``data_version``,
-``engine.storage.notify``), when the next known job falls due,
+One acquisition thread locks due jobs in batches (one job per instance) and hands each free
+worker thread a group of up to ``group_size`` of them. A thread runs its group's jobs one after
+another in memory and commits their writes together in one transaction, each write isolated
+(group commit, ``JobRunner.execute_batch``, ``Store.apply_group``): a job whose write conflicts
+or fails is settled alone, the others commit once. Waiting wakes at once when this process
+commits a job (an engine listener), when another node does (PostgreSQL ``LISTEN``; a SQLite
+file's ``data_version``, ``engine.storage.notify``), when the next known job falls due,
 or after an idle wait that doubles up to a cap and resets on work. At most one batch waits
 behind the running jobs. ``stop()`` is idempotent: it stops acquiring, gives back the jobs it
 had not started yet, and lets running jobs finish (up to ``timeout``).
@@ -28,6 +31,8 @@ log = logging.getLogger("spillway.executor")
 DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
 DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
 MIN_QUEUE = 8
+#: Jobs a worker thread runs and then commits in one transaction (group commit).
+DEFAULT_GROUP_SIZE = 8
 
 
 class JobExecutor:
@@ -41,14 +46,19 @@ class JobExecutor:
         max_idle_wait: float = DEFAULT_MAX_IDLE_WAIT,
         owner: str | None = None,
         listen: bool = True,
+        group_size: int = DEFAULT_GROUP_SIZE,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {group_size}")
         self.engine = engine
         self.workers = workers
         #: Jobs locked and waiting behind the running ones; at least a batch of 8, which
         #: amortises the acquisition statements even with one thread.
-        self.queue_size = max(workers, MIN_QUEUE)
+        self.queue_size = max(workers, MIN_QUEUE, group_size)
+        #: Jobs of different instances a thread runs before committing them together.
+        self.group_size = group_size
         self.owner = owner or new_owner()
         self.runner = JobRunner(engine, lock_duration)
         self.min_idle_wait = min_idle_wait
@@ -57,9 +67,10 @@ class JobExecutor:
         self.executed = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._in_flight: set[Future[bool]] = set()
-        self._queued: dict[Future[bool], dict[str, Any]] = {}
+        self._in_flight: set[Future[list[bool]]] = set()
+        self._queued: dict[Future[list[bool]], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._waiting = 0  # jobs submitted to a worker thread and not started yet
         self._pool: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._listener: NotifyListener | None = None
@@ -91,10 +102,13 @@ class JobExecutor:
         with self._lock:
             waiting = list(self._queued.items())
         # cancel() runs the done callback, which takes the lock: call it outside.
-        queued = [(f, row) for f, row in waiting if f.cancel()]
-        for _future, row in queued:  # never started: another node may take them at once
-            with contextlib.suppress(Exception):
-                self.engine.store.release_job(row["id"], self.owner)
+        queued = [(f, rows) for f, rows in waiting if f.cancel()]
+        with self._lock:
+            self._waiting -= sum(len(rows) for _f, rows in queued)
+        for _future, rows in queued:  # never started: another node may take them at once
+            for row in rows:
+                with contextlib.suppress(Exception):
+                    self.engine.store.release_job(row["id"], self.owner)
         if self._pool is not None:
             self._pool.shutdown(wait=timeout is None)
             if timeout is not None:
@@ -122,9 +136,10 @@ class JobExecutor:
         self._wake.set()
 
     def queued(self) -> int:
-        """Jobs locked and waiting for a free worker thread (the queue depth)."""
+        """Jobs locked and not started yet (the queue depth): queued for a free worker thread,
+        or waiting their turn in the group a thread runs."""
         with self._lock:
-            return sum(1 for future in self._queued if not future.running())
+            return self._waiting
 
     def free_workers(self) -> int:
         """Worker threads not running a job now."""
@@ -134,37 +149,64 @@ class JobExecutor:
 
     def run_once(self) -> bool:
         """Acquire and submit one batch; True if it found work."""
-        # Up to one batch queued behind the running jobs: an acquisition costs about as much
-        # as a job, so acquiring one job per free thread would halve throughput. The queued
-        # jobs' locks last far longer than the queue does.
-        room = self.free_workers() + self.queue_size
+        # Each free thread gets a group of jobs to run and commit together, and up to one
+        # batch waits queued behind them: an acquisition costs about as much as a job, so
+        # acquiring one job per free thread would halve throughput. The queued jobs' locks
+        # last far longer than the queue does.
+        free = self.free_workers()  # negative while groups wait queued
+        room = free * self.group_size + self.queue_size
         if room < self.queue_size:
             return True  # a batch still waits; refill when no more than the threads' worth do
         rows = self.runner.acquire(self.owner, room)
         assert self._pool is not None
-        for row in rows:
-            future = self._pool.submit(self._execute, row)
+        for group in self._groups(rows, free):
+            future = self._pool.submit(self._execute, group)
             with self._lock:
                 self._in_flight.add(future)
-                self._queued[future] = row
+                self._queued[future] = group
+                self._waiting += len(group)
             future.add_done_callback(self._done)
         return bool(rows)
 
-    def _done(self, future: Future[bool]) -> None:
+    def _groups(self, rows: list[dict[str, Any]], free: int) -> list[list[dict[str, Any]]]:
+        """The acquired jobs cut into groups of at most ``group_size``, spread over the free
+        threads first (a thread commits its group in one transaction)."""
+        if not rows:
+            return []
+        size = min(self.group_size, -(-len(rows) // max(1, free)))
+        return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+    def _done(self, future: Future[list[bool]]) -> None:
         with self._lock:
             self._queued.pop(future, None)
             outstanding = len(self._queued)
-        # Wake the acquisition only when the jobs still waiting or running no longer exceed
-        # the threads: waking it after every job cost a thread switch per job for nothing.
+        # Wake the acquisition only when the groups still waiting or running no longer
+        # exceed the threads: waking it after every job cost a thread switch for nothing.
         if outstanding <= self.workers:
             self._wake.set()
 
-    def _execute(self, row: dict[str, Any]) -> bool:
+    def _execute(self, group: list[dict[str, Any]]) -> list[bool]:
+        if self._stopping.is_set():  # started after stop(): give the whole group back
+            with self._lock:
+                self._waiting -= len(group)
+            for row in group:
+                with contextlib.suppress(Exception):
+                    self.engine.store.release_job(row["id"], self.owner)
+            return [False] * len(group)
         try:
-            return self.runner.execute(row, self.owner)
+            if len(group) == 1:
+                self._started_one()
+                return [self.runner.execute(group[0], self.owner)]
+            return self.runner.execute_batch(
+                group, self.owner, self._stopping.is_set, self._started_one
+            )
         finally:
             with self._lock:
-                self.executed += 1
+                self.executed += len(group)
+
+    def _started_one(self) -> None:
+        with self._lock:
+            self._waiting -= 1
 
     def _loop(self) -> None:
         idle_wait = self.min_idle_wait

@@ -41,6 +41,11 @@ class TopicRequest:
     #: Only tasks of these process keys / definition ids (None: any).
     process_keys: tuple[str, ...] | None = None
     definition_ids: tuple[str, ...] | None = None
+    #: Only tasks of instances having at least one of these variables with its value (Camunda's
+    #: ``processVariables``: the pairs are alternatives); values are str, number, bool or None.
+    process_variables: tuple[tuple[str, Any], ...] | None = None
+    #: Only tasks of definitions with this ``camunda:versionTag``.
+    version_tag: str | None = None
 
     def filters(self) -> dict[str, Any]:
         """The narrowing filters of this topic, for ``Store.lock_external_tasks``."""
@@ -51,6 +56,8 @@ class TopicRequest:
             out["process_keys"] = self.process_keys
         if self.definition_ids is not None:
             out["definition_ids"] = self.definition_ids
+        if self.process_variables is not None:
+            out["process_variables"] = self.process_variables
         return out
 
 
@@ -124,6 +131,8 @@ def _from_mapping(
         "business_key",
         "process_key",
         "definition_id",
+        "process_variables",
+        "version_tag",
     }
     if unknown:
         raise EngineError(f"topic dict: unknown keys {sorted(map(str, unknown))}")
@@ -138,6 +147,9 @@ def _from_mapping(
     business_key = item.get("business_key")
     if business_key is not None and not isinstance(business_key, str):
         raise EngineError(f"{where}: business_key must be a string, got {business_key!r}")
+    version_tag = item.get("version_tag")
+    if version_tag is not None and not isinstance(version_tag, str):
+        raise EngineError(f"{where}: version_tag must be a string, got {limits.shown(version_tag)}")
     return TopicRequest(
         name,
         lock,
@@ -145,7 +157,31 @@ def _from_mapping(
         business_key=business_key,
         process_keys=_one_or_many(item.get("process_key"), f"{where}: process_key"),
         definition_ids=_one_or_many(item.get("definition_id"), f"{where}: definition_id"),
+        process_variables=_variable_filter(item.get("process_variables"), where),
+        version_tag=version_tag,
     )
+
+
+def _variable_filter(value: object, where: str) -> tuple[tuple[str, Any], ...] | None:
+    """``{name: value}`` of a ``process_variables`` filter; None or ``{}``: no filter."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise EngineError(
+            f"{where}: process_variables must map variable names to values, "
+            f"got {limits.shown(value)}"
+        )
+    pairs = []
+    for name, wanted in value.items():
+        if not isinstance(name, str) or not name or '"' in name or "\\" in name:
+            raise EngineError(f"{where}: process_variables: bad variable name {limits.shown(name)}")
+        if wanted is not None and not isinstance(wanted, str | int | float | bool):
+            raise EngineError(
+                f"{where}: process_variables['{name}'] must be a string, number, boolean or "
+                f"null (a filter compares values), got {limits.shown(wanted)}"
+            )
+        pairs.append((name, wanted))
+    return tuple(pairs) or None
 
 
 def _one_or_many(value: object, where: str) -> tuple[str, ...] | None:

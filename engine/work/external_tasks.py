@@ -31,6 +31,7 @@ Locks and duplicates, as a worker sees them:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -117,7 +118,10 @@ class ExternalTaskService:
         _check_worker(worker_id)
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise EngineError(f"max_tasks must be an int >= 1, got {limits.shown(max_tasks)}")
-        requests = external_fetch.parse_topics(topics, lock_duration, variables)
+        requests = {
+            name: self._by_version_tag(r)
+            for name, r in external_fetch.parse_topics(topics, lock_duration, variables).items()
+        }
         now = self.engine.now()
         expiry = {name: now + timedelta(seconds=r.lock_duration) for name, r in requests.items()}
         filters = {name: r.filters() for name, r in requests.items() if r.filters()}
@@ -132,6 +136,24 @@ class ExternalTaskService:
         for topic, n in collections.Counter(r["topic"] for r in rows).items():
             self.engine.observer.external_fetched(topic, n)
         return self._tasks(rows, {name: r.variables for name, r in requests.items()})
+
+    def _by_version_tag(self, request: external_fetch.TopicRequest) -> external_fetch.TopicRequest:
+        """A ``version_tag`` filter as the definition ids that carry the tag (each definition's
+        model is parsed once per engine and cached)."""
+        if request.version_tag is None:
+            return request
+        commands = self.engine.commands
+        tagged = set()
+        for row in self.store.all_definitions():
+            try:
+                tag = commands.model(row).version_tag
+            except EngineError:
+                continue  # a definition whose stored source no longer compiles has no tag here
+            if tag == request.version_tag:
+                tagged.add(str(row["id"]))
+        if request.definition_ids is not None:
+            tagged &= set(request.definition_ids)
+        return dataclasses.replace(request, definition_ids=tuple(sorted(tagged)))
 
     def get(self, task_id: str) -> ExternalTask:
         limits.check_id(task_id, "task_id")
@@ -299,13 +321,17 @@ class ExternalTaskService:
 
     @observe.command("external_task.report_all")
     def report_all(
-        self, reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]]
+        self,
+        reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]],
+        *,
+        checked: bool = False,
     ) -> list[Any]:
         """Apply several reports at once, combined per instance: ``(kind, task, worker_id,
         payload)`` with kind ``"complete"`` (payload: variables) or ``"bpmn_error"`` (payload:
         code, message, variables); ``task`` is an id or a fetched ``ExternalTask``. Returns,
         per report, its outcome (True/False) or the exception it would have raised. Worker
-        pools and bridges use it for a batch of results."""
+        pools and bridges use it for a batch of results. ``checked``: the variables already
+        passed ``check_variables`` (a pool checks its handler's result when it returns)."""
         items = list(reports)
         ids = [t for _, t, _, _ in items if isinstance(t, str)]
         rows = self.store.external_tasks_by_id(ids) if ids else {}
@@ -317,7 +343,9 @@ class ExternalTaskService:
                 # No row: resolved (False or NotFound) when applied, no instance to join.
                 task_id, instance_id = task, str(rows.get(task, {}).get("instance_id") or "")
             try:
-                pending.append(self._make_report(kind, task_id, worker_id, payload, instance_id))
+                pending.append(
+                    self._make_report(kind, task_id, worker_id, payload, instance_id, checked)
+                )
             except Exception as exc:  # noqa: BLE001 - returned per report
                 pending.append(exc)
         self._reports.submit([r for r in pending if isinstance(r, Report)])
@@ -341,11 +369,12 @@ class ExternalTaskService:
         worker_id: str,
         payload: Mapping[str, Any],
         instance_id: str,
+        checked: bool = False,
     ) -> Report:
         _check_worker(worker_id)
         where = f"external task {task_id}"
         if kind == "complete":
-            values = check_variables(payload, f"complete of {where}")
+            values = dict(payload) if checked else check_variables(payload, f"complete of {where}")
             return Report(kind, task_id, worker_id, instance_id, values)
         if kind == "bpmn_error":
             code = payload.get("code")

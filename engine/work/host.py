@@ -85,7 +85,10 @@ class ExternalTaskApi(Protocol):
         retry_timeout: float | timedelta | None = ...,
     ) -> bool: ...
     def report_all(
-        self, reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]]
+        self,
+        reports: Iterable[tuple[str, str | ExternalTask, str, Mapping[str, Any]]],
+        *,
+        checked: bool = ...,
     ) -> list[Any]: ...
 
 

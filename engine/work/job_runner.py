@@ -13,7 +13,7 @@ import logging
 import socket
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -30,6 +30,7 @@ from engine.runtime.commands import has_ended
 from engine.runtime.run import Run
 from engine.runtime.services import JobContext
 from engine.storage.store_jobs import PRELOADED
+from engine.storage.write import InstanceWrite
 from engine.work.host import JobHost
 
 log = logging.getLogger("spillway.jobs")
@@ -71,17 +72,8 @@ class JobRunner:
         """Run one locked job. True when its outcome (success or a counted failure) was
         committed; False when it was given back or its lock was lost."""
         observer = self.engine.observer
-        with observe.step(
-            "spillway.job",
-            job_id=job["id"],
-            job_kind=job["kind"],
-            instance_id=job["instance_id"],
-            activity_id=job["activity_id"],
-            attempt=rows.job_attempts(job) + 1,  # as the handler's TaskContext.attempt
-        ):
-            # Pickup latency on the engine clock: from the job falling due to its start.
-            late = (self.engine.now() - job["due_at"]).total_seconds()
-            observer.job_started(job, max(late, 0.0))
+        with self._step(job):
+            observer.job_started(job, self._lateness(job))
             outcome = self._execute(job, owner)
             observer.job_finished(job, outcome)
         return outcome != "released"
@@ -91,35 +83,145 @@ class JobRunner:
         instance is gone) or "released" (given back, or its lock was lost)."""
         try:
             try:
-                outcome = self._run(dict(job), owner)
+                outcome, write = self._run(dict(job), owner)
+                self._commit_one(write)
             except ConcurrencyConflict:
                 if self._preloaded(job) is None:
                     raise
                 # The copy read at acquisition went stale (a user call moved the instance
                 # on): run once more on fresh state before giving the job back.
-                outcome = self._run({**job, PRELOADED: None}, owner)
+                outcome, write = self._run({**job, PRELOADED: None}, owner)
+                self._commit_one(write)
             return outcome
-        except ConcurrencyConflict:
+        except Exception as exc:  # noqa: BLE001 - settled below, as its kind says
+            return self._settle(job, owner, exc, traceback.format_exc())
+
+    def execute_batch(
+        self,
+        jobs: Sequence[Mapping[str, Any]],
+        owner: str,
+        stopping: Callable[[], bool] | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> list[bool]:
+        """Run locked jobs of different instances and commit their results together (group
+        commit, ``Commands.commit_group``): each job's write isolated from the others', so a
+        job whose write conflicts or is refused is settled alone, as ``execute`` settles it
+        (a stale copy re-run once on fresh state, then given back; a refused write counted as
+        a failed attempt), and the others' writes commit once. A job that fails before its
+        write, and jobs that are not one write (signal broadcasts), run as ``execute`` runs
+        them. Once ``stopping()`` is true, jobs not started yet are given back (False) and
+        what ran is committed; ``on_start()`` is called as each job starts or is given back.
+        One outcome per job, in order, as ``execute`` returns it."""
+        observer = self.engine.observer
+        outcomes: list[str | None] = [None] * len(jobs)
+        prepared: list[tuple[int, str, InstanceWrite]] = []
+        started: set[int] = set()
+        seen: set[str] = set()
+        for i, job in enumerate(jobs):
+            instance_id = job["instance_id"]
+            if job["kind"] == signals.KIND or (instance_id and instance_id in seen):
+                continue  # run alone below, after the group (a later state of its instance)
+            if on_start is not None:
+                on_start()
+            if stopping is not None and stopping():
+                self.engine.store.release_job(job["id"], owner)  # never started
+                outcomes[i] = "released"
+                continue
+            started.add(i)
+            with self._step(job):
+                observer.job_started(job, self._lateness(job))
+                try:
+                    outcome, write = self._run(dict(job), owner)
+                except Exception as exc:  # noqa: BLE001 - settled as execute settles it
+                    if isinstance(exc, ConcurrencyConflict) and self._preloaded(job) is not None:
+                        outcomes[i] = self._execute({**job, PRELOADED: None}, owner)
+                    else:
+                        outcomes[i] = self._settle(job, owner, exc, traceback.format_exc())
+                    continue
+            if write is None:
+                outcomes[i] = outcome
+                continue
+            if instance_id:
+                seen.add(instance_id)
+            prepared.append((i, outcome, write))
+        try:
+            results = self.commands.commit_group([write for _, _, write in prepared])
+        except Exception as exc:  # noqa: BLE001 - the group's transaction itself failed
+            stacktrace = traceback.format_exc()
+            results = [exc] * len(prepared)
+            stacktraces = {i: stacktrace for i, _, _ in prepared}
+        else:
+            stacktraces = {}
+        for (i, outcome, _write), result in zip(prepared, results, strict=True):
+            job = jobs[i]
+            if result is None:
+                outcomes[i] = outcome
+            elif isinstance(result, ConcurrencyConflict) and self._preloaded(job) is not None:
+                # Its copy went stale: once more on fresh state, on its own, as execute does.
+                outcomes[i] = self._execute({**job, PRELOADED: None}, owner)
+            else:
+                trace = stacktraces.get(i) or "".join(traceback.format_exception(result))
+                outcomes[i] = self._settle(job, owner, result, trace)
+        for i in sorted(started):
+            observer.job_finished(jobs[i], outcomes[i] or "released")
+        done: list[bool] = []
+        for i, job in enumerate(jobs):
+            if outcomes[i] is None and on_start is not None:
+                on_start()
+            if outcomes[i] is None and stopping is not None and stopping():
+                self.engine.store.release_job(job["id"], owner)
+                done.append(False)
+            elif outcomes[i] is None:
+                fresh = job["instance_id"] in seen  # its instance moved on in this group
+                done.append(self.execute({**job, PRELOADED: None} if fresh else job, owner))
+            else:
+                done.append(outcomes[i] != "released")
+        return done
+
+    @staticmethod
+    def _step(job: Mapping[str, Any]) -> observe.step:
+        return observe.step(
+            "spillway.job",
+            job_id=job["id"],
+            job_kind=job["kind"],
+            instance_id=job["instance_id"],
+            activity_id=job["activity_id"],
+            attempt=rows.job_attempts(job) + 1,  # as the handler's TaskContext.attempt
+        )
+
+    def _lateness(self, job: Mapping[str, Any]) -> float:
+        """Pickup latency on the engine clock: from the job falling due to its start."""
+        return max(float((self.engine.now() - job["due_at"]).total_seconds()), 0.0)
+
+    def _settle(
+        self, job: Mapping[str, Any], owner: str, exc: BaseException, stacktrace: str
+    ) -> str:
+        """A job whose run or write raised: "released" (a lost race: given back), "dropped"
+        (its instance or definition is gone), or "failed" (its attempt counted)."""
+        if isinstance(exc, ConcurrencyConflict):
             log.info(
                 "job %s: instance %s changed meanwhile; released", job["id"], job["instance_id"]
             )
             self.engine.store.release_job(job["id"], owner)
             return "released"
-        except NotFound as exc:
+        if isinstance(exc, NotFound):
             log.warning("job %s: %s; the job is dropped", job["id"], exc)
             self.engine.store.delete_job(job["id"], owner)
             return "dropped"
-        except Exception as exc:  # noqa: BLE001 - anything else is this attempt's failure
-            failure = Failure(exc, traceback.format_exc())
-            log.warning(
-                "job %s (instance %s, activity '%s') failed: %s",
-                job["id"],
-                job["instance_id"],
-                job["activity_id"],
-                failure.message,
-            )
-            counted = self._count_failure(dict(job), owner, failure)
-            return "failed" if counted else "released"
+        failure = Failure(exc, stacktrace)
+        log.warning(
+            "job %s (instance %s, activity '%s') failed: %s",
+            job["id"],
+            job["instance_id"],
+            job["activity_id"],
+            failure.message,
+        )
+        counted = self._count_failure(dict(job), owner, failure)
+        return "failed" if counted else "released"
+
+    def _commit_one(self, write: InstanceWrite | None) -> None:
+        if write is not None:
+            self.commands.commit_write(write)
 
     def _preloaded(self, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """The instance row read with the job, while it is fresh enough to run on: a job
@@ -132,11 +234,13 @@ class JobRunner:
         age = (self.engine.now() - acquired_at).total_seconds()
         return row if age <= PRELOAD_MAX_AGE else None
 
-    def _run(self, job: dict[str, Any], owner: str) -> str:
+    def _run(self, job: dict[str, Any], owner: str) -> tuple[str, InstanceWrite | None]:
+        """Run the job in memory: its outcome once committed, and its instance's write,
+        prepared and not yet applied (None when the job was settled on its own: a signal
+        broadcast, an ended instance)."""
         engine, commands = self.engine, self.commands
         if job["kind"] == "timer-start":
-            self._start_by_timer(job, owner)
-            return "executed"
+            return "executed", self._start_by_timer(job, owner)
         if job["kind"] == signals.KIND:
             payload = job["payload"] or {}
             commands.broadcast_signal(
@@ -147,14 +251,14 @@ class JobRunner:
             )
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return "executed"
+            return "executed", None
         run, has_incident = commands.load(
             job["instance_id"], JobContext(job, owner), row=self._preloaded(job)
         )
         if has_ended(run):
             if not engine.store.delete_job(job["id"], owner):
                 raise ConcurrencyConflict(f"job {job['id']}: lock lost")
-            return "dropped"
+            return "dropped", None
         if run.row is not None and run.row.get("suspended"):
             # Suspended after the acquisition: the job waits for activate().
             raise ConcurrencyConflict(f"instance {job['instance_id']} is suspended")
@@ -169,10 +273,10 @@ class JobRunner:
             raise EngineError(f"job {job['id']}: unknown kind '{kind}'")
         if job["id"] not in {u["id"] for u in run.write.jobs_update}:
             run.write.jobs_delete.append(job["id"])
-        commands.commit(run, has_incident)
+        write = commands.prepare(run, has_incident)
         # A handler that failed inside the job books its next retry (or incident) on the job.
         failed = any(u["id"] == job["id"] and u.get("last_error") for u in run.write.jobs_update)
-        return "failed" if failed else "executed"
+        return ("failed" if failed else "executed"), write
 
     def _continue(self, run: Run, job: Mapping[str, Any]) -> None:
         payload = job["payload"] or {}
@@ -231,7 +335,7 @@ class JobRunner:
             "rev": int(job["rev"]) + 1,
         }
 
-    def _start_by_timer(self, job: dict[str, Any], owner: str) -> None:
+    def _start_by_timer(self, job: dict[str, Any], owner: str) -> InstanceWrite:
         """A timer start event fired: start an instance through it, and schedule the next
         firing of a cycle, in one transaction."""
         commands = self.commands
@@ -253,7 +357,7 @@ class JobRunner:
             run.write.jobs_update.append(self._rescheduled(job, following, fired))
         else:
             run.write.jobs_delete.append(job["id"])
-        commands.commit(run)
+        return commands.prepare(run)
 
     def _count_failure(self, job: dict[str, Any], owner: str, failure: Failure) -> bool:
         engine = self.engine

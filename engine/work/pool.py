@@ -12,8 +12,9 @@ task type over a database task queue"):
 - Worker threads (``core_size`` always, up to ``max_size`` while a backlog is queued; an extra
   thread idle for ``keep_alive`` seconds ends) call the handler with the same ``TaskContext`` a
   synchronous call would get, its ``idempotency_key`` being the external task's id.
-- A reporter thread sends results in bulk (``ExternalTaskService.report_all``), so results for
-  one instance land in one write. A raise is reported as a failure under the task's retry
+- A reporter thread sends results in bulk (``ExternalTaskService.report_all``) once every
+  fetched task was handled (or ``REPORT_LINGER`` after the first result), so results for one
+  instance land in one write. A raise is reported as a failure under the task's retry
   policy (backoff from ``RetryPolicy.next_delay``, an incident when retries are spent or the
   error is non-retryable); a ``BpmnError`` takes the error path.
 - Waiting wakes at once when this process commits new tasks (an engine listener), when another
@@ -52,10 +53,16 @@ from engine.work.job_runner import new_owner
 
 log = logging.getLogger("spillway.pool")
 
-DEFAULT_CORE_SIZE = 1
-DEFAULT_MAX_SIZE = 4
+# Defaults (issue 18): enough threads for handlers that wait on I/O, a fetch large enough for
+# the tasks of a 50-fold multi-instance to come (and be reported) together. Idle threads cost
+# nothing: they wait for tasks without polling.
+DEFAULT_CORE_SIZE = 4
+DEFAULT_MAX_SIZE = 8
+DEFAULT_MAX_PER_ACQUISITION = 100
 DEFAULT_KEEP_ALIVE = 60.0  # seconds an extra thread may idle before it ends
 DEFAULT_ACQUIRE_WAIT = 5.0  # seconds between fetches when nothing wakes the pool
+#: Seconds a handled task's result may wait for the rest of its fetch before it is reported.
+REPORT_LINGER = 0.05
 
 Result = tuple[str, ExternalTask, Mapping[str, Any]]
 
@@ -69,7 +76,7 @@ class WorkerPool:
         topic: str,
         handler: Handler | None = None,
         *,
-        core_size: int = DEFAULT_CORE_SIZE,
+        core_size: int | None = None,
         max_size: int | None = None,
         keep_alive: float = DEFAULT_KEEP_ALIVE,
         acquire_wait: float = DEFAULT_ACQUIRE_WAIT,
@@ -85,12 +92,20 @@ class WorkerPool:
             raise EngineError(
                 f"worker pool '{topic}': no handler given and none registered under '{topic}'"
             )
+        if core_size is None:  # the default never exceeds a max_size given
+            core_size = DEFAULT_CORE_SIZE
+            if isinstance(max_size, int) and not isinstance(max_size, bool) and max_size >= 1:
+                core_size = min(core_size, max_size)
         max_size = max(core_size, DEFAULT_MAX_SIZE) if max_size is None else max_size
         _positive_int("core_size", core_size, topic)
         _positive_int("max_size", max_size, topic)
         if max_size < core_size:
             raise EngineError(f"worker pool '{topic}': max_size {max_size} < core_size {core_size}")
-        per_fetch = max_size if max_per_acquisition is None else max_per_acquisition
+        per_fetch = (
+            max(max_size, DEFAULT_MAX_PER_ACQUISITION)
+            if max_per_acquisition is None
+            else max_per_acquisition
+        )
         _positive_int("max_per_acquisition", per_fetch, topic)
         self.engine = engine
         self.topic = topic
@@ -105,7 +120,13 @@ class WorkerPool:
         self.listen = listen
         #: completed, duplicates, failed, bpmn_errors, lock_lost, unlocked, fetched
         self.stats = Counters()
-        self._cond = threading.Condition()
+        # One lock, three conditions, so an event wakes only the thread that waits for it:
+        # ``_cond`` the acquisition thread (woken, or the queue ran empty), ``_work`` the
+        # worker threads (tasks queued), ``_reported`` the reporter (results waiting).
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
+        self._reported = threading.Condition(lock)
         self._wakeups = 0  # bumped by every wake(): no wake-up is lost between check and wait
         self._queue: collections.deque[ExternalTask] = collections.deque()
         self._results: list[Result] = []
@@ -152,6 +173,9 @@ class WorkerPool:
         self._stopping.set()
         self.engine.commands.remove_listener(self._on_commit)
         self.wake()
+        with self._cond:
+            self._work.notify_all()
+            self._reported.notify_all()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._acquirer is not None:
             self._acquirer.join(_remaining(deadline))
@@ -250,7 +274,7 @@ class WorkerPool:
                     while backlog > 0 and self._threads < self.max_size:
                         self._spawn_worker()
                         backlog -= 1
-                    self._cond.notify_all()
+                    self._work.notify(len(tasks))
                     continue
                 if self._wakeups == seen and not self._stopping.is_set():
                     self._cond.wait(self.acquire_wait)
@@ -266,10 +290,12 @@ class WorkerPool:
                         and time.monotonic() - idle_since >= self.keep_alive
                     ):
                         self._threads -= 1
-                        self._cond.notify_all()
+                        self._reported.notify_all()  # the reporter may be waiting to end
                         return
                     self._idle += 1
-                    self._cond.wait(min(self.acquire_wait, self.keep_alive))
+                    # Woken when tasks are queued or the pool stops; the timeout only ends
+                    # an extra thread that idled for keep_alive.
+                    self._work.wait(self.keep_alive)
                     self._idle -= 1
                 task = self._queue.popleft()
                 self._running += 1
@@ -285,16 +311,42 @@ class WorkerPool:
                     self._running -= 1
                     if result is not None:
                         self._results.append(result)
-                    self._cond.notify_all()
+                    if self._report_due():
+                        self._reported.notify()
             idle_since = time.monotonic()
+
+    def _report_due(self) -> bool:
+        """Whether the reporter should send what is waiting (caller holds the lock): once
+        every fetched task was handled, so the results of one fetch (the tasks of one instance
+        come together) land in one write per instance; or a fetch's worth piled up; or the
+        pool stops."""
+        if not self._results:
+            return False
+        return (
+            (not self._queue and not self._running)
+            or len(self._results) >= self.max_per_acquisition
+            or self._stopping.is_set()
+        )
 
     def _report_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._results:
+                first_seen: float | None = None
+                while True:
+                    if self._report_due():
+                        break
+                    if self._results:
+                        # Slow handlers: results do not wait longer than REPORT_LINGER for
+                        # the rest of their fetch.
+                        now = time.monotonic()
+                        first_seen = now if first_seen is None else first_seen
+                        if now - first_seen >= REPORT_LINGER:
+                            break
+                        self._reported.wait(REPORT_LINGER - (now - first_seen))
+                        continue
                     if self._stopping.is_set() and not self._running and self._threads == 0:
                         return
-                    self._cond.wait(self.acquire_wait)
+                    self._reported.wait(1.0)
                 batch, self._results = self._results, []
             try:
                 self._report(batch)
@@ -399,7 +451,8 @@ class WorkerPool:
         if not results:
             return
         outcomes = self.engine.external_tasks.report_all(
-            (kind, task, self.worker_id, payload) for kind, task, payload in results
+            ((kind, task, self.worker_id, payload) for kind, task, payload in results),
+            checked=True,  # _run checked each handler's result
         )
         for (kind, task, _), outcome in zip(results, outcomes, strict=True):
             if outcome is True:

@@ -64,10 +64,27 @@ def test_version_and_modeler_deploy_is_idempotent(served: Served) -> None:
     assert again["deployedProcessDefinitions"] is None
     listed = served.client.get("/deployment").json()
     assert [d["id"] for d in listed] == [first["id"]]
+    assert first["source"] == "Camunda Modeler" and listed[0]["source"] == "Camunda Modeler"
+    one = served.client.get(f"/deployment/{first['id']}").json()
+    assert one["source"] == "Camunda Modeler" and one["name"] == "both"
+    by_source = served.client.get("/deployment", params={"source": "Camunda Modeler"}).json()
+    assert [d["id"] for d in by_source] == [first["id"]]
+    assert served.client.get("/deployment/count", params={"source": "curl"}).json() == {"count": 0}
     definitions = served.client.get("/process-definition", params={"key": "Payment"}).json()
     assert [(d["key"], d["version"]) for d in definitions] == [("Payment", 1)]
     xml = served.client.get("/process-definition/key/Payment/xml").json()
     assert "Charge card" in xml["bpmn20Xml"]
+
+
+def test_a_deployment_without_source_shows_null(served: Served) -> None:
+    files = {"a": ("payment.bpmn", (HERE / "payment.bpmn").read_bytes(), "text/xml")}
+    created = served.client.post("/deployment/create", files=files).json()
+    assert created["source"] is None
+    assert served.client.get(f"/deployment/{created['id']}").json()["source"] is None
+    by_api = served.engine.deploy(EXAMPLE, deployment_source="ci pipeline")
+    assert by_api.source == "ci pipeline"
+    shown = served.client.get(f"/deployment/{by_api.id}").json()
+    assert shown["source"] == "ci pipeline"
 
 
 def test_changed_process_gets_next_version_and_start_by_id_keeps_the_old(
@@ -162,6 +179,39 @@ def test_bad_variables_and_unknown_keys_answer_camunda_errors(served: Served) ->
     assert not_json.status_code == 400
 
 
+def test_fetch_and_lock_by_process_variables_and_version_tag(
+    served: Served, tmp_path: Path
+) -> None:
+    tagged = tmp_path / "payment.bpmn"
+    xml = (HERE / "payment.bpmn").read_text()
+    tagged.write_text(xml.replace('id="Payment"', 'id="Payment" camunda:versionTag="v-7"', 1))
+    deploy(served, tagged)
+    eu = start(served, "Payment", variables={"region": {"value": "eu"}, "amount": {"value": 1}})
+    us = start(served, "Payment", variables={"region": {"value": "us"}, "amount": {"value": 2}})
+    assert fetch(served, processVariables={"region": "asia"}) == []
+    (got,) = fetch(served, processVariables={"region": "eu"}, processDefinitionVersionTag="v-7")
+    assert got["processInstanceId"] == eu["id"]
+    assert got["processDefinitionVersionTag"] == "v-7"
+    assert fetch(served, processDefinitionVersionTag="other") == []
+    (rest,) = fetch(served, worker="w2", processVariables={"amount": 2, "region": "nowhere"})
+    assert rest["processInstanceId"] == us["id"]
+    bad = served.client.post(
+        "/external-task/fetchAndLock",
+        json={
+            "workerId": "w",
+            "maxTasks": 1,
+            "topics": [
+                {"topicName": "charge", "lockDuration": 1000, "processVariables": {"a": []}}
+            ],
+        },
+    )
+    assert bad.status_code == 400 and "processVariables.a" in bad.json()["message"]
+    (definition,) = served.client.get("/process-definition", params={"key": "Payment"}).json()
+    assert definition["versionTag"] == "v-7"
+    listed = served.client.get("/external-task", params={"processInstanceId": us["id"]}).json()
+    assert [t["processDefinitionVersionTag"] for t in listed] == ["v-7"]
+
+
 def test_fetch_and_lock_dto_filters_and_variables(served: Served) -> None:
     deploy(served, HERE / "payment.bpmn")
     a = start(
@@ -232,6 +282,34 @@ def test_reports_lock_rules_and_duplicates(served: Served) -> None:
     assert again.status_code == 204
     assert len(served.engine.history(str(inst["id"]))) == history
     assert served.engine.get_instance(str(inst["id"])).variables["paid"] is True
+
+
+def test_completing_a_task_this_server_did_not_fetch(served: Served) -> None:
+    # Fetched on "another node" (the Python API): the server finds its instance by its row.
+    deploy(served, HERE / "payment.bpmn")
+    inst = start(served, "Payment", variables={"amount": {"value": 5}})
+    (task,) = served.engine.external_tasks.fetch_and_lock("elsewhere", ["charge"])
+    done = served.client.post(f"/external-task/{task.id}/complete", json={"workerId": "elsewhere"})
+    assert done.status_code == 204
+    assert served.engine.get_instance(str(inst["id"])).state == "completed"
+
+
+def test_the_task_index_forgets_the_oldest_beyond_its_capacity() -> None:
+    from datetime import UTC, datetime
+
+    from engine.core.values import ExternalTask
+    from engine.http.task_index import TaskIndex
+
+    def task(n: int) -> ExternalTask:
+        now = datetime.now(UTC)
+        return ExternalTask(f"t{n}", "copy", f"i{n}", "A", {"big": "x" * 100}, None, now, None)
+
+    index = TaskIndex(capacity=2)
+    index.remember([task(1), task(2), task(3)])
+    assert len(index) == 2 and index.take("t1") is None
+    kept = index.take("t2")
+    assert kept is not None and kept.instance_id == "i2" and kept.variables == {}
+    assert index.take("t2") is None  # taken once: a report ends the lock either way
 
 
 def test_failure_with_retries_then_incident_and_job_retry(served: Served) -> None:
@@ -409,6 +487,52 @@ def test_message_correlation(served: Served) -> None:
     running = served.client.get("/process-instance").json()
     assert [i["id"] for i in running] == [new.id]
     assert served.client.get(f"/process-instance/{inst['id']}").json()["ended"] is True
+
+
+def test_message_to_all_and_to_one_instance(served: Served) -> None:
+    wait = (
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'id="d" targetNamespace="t"><bpmn:message id="m" name="Paid"/>'
+        '<bpmn:process id="Wait" isExecutable="true"><bpmn:startEvent id="s"/>'
+        '<bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="c"/>'
+        '<bpmn:intermediateCatchEvent id="c"><bpmn:messageEventDefinition messageRef="m"/>'
+        '</bpmn:intermediateCatchEvent><bpmn:sequenceFlow id="f2" sourceRef="c" targetRef="u"/>'
+        '<bpmn:userTask id="u"/></bpmn:process></bpmn:definitions>'
+    )
+    files = {"a": ("wait.bpmn", wait.encode(), "text/xml")}
+    assert served.client.post("/deployment/create", files=files).status_code == 200
+    ids = [str(start(served, "Wait", businessKey=f"k{n}")["id"]) for n in range(3)]
+    one = served.client.post(
+        "/message",
+        json={"messageName": "Paid", "processInstanceId": ids[2], "resultEnabled": True},
+    )
+    assert one.status_code == 200, one.text
+    assert [r["execution"]["processInstanceId"] for r in one.json()] == [ids[2]]
+    assert served.engine.get_instance(ids[2]).waiting_at == ["u"]
+    again = served.client.post(
+        "/message", json={"messageName": "Paid", "processInstanceId": ids[2]}
+    )
+    assert again.status_code == 400
+    assert again.json()["type"] == "MismatchingMessageCorrelationException"
+    # Without all, two waiting instances are ambiguous; with all, both get it.
+    assert served.client.post("/message", json={"messageName": "Paid"}).status_code == 400
+    both = served.client.post(
+        "/message",
+        json={
+            "messageName": "Paid",
+            "all": True,
+            "processVariables": {"paid": {"value": True, "type": "Boolean"}},
+            "resultEnabled": True,
+            "variablesInResultEnabled": True,
+        },
+    )
+    assert both.status_code == 200, both.text
+    assert sorted(r["execution"]["id"] for r in both.json()) == sorted(ids[:2])
+    assert {r["resultType"] for r in both.json()} == {"Execution"}
+    assert all(r["variables"]["paid"]["value"] is True for r in both.json())
+    assert all(served.engine.get_instance(i).waiting_at == ["u"] for i in ids)
+    none = served.client.post("/message", json={"messageName": "Paid", "all": True})
+    assert none.status_code == 204
 
 
 @pytest.mark.parametrize("path", ["/nope", "/process-instance/x/nope"])

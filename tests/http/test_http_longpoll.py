@@ -108,7 +108,12 @@ def test_timeout_zero_answers_at_once_and_limits_are_checked(served: Served) -> 
         "maxTasks": 1,
         "topics": [{"topicName": "x", "lockDuration": 1, "processVariables": {"a": 1}}],
     }
-    assert served.client.post("/external-task/fetchAndLock", json=filtered).status_code == 400
+    assert served.client.post("/external-task/fetchAndLock", json=filtered).json() == []
+    by_list = {
+        **filtered,
+        "topics": [{"topicName": "x", "lockDuration": 1, "processVariables": {"a": [1]}}],
+    }
+    assert served.client.post("/external-task/fetchAndLock", json=by_list).status_code == 400
 
 
 def test_a_poll_times_out_with_an_empty_list(served: Served) -> None:

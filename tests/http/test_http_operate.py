@@ -96,3 +96,26 @@ def test_delete_cancels_the_instance(served: Served) -> None:
     assert served.engine.external_tasks.list() == []
     assert served.client.delete(f"/process-instance/{inst.id}").status_code == 404
     assert served.client.delete("/process-instance/nope").status_code == 404
+
+
+def test_modifications_and_deletions_are_one_transaction(served: Served) -> None:
+    instance_id = _start_approval(served)
+    url = f"/process-instance/{instance_id}/variables"
+    rev = served.engine.store.instance(instance_id)["rev"]
+    # The deletion names a variable the instance lacks: refused, and the modification with it.
+    refused = served.client.post(
+        url, json={"modifications": {"n": {"value": 2}}, "deletions": ["missing"]}
+    )
+    assert refused.status_code == 400
+    assert "missing" in refused.json()["message"]
+    assert served.engine.get_instance(instance_id).variables == {"amount": 10}
+    assert served.engine.store.instance(instance_id)["rev"] == rev
+    assert served.engine.variable_history(instance_id) == []
+    both = served.client.post(
+        url, json={"modifications": {"n": {"value": 2}}, "deletions": ["amount"]}
+    )
+    assert both.status_code == 204
+    assert served.engine.get_instance(instance_id).variables == {"n": 2}
+    assert served.engine.store.instance(instance_id)["rev"] == rev + 1  # one write
+    changes = [(c.name, c.operation) for c in served.engine.variable_history(instance_id)]
+    assert changes == [("n", "set"), ("amount", "removed")]

@@ -1,15 +1,13 @@
-"""indexes for a large database: instances by state and open incidents oldest first, runnable jobs
+"""a partial index of runnable jobs, so acquisition never walks jobs out of retries
 
-``instances(state=..., limit=...)`` and ``incidents(limit=...)`` read in index order and stop
-at the limit; job acquisition walks only jobs with retries left (a partial index), so jobs out
+Job acquisition walks only jobs with retries left (``ix_sw_jobs_runnable``, partial), so jobs out
 of retries, their incidents open, never slow it down (docs/benchmarks.md, "Scale").
+``instances(state=..., limit=...)`` and ``incidents(limit=...)`` read the console's indexes of
+migration 0005 (``ix_sw_instances_state_created``, ``ix_sw_incidents_open``); they are listed here
+too and created only if missing, so a database never misses them whatever it went through.
 
-The first two are also what the operator console pages by (the console's migration defines
-them alike); an index that already exists is left as it is, so the two migrations can follow
-each other in either order.
-
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 07:10:00
 """
 
@@ -20,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -51,6 +49,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name, table, _columns, _options in reversed(INDEXES):
-        if name in _existing(table):
-            op.drop_index(name, table_name=table)
+    # The console's two indexes belong to 0005: only the runnable-jobs index goes.
+    if "ix_sw_jobs_runnable" in _existing("sw_jobs"):
+        op.drop_index("ix_sw_jobs_runnable", table_name="sw_jobs")

@@ -1,0 +1,199 @@
+"""Hot-path statements run on the driver's cursor, past SQLAlchemy's per-statement layer.
+
+Every engine call runs a handful of statements: the lookup of the latest definition, the
+instance row's insert or update, its history rows, the job it ran. Through
+``Connection.execute`` each costs about 0.05 ms of SQLAlchemy's execution layer (execution
+context, events, result wrapping), several times what SQLite itself takes for it. A
+``DriverStatement`` keeps the SQLAlchemy Core statement as the one definition of the SQL:
+it is compiled once per dialect and set of columns by SQLAlchemy (quoting, casts,
+placeholders), its parameters are converted by SQLAlchemy's own bind processors of each
+column's type (UTC datetimes, JSON, booleans: the stored bytes are those SQLAlchemy would
+write), and it is executed on the connection's DBAPI cursor inside the caller's SQLAlchemy
+transaction.
+
+A driver error is raised as SQLAlchemy's wrapped ``DBAPIError`` (``OperationalError``,
+``IntegrityError``...), so callers handle both paths alike; a lost connection invalidates
+the connection and the pool, as SQLAlchemy does, so the next checkout opens a fresh one.
+
+Not for statements with expanding (``IN``) parameters or Python-callable column defaults:
+those stay on ``Connection.execute``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import ClauseElement
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    #: Bind names in placeholder order (qmark/format dialects), or None for named placeholders.
+    order: tuple[str, ...] | None
+    names: tuple[str, ...]
+    processors: dict[str, Processor]
+    #: Values of binds the caller does not pass (a LIMIT, a column's scalar default).
+    fixed: dict[str, Any]
+
+
+class DriverStatement:
+    """One SQLAlchemy Core statement, executed on the DBAPI cursor (see module docstring).
+
+    The columns an INSERT or UPDATE writes are the keys of its parameters (one compilation per
+    set of keys, as SQLAlchemy caches them); a column an INSERT leaves out gets its default."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._table = getattr(statement, "table", None)
+        self._by_shape: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
+        self._lock = threading.Lock()
+
+    def _compiled(self, dialect: sa.Dialect, keys: tuple[str, ...] | None) -> _Compiled:
+        shape = (f"{dialect.name}+{dialect.driver}", keys)
+        found = self._by_shape.get(shape)
+        if found is not None:
+            return found
+        with self._lock:
+            compiled: Any = self.statement.compile(
+                dialect=dialect, column_keys=list(keys) if keys is not None else None
+            )
+            names: list[str] = []
+            processors: dict[str, Processor] = {}
+            fixed: dict[str, Any] = {}
+            for bind, name in compiled.bind_names.items():
+                if bind.expanding:
+                    raise ValueError(f"{self.statement}: expanding parameters need execute()")
+                names.append(name)
+                processors[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if keys is not None and name in keys:
+                    continue
+                table = self._table
+                column = table.c.get(name) if table is not None and keys is not None else None
+                default = getattr(column, "default", None)
+                if default is not None:
+                    # A column the row leaves out: its default, as SQLAlchemy would fill in.
+                    if not default.is_scalar:
+                        raise ValueError(f"{self.statement}: column {name} has a callable default")
+                    fixed[name] = default.arg
+                elif not bind.required and bind.callable is None:
+                    fixed[name] = bind.value  # a literal of the statement (a LIMIT)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            found = _Compiled(str(compiled), order, tuple(names), processors, fixed)
+            self._by_shape[shape] = found
+        return found
+
+    def execute(
+        self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] = ()
+    ) -> int:
+        """Run the statement (``executemany`` for a sequence of parameter sets, one per set
+        of keys); the rows it touched."""
+        if isinstance(params, Mapping):
+            compiled = self._compiled(conn.dialect, self._keys(params))
+            with _driver_errors(conn, compiled.sql) as cursor:
+                cursor.execute(compiled.sql, _bind(compiled, params))
+                single: int = cursor.rowcount
+                return single
+        # One executemany per set of keys (rows of one batch may leave out different columns).
+        groups: dict[tuple[str, ...] | None, list[Mapping[str, Any]]] = {}
+        for row in params:
+            groups.setdefault(self._keys(row), []).append(row)
+        count = 0
+        for keys, rows in groups.items():
+            compiled = self._compiled(conn.dialect, keys)
+            with _driver_errors(conn, compiled.sql) as cursor:
+                cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
+                count += cursor.rowcount
+        return count
+
+    def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row (None when there is none)."""
+        compiled = self._compiled(conn.dialect, None)
+        with _driver_errors(conn, compiled.sql) as cursor:
+            cursor.execute(compiled.sql, _bind(compiled, params))
+            row = cursor.fetchone()
+            return None if row is None else row[0]
+
+    def _keys(self, row: Mapping[str, Any]) -> tuple[str, ...] | None:
+        # The columns an INSERT or UPDATE writes are the row's keys; other statements have
+        # one fixed shape.
+        return tuple(row) if isinstance(self.statement, sa.Insert | sa.Update) else None
+
+
+def _bind(compiled: _Compiled, row: Mapping[str, Any]) -> Any:
+    values: dict[str, Any] = {}
+    for name in compiled.names:
+        value = row[name] if name in row else compiled.fixed[name]
+        process = compiled.processors[name]
+        values[name] = process(value) if process is not None else value
+    if compiled.order is None:
+        return values
+    return tuple(values[name] for name in compiled.order)
+
+
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """On psycopg, the statements run inside are sent together and answered together at the
+    end (one round trip instead of one each, BEGIN included); elsewhere nothing changes. Only
+    for statements whose results and row counts are not read inside: an error of any of them
+    is raised when the block ends."""
+    dbapi_conn = conn.connection.dbapi_connection
+    enter = getattr(dbapi_conn, "pipeline", None)
+    if conn.dialect.name != "postgresql" or enter is None:
+        yield
+        return
+    dialect = conn.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    try:
+        with enter():
+            yield
+    except dbapi_error as exc:
+        raise _wrapped(conn, exc, "pipeline", None) from exc
+
+
+def driver_execute(conn: Connection, sql: str) -> None:
+    """One literal statement (``BEGIN IMMEDIATE``) on the driver, errors wrapped as above."""
+    with _driver_errors(conn, sql) as cursor:
+        cursor.execute(sql)
+
+
+@contextmanager
+def _driver_errors(conn: Connection, sql: str) -> Iterator[Any]:
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor()
+    dialect = conn.dialect
+    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    try:
+        yield cursor
+    except dbapi_error as exc:
+        raise _wrapped(conn, exc, sql, cursor) from exc
+    finally:
+        with suppress(dbapi_error):
+            cursor.close()
+
+
+def _wrapped(conn: Connection, exc: Any, sql: str, cursor: Any) -> sa.exc.StatementError:
+    """A driver error as SQLAlchemy raises it; a disconnect invalidates as SQLAlchemy does:
+    this connection is discarded and every other pooled one replaced (a server restart
+    dropped them all)."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+        conn.engine.dispose()
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+    return wrapped
+
+
+__all__ = ["DriverStatement", "driver_execute", "pipeline"]
