@@ -30,6 +30,7 @@ from engine.bpmn.loops import DEFAULT_MAX_LOOP_ITERATIONS
 from engine.bpmn.scripting import SafeScriptEngine
 from engine.bpmn.specs import activity_config
 from engine.core import limits
+from engine.core.bounded import BoundedCache
 from engine.core.clock import Clock, SystemClock
 from engine.core.errors import (
     ConcurrencyConflict,
@@ -73,6 +74,9 @@ from engine.work.pool import WorkerPool
 
 log = logging.getLogger("spillway.engine")
 
+#: Retry policies kept per (model, task); a miss reads the task's attributes again.
+POLICY_CACHE_SIZE = 4096
+
 
 H = TypeVar("H", bound=Handler)
 
@@ -110,7 +114,9 @@ class ProcessEngine(OperatingVerbs):
             allow_javascript=allow_javascript,  # sandboxed (expressions.javascript), so on
         )
         self._handlers: dict[str, Handler] = {}
-        self._policies: dict[tuple[str, str], RetryPolicy] = {}
+        self._policies: BoundedCache[tuple[str, str], RetryPolicy] = BoundedCache(
+            POLICY_CACHE_SIZE, "retry policies"
+        )
         self._behaviors: dict[str, Behavior] = {
             "sync": SyncBehavior(),
             "async-on-error": AsyncOnErrorBehavior(),
@@ -658,14 +664,19 @@ class ProcessEngine(OperatingVerbs):
         process_key: str | None = None,
         state: str | None = None,
         business_key: str | None = None,
+        limit: int | None = None,
     ) -> list[ProcessInstance]:
+        """Instances, oldest first; ``limit``: at most that many (None: all)."""
         limits.check_name(process_key, "process_key", optional=True)
         limits.check_name(state, "state", optional=True)
         limits.check_name(business_key, "business_key", optional=True)
         return [
             rows.instance(r)
             for r in self.store.instances(
-                process_key=process_key, state=state, business_key=business_key
+                process_key=process_key,
+                state=state,
+                business_key=business_key,
+                limit=limits.check_limit(limit),
             )
         ]
 
@@ -675,15 +686,31 @@ class ProcessEngine(OperatingVerbs):
             raise NotFound(f"no process instance with id '{instance_id}'")
         return [rows.history_entry(r) for r in self.store.history(instance_id)]
 
-    def jobs(self, instance_id: str | None = None) -> list[Job]:
+    def jobs(self, instance_id: str | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs in due order; ``limit``: at most that many (None: all)."""
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [rows.job(r) for r in self.store.jobs(instance_id)]
+        return [rows.job(r) for r in self.store.jobs(instance_id, limit=limits.check_limit(limit))]
 
-    def incidents(self, instance_id: str | None = None, open_only: bool = True) -> list[Incident]:
+    def incidents(
+        self, instance_id: str | None = None, open_only: bool = True, limit: int | None = None
+    ) -> list[Incident]:
+        """Incidents, oldest first; ``limit``: at most that many (None: all)."""
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        return [rows.incident(r) for r in self.store.incidents(instance_id, open_only)]
+        found = self.store.incidents(instance_id, open_only, limit=limits.check_limit(limit))
+        return [rows.incident(r) for r in found]
+
+    def caches(self) -> list[BoundedCache[Any, Any]]:
+        """Every cache this engine keeps (parsed models, definition rows, retry policies,
+        external-task configs, history time to live): each has a bound (``maxsize``) and
+        drops its least recently used entry when full (docs/benchmarks.md, "Memory")."""
+        return [
+            *self.commands.caches(),
+            self._policies,
+            *self.external_tasks.caches(),
+            *self.history_cleanup.caches(),
+        ]
 
     def close(self) -> None:
         self.store.dispose()

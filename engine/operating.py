@@ -39,9 +39,11 @@ class OperatingVerbs:
         candidate_user: str | None = None,
         candidate_group: str | Sequence[str] | None = None,
         process_key: str | None = None,
+        limit: int | None = None,
     ) -> list[UserTask]:
         """Open user tasks, oldest first. ``candidate_user`` / ``candidate_group`` (a group or a
-        list: the groups the caller says the user is in) select unassigned tasks to claim."""
+        list: the groups the caller says the user is in) select unassigned tasks to claim;
+        ``limit``: at most that many (None: all)."""
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
         limits.check_name(assignee, "assignee", optional=True)
@@ -58,7 +60,13 @@ class OperatingVerbs:
             for group in groups:
                 limits.check_name(group, "candidate_group")
         return operations.tasks(
-            self.store, instance_id, assignee, candidate_user, candidate_group, process_key
+            self.store,
+            instance_id,
+            assignee,
+            candidate_user,
+            candidate_group,
+            process_key,
+            limit=limits.check_limit(limit),
         )
 
     @command("claim", task_id="user_task_id")

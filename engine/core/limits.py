@@ -106,6 +106,11 @@ def check_count(value: Any, argument: str, minimum: int = 0) -> int:
     return value
 
 
+def check_limit(value: Any, argument: str = "limit") -> int | None:
+    """A listing's ``limit``: None (everything) or a count of at least 1."""
+    return None if value is None else check_count(value, argument, minimum=1)
+
+
 def check_text(value: Any, argument: str) -> str:
     """Free text stored in a text column (an error message): NUL and lone surrogates are
     replaced (U+FFFD), so a worker's report is never lost to one byte."""

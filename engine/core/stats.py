@@ -4,6 +4,8 @@
 
 - ``conflicts_retried``: commands re-run after losing an optimistic-locking race on an instance
   (or on a job's or external task's lock), inside the engine, never seen by the caller.
+- ``conflicts_failed``: commands whose every attempt lost such a race, so that
+  ``ConcurrencyConflict`` reached the caller.
 - ``external_completed``, ``external_duplicates``: external task completions applied, and
   completions ignored because the task had already been completed (or cancelled).
 - ``external_batches``: instance writes that applied external task reports; fewer than the

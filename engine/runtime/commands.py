@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from engine.bpmn import event_subprocesses, signals, task_tree
 from engine.core import observe, values
+from engine.core.bounded import BoundedCache
 from engine.core.errors import ConcurrencyConflict, EngineError, InstanceSuspended, NotFound
 from engine.core.stats import Counters
 from engine.core.values import ProcessInstance
@@ -45,6 +46,11 @@ T = TypeVar("T")
 #: How often a command re-runs after losing an optimistic-locking race.
 CONFLICT_RETRIES = 8
 CONFLICT_BACKOFF = 0.005  # seconds, doubled per retry, with full jitter
+#: Parsed models kept per engine (least recently used dropped; a miss re-parses the stored
+#: sources). Camunda 7's process definition cache holds 1,000 by default; a model weighs more.
+MODEL_CACHE_SIZE = 500
+#: Definition rows kept per engine (immutable once written; a miss is one indexed read).
+DEFINITION_CACHE_SIZE = 1000
 
 Listener = Callable[[str], None]
 
@@ -82,10 +88,16 @@ class Commands:
         self.codec = codec
         self.stats = stats
         self._run_signal_job = run_signal_job
-        self._models: dict[str, ProcessModel] = {}
+        self._models: BoundedCache[str, ProcessModel] = BoundedCache(MODEL_CACHE_SIZE, "models")
         self._models_lock = threading.Lock()
-        self._definitions: dict[str, Mapping[str, Any]] = {}
+        self._definitions: BoundedCache[str, Mapping[str, Any]] = BoundedCache(
+            DEFINITION_CACHE_SIZE, "definitions"
+        )
         self._listeners: list[Listener] = []
+
+    def caches(self) -> list[BoundedCache[Any, Any]]:
+        """The caches this seam keeps, each with its bound."""
+        return [self._models, self._definitions]
 
     # -- models -------------------------------------------------------------------------
 
@@ -265,7 +277,11 @@ class Commands:
             except ConcurrencyConflict:
                 self.stats.add("conflicts_retried")
                 self.backoff(attempt)
-        return self._named(command)
+        try:
+            return self._named(command)
+        except ConcurrencyConflict:
+            self.stats.add("conflicts_failed")
+            raise
 
     @staticmethod
     def backoff(attempt: int) -> None:

@@ -319,6 +319,7 @@ def tasks(
     candidate_user: str | None = None,
     candidate_group: str | Sequence[str] | None = None,
     process_key: str | None = None,
+    limit: int | None = None,
 ) -> list[UserTask]:
     groups: list[str] = []
     if candidate_group is not None:
@@ -334,6 +335,7 @@ def tasks(
         candidate_user=candidate_user,
         candidate_groups=groups,
         process_key=process_key,
+        limit=limit,
     )
     return [user_task(r) for r in rows]
 

@@ -104,6 +104,7 @@ instances = sa.Table(
     # instances or those of one key or state (migration 0005).
     sa.Index("ix_sw_instances_created", "created_at", "id"),
     sa.Index("ix_sw_instances_key_created", "process_key", "created_at", "id"),
+    # Also ``instances(state=..., limit=...)``: oldest first, stopped at the limit.
     sa.Index("ix_sw_instances_state_created", "state", "created_at", "id"),
 )
 
@@ -162,8 +163,17 @@ jobs = sa.Table(
     # an executor that has it registered acquires the job. NULL: any executor (timers...).
     sa.Column("handler", sa.String(255), nullable=True),
     sa.Index("ix_sw_jobs_due", "retries_left", "due_at"),
-    # Acquisition scans due jobs in due order and stops at its batch size.
+    # The listing of every job in due order (``jobs()``).
     sa.Index("ix_sw_jobs_due_at", "due_at", "id"),
+    # Acquisition scans runnable due jobs in due order and stops at its batch size; jobs out of
+    # retries (an incident open) are not in it (migration 0008; store_jobs.RUNNABLE_JOB).
+    sa.Index(
+        "ix_sw_jobs_runnable",
+        "due_at",
+        "id",
+        sqlite_where=sa.text("retries_left > 0"),
+        postgresql_where=sa.text("retries_left > 0"),
+    ),
 )
 
 incidents = sa.Table(

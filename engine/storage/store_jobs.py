@@ -22,6 +22,11 @@ from engine.storage import schema as t
 PRELOADED = "_instance"
 NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
 
+# ``retries_left > 0`` as literal SQL, not a bound parameter: it is the condition of the partial
+# index ``ix_sw_jobs_runnable``, which a planner only uses when the query states it as such. Jobs
+# out of retries (their incidents open) stay out of that index, so acquisition never walks them.
+RUNNABLE_JOB = t.jobs.c.retries_left > sa.literal_column("0")
+
 # When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
 _NEXT_DUE = sa.select(
     sa.func.min(
@@ -36,7 +41,7 @@ _NEXT_DUE = sa.select(
         )
     )
 ).where(
-    t.jobs.c.retries_left > 0,
+    RUNNABLE_JOB,
     ~sa.select(t.instances.c.id)
     .where(t.instances.c.id == t.jobs.c.instance_id, t.instances.c.suspended.is_(True))
     .exists(),
@@ -62,7 +67,7 @@ _SUSPENDED = (
     .exists()
 )
 _RUNNABLE = sa.select(_j.c.id, _j.c.instance_id).where(
-    _j.c.retries_left > 0, _FREE, ~_INSTANCE_BUSY, ~_SUSPENDED
+    RUNNABLE_JOB, _FREE, ~_INSTANCE_BUSY, ~_SUSPENDED
 )
 _DUE_JOBS = (
     _RUNNABLE.where(_j.c.due_at <= sa.bindparam("b_now"))
@@ -296,10 +301,14 @@ class JobQueries:
     # -- jobs and incidents (reads) -----------------------------------------------------
 
     @reconnect.retry_read
-    def jobs(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+    def jobs(
+        self, instance_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         query = sa.select(t.jobs).order_by(t.jobs.c.due_at, t.jobs.c.id)
         if instance_id is not None:
             query = query.where(t.jobs.c.instance_id == instance_id)
+        if limit is not None:
+            query = query.limit(limit)
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -311,13 +320,15 @@ class JobQueries:
 
     @reconnect.retry_read
     def incidents(
-        self, instance_id: str | None = None, open_only: bool = True
+        self, instance_id: str | None = None, open_only: bool = True, limit: int | None = None
     ) -> list[dict[str, Any]]:
         query = sa.select(t.incidents).order_by(t.incidents.c.created_at, t.incidents.c.id)
         if instance_id is not None:
             query = query.where(t.incidents.c.instance_id == instance_id)
         if open_only:
             query = query.where(t.incidents.c.resolved_at.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
         with self.transaction(write=False) as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from engine.bpmn.specs import activity_config
 from engine.core import durations, limits, observe
+from engine.core.bounded import BoundedCache
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError, InvalidArgument, LockLost, NotFound
 from engine.core.retry import RetryPolicy
@@ -55,6 +56,7 @@ log = logging.getLogger("spillway.external")
 __all__ = ["DEFAULT_LOCK_DURATION", "ExternalTaskService"]
 
 MAX_FETCH = 1000  # tasks per fetch_and_lock call
+CONFIG_CACHE_SIZE = 4096  # (definition, activity) configs kept; a miss reads the model again
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,7 +88,13 @@ class ExternalTaskService:
         self.engine = engine
         self.store = engine.store
         self._reports = ReportCombiner(engine)
-        self._configs: dict[tuple[str, str], tuple[dict[str, Any], RetryPolicy]] = {}
+        # (definition id, activity id) -> its config and retry policy
+        self._configs: BoundedCache[tuple[str, str], tuple[dict[str, Any], RetryPolicy]] = (
+            BoundedCache(CONFIG_CACHE_SIZE, "external task configs")
+        )
+
+    def caches(self) -> list[BoundedCache[Any, Any]]:
+        return [self._configs]
 
     # -- fetching -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.bpmn.namespaces import BPMN_NS, CAMUNDA_NS
+from engine.core.bounded import BoundedCache
 from engine.core.clock import Clock
 from engine.core.errors import EngineError
 from engine.core.timers import parse_duration
@@ -34,6 +35,7 @@ log = logging.getLogger("spillway.cleanup")
 DEFAULT_CLEANUP_INTERVAL = 3600.0
 #: Pause between two batches (seconds): writers waiting for the database go first.
 BATCH_PAUSE = 0.005
+TTL_CACHE_SIZE = 1000  # definitions whose time to live is kept; a miss re-reads the source
 
 
 def parse_ttl(text: str, where: str) -> timedelta:
@@ -91,7 +93,13 @@ class HistoryCleanup:
         self.store = store
         self.default_ttl = default_ttl
         self.batch = batch
-        self._ttls: dict[str, timedelta | None] = {}  # definition id -> its process's ttl
+        # definition id -> its process's ttl
+        self._ttls: BoundedCache[str, timedelta | None] = BoundedCache(
+            TTL_CACHE_SIZE, "history time to live"
+        )
+
+    def caches(self) -> list[BoundedCache[Any, Any]]:
+        return [self._ttls]
 
     def ttl(self, definition: dict[str, Any]) -> timedelta | None:
         definition_id = str(definition["id"])

@@ -1,0 +1,145 @@
+"""The per-call statements and the operator's listings are index lookups, not table scans.
+
+A behaviour test of the schema's indexes (docs/benchmarks.md, "Scale"): every statement that a
+start, a complete, a job, a fetch-and-lock and its completion run is captured at the driver and
+its SQLite query plan (EXPLAIN QUERY PLAN) read; none may read a whole table of those that grow
+with the number of instances. The listings with a limit must also read in index order, so that
+the limit stops the read (no sort of every matching row). What they cost on a large database is
+measured by ``benchmarks/bench_scale.py``, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine import ProcessEngine
+from engine.core.errors import EngineError
+from engine.core.retry import RetryPolicy
+from engine.testing import ManualClock
+from tests import query_plans
+from tests.conftest import EngineFactory
+
+#: Tables that grow with the instances; a hot statement never scans one of them.
+GROWING = {
+    "sw_instances",
+    "sw_history",
+    "sw_jobs",
+    "sw_incidents",
+    "sw_external_tasks",
+    "sw_subscriptions",
+    "sw_user_tasks",
+    "sw_task_candidates",
+    "sw_variable_history",
+}
+
+
+@pytest.fixture
+def sqlite_eng(tmp_path: Path) -> Iterator[ProcessEngine]:
+    eng = ProcessEngine(
+        f"sqlite:///{tmp_path / 'plans.db'}",
+        clock=ManualClock(),
+        retry_policy=RetryPolicy(retries=0),
+    )
+    query_plans.deploy_scale_processes(eng)
+    # Waiting instances of every kind, so each table has rows the planner must not scan.
+    for key in ("scale_wait", "scale_timer", "scale_backlog", "scale_incident", "scale_ended"):
+        eng.start(key)
+    query_plans.hot_calls(eng)  # once before capturing: caches warm, as in a running engine
+    yield eng
+    eng.close()
+
+
+def plans(eng: ProcessEngine, log: query_plans.StatementLog) -> list[tuple[str, list[str]]]:
+    return [(st.sql, query_plans.plan(eng.store.engine, st)) for st in log.statements]
+
+
+def test_hot_statements_scan_no_growing_table(sqlite_eng: ProcessEngine) -> None:
+    with query_plans.capturing(sqlite_eng.store.engine) as log:
+        query_plans.hot_calls(sqlite_eng)
+    found = plans(sqlite_eng, log)
+    # The capture saw the whole path: every kind of statement on every table it writes.
+    text = "\n".join(sql for sql, _ in found)
+    for expected in (
+        "INSERT INTO sw_instances",
+        "UPDATE sw_instances",
+        "INSERT INTO sw_history",
+        "UPDATE sw_history",
+        "UPDATE sw_jobs",
+        "FROM sw_jobs",
+        "INSERT INTO sw_user_tasks",
+        "DELETE FROM sw_user_tasks",
+        "INSERT INTO sw_external_tasks",
+        "FROM sw_external_tasks",
+    ):
+        assert expected in text, f"no statement {expected!r} captured"
+    scans = [
+        (sql, lines)
+        for sql, lines in found
+        if GROWING & set(query_plans.full_scans(sqlite_eng.store.engine, lines))
+    ]
+    assert scans == []
+    # Acquisition walks only runnable jobs: those out of retries (an incident open, as the
+    # fixture's scale_incident instance has) are not in the partial index it reads.
+    (acquire,) = [
+        lines for sql, lines in found if "FROM sw_jobs" in sql and "ORDER BY sw_jobs.due_at" in sql
+    ]
+    assert "USING INDEX ix_sw_jobs_runnable" in acquire[0], acquire
+
+
+def test_listings_with_a_limit_read_in_index_order(sqlite_eng: ProcessEngine) -> None:
+    with query_plans.capturing(sqlite_eng.store.engine) as log:
+        query_plans.listing_calls(sqlite_eng)
+    found = plans(sqlite_eng, log)
+    assert len(found) == 6  # one statement per listing
+    for sql, lines in found:
+        assert not GROWING & set(query_plans.full_scans(sqlite_eng.store.engine, lines)), (
+            sql,
+            lines,
+        )
+        if "sw_task_candidates" not in sql:
+            # A candidate's tasks are found by the candidates index, then sorted: a sort of
+            # one user's or group's open tasks, not of the table.
+            assert not query_plans.sorts_everything(sqlite_eng.store.engine, lines), (sql, lines)
+
+
+def test_an_unindexed_query_is_reported_as_a_scan(sqlite_eng: ProcessEngine) -> None:
+    # The plan reading itself: a filter on a column without an index is a full scan.
+    import sqlalchemy as sa
+
+    from engine.storage import schema
+
+    query = sa.select(schema.history).where(schema.history.c.activity_id == "Approve")
+    sql = str(query.compile(compile_kwargs={"literal_binds": True}))
+    lines = query_plans.plan(sqlite_eng.store.engine, query_plans.Statement(sql))
+    assert query_plans.full_scans(sqlite_eng.store.engine, lines) == ["sw_history"]
+
+
+def test_listings_return_the_oldest_up_to_the_limit(
+    make_engine: EngineFactory, clock: ManualClock
+) -> None:
+    eng = make_engine(retry_policy=RetryPolicy(retries=0))
+    query_plans.deploy_scale_processes(eng)
+    started = []
+    for _ in range(3):
+        started.append(eng.start("scale_wait").id)
+        eng.start("scale_timer")
+        eng.start("scale_incident")
+        clock.advance(timedelta(seconds=1))
+    active = [i.id for i in eng.instances(state="active")]
+    assert [i.id for i in eng.instances(state="active", limit=2)] == active[:2]
+    assert [i.id for i in eng.instances(process_key="scale_wait", limit=2)] == started[:2]
+    assert [j.id for j in eng.jobs(limit=2)] == [j.id for j in eng.jobs()][:2]
+    assert len(eng.jobs(limit=100)) == len(eng.jobs()) == 6
+    incidents = eng.incidents()
+    assert len(incidents) == 3
+    assert [i.id for i in eng.incidents(limit=1)] == [incidents[0].id]
+    assert [t.instance_id for t in eng.tasks(limit=2)] == started[:2]
+    assert [t.instance_id for t in eng.tasks(candidate_group="clerks", limit=1)] == started[:1]
+    for bad in (0, -1, True, "5"):
+        for listing in (eng.instances, eng.jobs, eng.incidents, eng.tasks):
+            with pytest.raises(EngineError, match="limit"):
+                listing(limit=bad)
