@@ -337,13 +337,43 @@ def test_user_task_values_land_on_the_camunda_attributes() -> None:
     assert node.get(c + "priority") == "=urgency"
 
 
+def test_a_job_worker_user_task_keeps_waiting_whatever_its_task_definition_says(
+    eng: ProcessEngine, tmp_path: Any
+) -> None:
+    """Camunda's get-started send-email.bpmn (Modeler 1.x): a user task with a
+    zeebe:taskDefinition, which Zeebe overrides with io.camunda.zeebe:userTask."""
+    from engine.cli import conformance
+
+    sent: list[str] = []
+    eng.register_handler("email", lambda ctx: sent.append(ctx.variables["message_content"]))
+    path = tmp_path / "send-email.bpmn"
+    path.write_bytes(
+        model(
+            '<bpmn:userTask id="enterMessageTask"><bpmn:extensionElements>'
+            '<zeebe:taskDefinition type="humanTask" />'
+            '<zeebe:formDefinition formKey="camunda-forms:bpmn:userTaskForm_1" />'
+            "</bpmn:extensionElements></bpmn:userTask>",
+            '<bpmn:serviceTask id="sendEmailTask"><bpmn:extensionElements>'
+            '<zeebe:taskDefinition type="email" retries="" /></bpmn:extensionElements>'
+            "</bpmn:serviceTask>",
+        )
+    )
+    eng.deploy(path)
+    inst = eng.start("p")
+    assert inst.waiting_at == ["enterMessageTask"] and sent == []
+    done = eng.complete_task(inst.id, "enterMessageTask", {"message_content": "hi"})
+    assert done.state == "completed" and sent == ["hi"]
+    [listed] = conformance.ignored_words(path)
+    assert listed.startswith("zeebe:taskDefinition (") and "io.camunda.zeebe:userTask" in listed
+
+
 @pytest.mark.parametrize(
     ("element", "reason"),
     [
         (
-            '<bpmn:userTask id="X"><bpmn:extensionElements><zeebe:taskDefinition type="a" />'
-            "</bpmn:extensionElements></bpmn:userTask>",
-            "element 'X': zeebe:taskDefinition is not honoured on a userTask",
+            '<bpmn:manualTask id="X"><bpmn:extensionElements><zeebe:taskDefinition type="a" />'
+            "</bpmn:extensionElements></bpmn:manualTask>",
+            "element 'X': zeebe:taskDefinition is not honoured on a manualTask",
         ),
         (
             '<bpmn:serviceTask id="X"><bpmn:extensionElements><zeebe:taskDefinition type="a" />'

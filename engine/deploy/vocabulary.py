@@ -260,6 +260,13 @@ class Word:
     status: str  # HONOURED, "ignored: <why>" or the refusal reason
 
 
+_USER_TASK = f"{{{BPMN_NS}}}userTask"
+_USER_TASK_DEFINITION = (
+    IGNORED + ": Camunda 8 gives a job-worker user task the job type io.camunda.zeebe:userTask "
+    "whatever its task definition says; the task waits for complete_task"
+)
+
+
 def _owner(node: etree._Element) -> etree._Element:
     current: etree._Element | None = node
     while current is not None and not (is_bpmn(current) and current.get("id")):
@@ -273,6 +280,8 @@ def _status(ns: str, local: str, kind: str, parent: etree._Element | None) -> st
         found = table.get(local)
     elif ns == ZEEBE_NS:
         found = (ZEEBE_ATTRIBUTES if kind == "attribute" else ZEEBE_ELEMENTS).get(local)
+        if local == "taskDefinition" and parent is not None and _owner(parent).tag == _USER_TASK:
+            found = _USER_TASK_DEFINITION
     else:
         found = HONOURED if local in LEGACY_AS_CAMUNDA else LEGACY.get(local)
     if found is None:
