@@ -448,19 +448,15 @@ class ProcessEngine(OperatingVerbs):
         starts one); CorrelationError if it does not wait for the message.
         ``correlation_key`` matches the key a Camunda 8 ``zeebe:subscription`` gave the wait
         (a number is compared as its digits)."""
-        limits.check_name(name, "name")
-        limits.check_name(business_key, "business_key", optional=True)
-        values = check_variables(variables, f"correlate_message('{name}')")
-        if correlation is not None and not isinstance(correlation, Mapping):
-            raise InvalidArgument(
-                f"correlate_message('{name}'): correlation must be a mapping of variable names "
-                f"to values, got {type(correlation).__name__}",
-                argument="correlation",
-            )
-        criteria = check_variables(correlation, f"correlate_message('{name}') correlation")
-        if instance_id is not None:
-            limits.check_id(instance_id, "instance_id")
-        key = self._correlation_key(name, correlation_key)
+        values, criteria, key = self._message_arguments(
+            "correlate_message",
+            name,
+            variables,
+            correlation,
+            business_key,
+            instance_id,
+            correlation_key,
+        )
         for attempt in range(CONFLICT_RETRIES):
             matches = correlation_.waiting(
                 self.commands, name, criteria, business_key, instance_id, key
@@ -501,16 +497,44 @@ class ProcessEngine(OperatingVerbs):
         matches and (unless ``instance_id`` narrows it to one instance) start the process
         whose message start event listens for it, all in one transaction. Returns the
         instances, the started one last; an empty list when nothing matched."""
+        values, criteria, key = self._message_arguments(
+            "correlate_message_all",
+            name,
+            variables,
+            correlation,
+            business_key,
+            instance_id,
+            correlation_key,
+        )
+        return correlation_.correlate_all(
+            self.commands, name, values, criteria, business_key, instance_id, key
+        )
+
+    @classmethod
+    def _message_arguments(
+        cls,
+        verb: str,
+        name: str,
+        variables: Mapping[str, Any] | None,
+        correlation: Mapping[str, Any] | None,
+        business_key: str | None,
+        instance_id: str | None,
+        correlation_key: str | int | None,
+    ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        """The checked variables, correlation criteria and key of a message verb."""
         limits.check_name(name, "name")
         limits.check_name(business_key, "business_key", optional=True)
         if instance_id is not None:
             limits.check_id(instance_id, "instance_id")
-        values = check_variables(variables, f"correlate_message_all('{name}')")
-        criteria = check_variables(correlation, f"correlate_message_all('{name}') correlation")
-        key = self._correlation_key(name, correlation_key)
-        return correlation_.correlate_all(
-            self.commands, name, values, criteria, business_key, instance_id, key
-        )
+        values = check_variables(variables, f"{verb}('{name}')")
+        if correlation is not None and not isinstance(correlation, Mapping):
+            raise InvalidArgument(
+                f"{verb}('{name}'): correlation must be a mapping of variable names "
+                f"to values, got {type(correlation).__name__}",
+                argument="correlation",
+            )
+        criteria = check_variables(correlation, f"{verb}('{name}') correlation")
+        return values, criteria, cls._correlation_key(name, correlation_key)
 
     @staticmethod
     def _correlation_key(name: str, value: str | int | None) -> str | None:
