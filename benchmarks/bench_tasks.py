@@ -44,7 +44,7 @@ XML = process(
 )
 INDEXES = [
     ("sw_user_tasks", "ix_sw_user_tasks_assignee"),
-    ("sw_task_candidates", "ix_sw_task_candidates_name"),
+    ("sw_task_candidates", "ix_sw_task_candidates_listing"),
 ]
 
 

@@ -101,9 +101,34 @@ def test_listings_with_a_limit_read_in_index_order(sqlite_eng: ProcessEngine) ->
             lines,
         )
         if "sw_task_candidates" not in sql:
-            # A candidate's tasks are found by the candidates index, then sorted: a sort of
-            # one user's or group's open tasks, not of the table.
             assert not query_plans.sorts_everything(sqlite_eng.store.engine, lines), (sql, lines)
+            continue
+        # A candidate's tasks: its oldest ``limit`` read in order from the listing index
+        # (kind, name, created_at, task_id) and stopped there (no sort inside that read);
+        # only those up to ``limit`` rows per candidate are sorted at the end.
+        assert any("INDEX ix_sw_task_candidates_listing (kind=? AND name=?)" in x for x in lines)
+        inner = lines[: next(i for i, x in enumerate(lines) if x.startswith("SCAN anon_1"))]
+        assert not query_plans.sorts_everything(sqlite_eng.store.engine, inner), (sql, lines)
+
+
+def test_idle_wait_and_due_gauge_read_the_job_indexes(sqlite_eng: ProcessEngine) -> None:
+    # The executor's idle check and the metrics' due-jobs gauge read the partial indexes of
+    # runnable jobs (by due time) and of locked jobs (by lock end), never every runnable job.
+    from engine.storage import gauges
+
+    store = sqlite_eng.store
+    with query_plans.capturing(store.engine) as log:
+        store.next_due_job()
+        store.next_due_job({"work"})
+        gauges.due_jobs(store, sqlite_eng.now())
+    found = plans(sqlite_eng, log)
+    assert len(found) == 5  # two reads per idle check (each with and without handlers), one count
+    for sql, lines in found:
+        assert not GROWING & set(query_plans.full_scans(store.engine, lines)), (sql, lines)
+        index = "ix_sw_jobs_locked" if "ORDER BY sw_jobs.lock_expires_at" in sql else None
+        assert f"USING INDEX {index or 'ix_sw_jobs_runnable'}" in lines[0], (sql, lines)
+    (count,) = [lines for sql, lines in found if "count(" in sql]
+    assert "ix_sw_jobs_runnable (due_at<?)" in count[0], count
 
 
 def test_an_unindexed_query_is_reported_as_a_scan(sqlite_eng: ProcessEngine) -> None:
@@ -139,6 +164,17 @@ def test_listings_return_the_oldest_up_to_the_limit(
     assert [i.id for i in eng.incidents(limit=1)] == [incidents[0].id]
     assert [t.instance_id for t in eng.tasks(limit=2)] == started[:2]
     assert [t.instance_id for t in eng.tasks(candidate_group="clerks", limit=1)] == started[:1]
+    # Several candidates: each one's oldest, merged in order, a task once; claimed ones skipped.
+    mine = eng.tasks(candidate_user="ann", limit=2)
+    assert [t.instance_id for t in mine] == started[:2]
+    mine = eng.tasks(candidate_user="bob", candidate_group="clerks", limit=2)
+    assert [t.instance_id for t in mine] == started[:2]
+    first = eng.tasks(instance_id=started[0])[0]
+    eng.claim(first.id, "carl")
+    both = eng.tasks(candidate_user="ann", candidate_group=["clerks", "nobody"], limit=2)
+    assert [t.instance_id for t in both] == started[1:3]
+    assert [t.instance_id for t in eng.tasks(candidate_user="ann", limit=5)] == started[1:]
+    assert eng.tasks(candidate_user="carl", limit=5) == []
     for bad in (0, -1, True, "5"):
         for listing in (eng.instances, eng.jobs, eng.incidents, eng.tasks):
             with pytest.raises(EngineError, match="limit"):

@@ -3,8 +3,9 @@
 - open incidents by kind: ``resolved_at IS NULL``, the leading column of the console's
   ``ix_sw_incidents_open`` (``resolved_at``, ``created_at``; its migration 0005, issue 17);
 - jobs due now and free to run (unlocked, or their lock expired), with retries left, of
-  instances not suspended: ``ix_sw_jobs_due`` (``retries_left``, ``due_at``). The backlog an
-  operator watches grow when executors cannot keep up.
+  instances not suspended: a range of the partial ``ix_sw_jobs_runnable`` (``due_at``, ``id``
+  where ``retries_left > 0``, migration 0008), so only the due jobs are read, never the timers
+  due later. The backlog an operator watches grow when executors cannot keep up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from engine.storage import schema as t
+from engine.storage.store_jobs import RUNNABLE_JOB
 
 if TYPE_CHECKING:
     from engine.storage.store import Store
@@ -30,7 +32,7 @@ _DUE_JOBS = (
     sa.select(sa.func.count())
     .select_from(_j)
     .where(
-        _j.c.retries_left > 0,
+        RUNNABLE_JOB,
         _j.c.due_at <= sa.bindparam("b_now"),
         sa.or_(_j.c.locked_by.is_(None), _j.c.lock_expires_at <= sa.bindparam("b_now")),
         ~sa.select(t.instances.c.id)

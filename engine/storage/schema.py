@@ -174,6 +174,14 @@ jobs = sa.Table(
         sqlite_where=sa.text("retries_left > 0"),
         postgresql_where=sa.text("retries_left > 0"),
     ),
+    # The locked jobs only (those running, or left by a crashed owner): the executor's idle
+    # wait reads the soonest lock end here (migration 0009; store_jobs.next_due_job).
+    sa.Index(
+        "ix_sw_jobs_locked",
+        "lock_expires_at",
+        sqlite_where=sa.text("locked_by IS NOT NULL"),
+        postgresql_where=sa.text("locked_by IS NOT NULL"),
+    ),
 )
 
 incidents = sa.Table(
@@ -261,7 +269,10 @@ task_candidates = sa.Table(
     sa.Column("kind", sa.String(8), primary_key=True),
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("instance_id", sa.String(64), nullable=False, index=True),
-    sa.Index("ix_sw_task_candidates_name", "kind", "name", "task_id"),
+    #: The task's ``created_at``, copied so that one candidate's tasks are read oldest first
+    #: from the index below and a limited task list stops early (migration 0009).
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sw_task_candidates_listing", "kind", "name", "created_at", "task_id"),
 )
 
 variable_history = sa.Table(

@@ -28,23 +28,37 @@ NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
 RUNNABLE_JOB = t.jobs.c.retries_left > sa.literal_column("0")
 
 # When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
-_NEXT_DUE = sa.select(
-    sa.func.min(
-        sa.case(
-            (
-                sa.and_(
-                    t.jobs.c.locked_by.is_not(None), t.jobs.c.lock_expires_at > t.jobs.c.due_at
-                ),
-                t.jobs.c.lock_expires_at,
-            ),
-            else_=t.jobs.c.due_at,
-        )
-    )
-).where(
-    RUNNABLE_JOB,
-    ~sa.select(t.instances.c.id)
+# Two index reads, not one pass over every runnable job: the first free job in due order
+# (``ix_sw_jobs_runnable``; jobs locked past their due time are skipped, as few as the running
+# ones), and the soonest lock end of the locked jobs (``ix_sw_jobs_locked``, partial: only the
+# locked ones). The earlier of the two is the answer (migration 0009).
+_NOT_SUSPENDED = ~(
+    sa.select(t.instances.c.id)
     .where(t.instances.c.id == t.jobs.c.instance_id, t.instances.c.suspended.is_(True))
-    .exists(),
+    .exists()
+)
+_LOCKED_PAST_DUE = sa.and_(
+    t.jobs.c.locked_by.is_not(None), t.jobs.c.lock_expires_at > t.jobs.c.due_at
+)
+_NEXT_FREE_DUE = (
+    sa.select(t.jobs.c.due_at)
+    .where(
+        RUNNABLE_JOB,
+        sa.or_(
+            t.jobs.c.locked_by.is_(None),
+            t.jobs.c.lock_expires_at.is_(None),
+            t.jobs.c.lock_expires_at <= t.jobs.c.due_at,
+        ),
+        _NOT_SUSPENDED,
+    )
+    .order_by(t.jobs.c.due_at, t.jobs.c.id)
+    .limit(1)
+)
+_NEXT_LOCK_END = (
+    sa.select(t.jobs.c.lock_expires_at)
+    .where(RUNNABLE_JOB, _LOCKED_PAST_DUE, _NOT_SUSPENDED)
+    .order_by(t.jobs.c.lock_expires_at)
+    .limit(1)
 )
 
 _j, _sibling = t.jobs, sa.alias(t.jobs, "sibling")
@@ -288,15 +302,14 @@ class JobQueries:
     @reconnect.retry_read
     def next_due_job(self, handlers: Collection[str] | None = None) -> datetime | None:
         """When the next job can run (of those ``acquire_jobs(handlers=...)`` would take)."""
-        query, params = _NEXT_DUE, {}
+        free, locked, params = _NEXT_FREE_DUE, _NEXT_LOCK_END, {}
         if handlers is not None:
-            query = _NEXT_DUE.where(_RUNNABLE_HERE)
+            free, locked = free.where(_RUNNABLE_HERE), locked.where(_RUNNABLE_HERE)
             params = {"b_handlers": sorted(handlers)}
         with self.transaction(write=False) as conn:
-            value = conn.execute(query, params).scalar()
-        if value is None:
-            return None
-        return t.UTCDateTime().process_result_value(value, self.engine.dialect)
+            values = [conn.execute(q, params).scalar() for q in (free, locked)]
+        found: list[datetime] = [v for v in values if v is not None]
+        return min(found, default=None)
 
     # -- jobs and incidents (reads) -----------------------------------------------------
 

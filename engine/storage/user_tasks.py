@@ -25,14 +25,10 @@ _UPDATE_TASK = _u.update().where(_u.c.id == sa.bindparam("b_id"), _u.c.rev == sa
 
 
 def candidate_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [
-        {"task_id": task["id"], "kind": "user", "name": n, "instance_id": task["instance_id"]}
-        for n in task["candidate_users"]
-    ]
-    rows += [
-        {"task_id": task["id"], "kind": "group", "name": n, "instance_id": task["instance_id"]}
-        for n in task["candidate_groups"]
-    ]
+    common = {"task_id": task["id"], "instance_id": task["instance_id"]}
+    common["created_at"] = task["created_at"]
+    rows = [{**common, "kind": "user", "name": n} for n in task["candidate_users"]]
+    rows += [{**common, "kind": "group", "name": n} for n in task["candidate_groups"]]
     return rows
 
 
@@ -89,26 +85,45 @@ class UserTaskQueries:
         """Open user tasks, oldest first. Candidate filters (a user, or groups the caller says
         the user is in) select the unassigned tasks they may claim, as Camunda's
         ``taskCandidateUser`` / ``taskCandidateGroupIn`` do."""
-        query = sa.select(_u).order_by(_u.c.created_at, _u.c.id)
+        filters: list[Any] = []
         if instance_id is not None:
-            query = query.where(_u.c.instance_id == instance_id)
+            filters.append(_u.c.instance_id == instance_id)
         if assignee is not None:
-            query = query.where(_u.c.assignee == assignee)
+            filters.append(_u.c.assignee == assignee)
         if process_key is not None:
-            query = query.where(_u.c.process_key == process_key)
+            filters.append(_u.c.process_key == process_key)
         if candidate_user is not None or candidate_groups:
-            match = []
-            if candidate_user is not None:
-                match.append(sa.and_(_c.c.kind == "user", _c.c.name == candidate_user))
-            if candidate_groups:
-                match.append(sa.and_(_c.c.kind == "group", _c.c.name.in_(list(candidate_groups))))
-            # Driven from the candidates index, then by primary key: "unassigned" is written
-            # so that no planner picks the assignee index instead (it would walk every
-            # unassigned task and probe the candidates).
-            query = query.where(
-                _u.c.id.in_(sa.select(_c.c.task_id).where(sa.or_(*match))),
-                sa.func.coalesce(_u.c.assignee, "") == "",
-            )
+            match = [("user", candidate_user)] if candidate_user is not None else []
+            match += [("group", g) for g in dict.fromkeys(candidate_groups)]
+            # "unassigned" is written so that no planner picks the assignee index instead (it
+            # would walk every unassigned task and probe the candidates).
+            filters.append(sa.func.coalesce(_u.c.assignee, "") == "")
+            found: Any
+            if limit is None:
+                found = sa.select(_c.c.task_id).where(
+                    sa.or_(*(sa.and_(_c.c.kind == k, _c.c.name == n) for k, n in match))
+                )
+            else:
+                # With a limit: each candidate's first ``limit`` matching tasks, read in order
+                # from ``ix_sw_task_candidates_listing`` (kind, name, created_at, task_id) and
+                # stopped there; the oldest ``limit`` of their union are the answer. A
+                # candidate with 60,000 open tasks costs ``limit`` rows, not 60,000.
+                found = sa.union(
+                    *(
+                        sa.select(
+                            sa.select(_c.c.task_id)
+                            .join(_u, _u.c.id == _c.c.task_id)
+                            .where(_c.c.kind == k, _c.c.name == n, *filters)
+                            .order_by(_c.c.created_at, _c.c.task_id)
+                            .limit(limit)
+                            .subquery()
+                            .c.task_id
+                        )
+                        for k, n in match
+                    )
+                )
+            filters.append(_u.c.id.in_(found))
+        query = sa.select(_u).where(*filters).order_by(_u.c.created_at, _u.c.id)
         if limit is not None:
             query = query.limit(limit)
         with self.transaction(write=False) as conn:
