@@ -82,3 +82,14 @@ def test_instance_id_narrows_a_single_correlation(eng: ProcessEngine) -> None:
     assert eng.get_instance(first.id).waiting_at == ["Paid"]
     with pytest.raises(CorrelationError, match=f"instance {second.id} does not wait"):
         eng.correlate_message("paid", instance_id=second.id)
+
+
+@pytest.mark.parametrize("verb", ["correlate_message", "correlate_message_all"])
+def test_a_correlation_that_is_not_a_mapping_is_refused_naming_it(
+    eng: ProcessEngine, verb: str
+) -> None:
+    _waiting(eng)
+    inst = eng.start("p", {"kind": "even", "batch": 1})
+    with pytest.raises(EngineError, match=rf"{verb}\('paid'\): correlation must be a mapping"):
+        getattr(eng, verb)("paid", correlation=["batch", 1])
+    assert eng.get_instance(inst.id).waiting_at == ["Paid"]
