@@ -223,3 +223,19 @@ def test_activiti_and_flowable_words_run_as_camunda_s(eng: ProcessEngine) -> Non
         inst = eng.start(f"p_{prefix}")
         assert seen == ["start:Word"]  # fired once, as camunda:executionListener
         assert inst.waiting_at == ["Word"]
+
+
+def test_history_time_to_live_is_honoured_not_listed_as_ignored(tmp_path: Path) -> None:
+    # History cleanup reads it (engine.work.history_cleanup); deploy notes must not say otherwise.
+    path = tmp_path / "ttl.bpmn"
+    path.write_bytes(
+        _model().replace(
+            b'<bpmn:process id="p"', b'<bpmn:process camunda:historyTimeToLive="30" id="p"'
+        )
+    )
+    assert conformance.ignored_words(path) == ()
+    eng = ProcessEngine("sqlite://")
+    try:
+        eng.deploy(path)
+    finally:
+        eng.close()

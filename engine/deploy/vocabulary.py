@@ -67,7 +67,7 @@ CAMUNDA_ATTRIBUTES: Final[dict[str, str]] = {
     "resource": HONOURED,  # scripts: refused with their reason (engine.bpmn.script_bindings)
     "calledElementBinding": HONOURED,  # "latest"/"deployment": the deployment's own process
     "decisionRefBinding": HONOURED,
-    "historyTimeToLive": IGNORED + ": history is kept until removed (cleanup is not built)",
+    "historyTimeToLive": HONOURED,  # engine.work.history_cleanup
     "versionTag": HONOURED,  # fetchAndLock's processDefinitionVersionTag, the REST DTOs
     "diagramRelationId": IGNORED + ": " + _META,
     "modelerTemplate": IGNORED + ": " + _META,
