@@ -99,9 +99,11 @@ def apply_many(
 ) -> None:
     """Apply ``writes`` (of distinct instances) on ``conn`` inside the caller's transaction;
     ``ConcurrencyConflict`` when any of them lost a race (the caller rolls back)."""
-    combined = [w for w in writes if combinable(w)]
+    combined: list[InstanceWrite] = []
     for w in writes:
-        if not combinable(w):
+        if combinable(w):
+            combined.append(w)
+        else:
             write_mod.apply(conn, w, dialect, check_held)
     if len(combined) == 1:
         write_mod.apply(conn, combined[0], dialect, check_held)
