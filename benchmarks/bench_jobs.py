@@ -247,15 +247,7 @@ def main() -> None:
         ]
         if args.pg:
             targets.append(("PostgreSQL", args.pg, args.workers))
-        for name, url, workers in targets:
-            if url.startswith("postgresql"):
-                reset(url)
-            f = fail_once(url, args.jobs, workers)
-            print(
-                f"fail once, {args.jobs} jobs, {name}, {workers} thread(s): "
-                f"{f['jobs_per_s']:.0f} jobs/s ({f['seconds']:.1f} s); "
-                f"baseline start() {f['start_per_s']:.0f}/s"
-            )
+        report_fail_once(targets, args.jobs)
         lat_targets = [("SQLite", f"sqlite:///{tmp}/lat.db")]
         if args.pg:
             lat_targets.append(("PostgreSQL", args.pg))
@@ -271,21 +263,26 @@ def main() -> None:
                 )
 
 
+def report_fail_once(targets: list[tuple[str, str, int]], jobs: int) -> None:
+    """The fail-once drain on each (name, url, threads), a line each."""
+    for name, url, workers in targets:
+        if url.startswith("postgresql"):
+            reset(url)
+        f = fail_once(url, jobs, workers)
+        print(
+            f"fail once, {jobs} jobs, {name}, {workers} thread(s): "
+            f"{f['jobs_per_s']:.0f} jobs/s ({f['seconds']:.1f} s); "
+            f"baseline start() {f['start_per_s']:.0f}/s",
+            flush=True,
+        )
+
+
 def drains(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         targets = [("SQLite", f"sqlite:///{tmp}/jobs1.db", 1)]
         if args.pg:
             targets.append(("PostgreSQL", args.pg, args.workers))
-        for name, url, workers in targets:
-            if url.startswith("postgresql"):
-                reset(url)
-            f = fail_once(url, args.jobs, workers)
-            print(
-                f"fail once, {args.jobs} jobs, {name}, {workers} thread(s): "
-                f"{f['jobs_per_s']:.0f} jobs/s ({f['seconds']:.1f} s); "
-                f"baseline start() {f['start_per_s']:.0f}/s",
-                flush=True,
-            )
+        report_fail_once(targets, args.jobs)
         cpu_targets = [("SQLite", f"sqlite:///{tmp}/cpu.db")]
         if args.pg:
             cpu_targets.append(("PostgreSQL", args.pg))
