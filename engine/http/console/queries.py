@@ -258,6 +258,12 @@ class IncidentGroup:
     incidents: list[dict[str, Any]]
 
 
+def _rows(engine: ProcessEngine, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    """The rows of one read-only query, as plain dicts."""
+    with engine.store.transaction(write=False) as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
 def error_line(message: str) -> str:
     """The first line of an incident message: what groups incidents."""
     return (message or "").strip().splitlines()[0][:300] if (message or "").strip() else ""
@@ -272,8 +278,7 @@ def open_incidents(engine: ProcessEngine, limit: int = LIST_LIMIT) -> list[dict[
         .order_by(inc.c.created_at, inc.c.id)
         .limit(limit)
     )
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return _rows(engine, query)
 
 
 def group_incidents(rows: Iterable[Mapping[str, Any]]) -> list[IncidentGroup]:
@@ -295,8 +300,7 @@ def failed_jobs(engine: ProcessEngine, limit: int = LIST_LIMIT) -> list[dict[str
         .order_by(j.c.due_at, j.c.id)
         .limit(limit)
     )
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return _rows(engine, query)
 
 
 def external_tasks(
@@ -306,15 +310,13 @@ def external_tasks(
     query = sa.select(x).where(x.c.state != "completed").order_by(x.c.created_at, x.c.id)
     if instance_id is not None:
         query = query.where(x.c.instance_id == instance_id)
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+    return _rows(engine, query.limit(limit))
 
 
 def jobs_of(engine: ProcessEngine, instance_id: str) -> list[dict[str, Any]]:
     j = t.jobs
     query = sa.select(j).where(j.c.instance_id == instance_id).order_by(j.c.due_at, j.c.id)
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query.limit(LIST_LIMIT)).mappings()]
+    return _rows(engine, query.limit(LIST_LIMIT))
 
 
 def user_tasks(
@@ -335,8 +337,7 @@ def user_tasks(
         query = query.where(u.c.instance_id == instance_id)
     if assignee:
         query = query.where(u.c.assignee == assignee)
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+    return _rows(engine, query.limit(limit))
 
 
 def incidents_of(engine: ProcessEngine, instance_id: str) -> list[dict[str, Any]]:
@@ -346,5 +347,4 @@ def incidents_of(engine: ProcessEngine, instance_id: str) -> list[dict[str, Any]
         .where(inc.c.instance_id == instance_id, inc.c.resolved_at.is_(None))
         .order_by(inc.c.created_at, inc.c.id)
     )
-    with engine.store.transaction(write=False) as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return _rows(engine, query)
