@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.specs.control import SimpleBpmnTask, _EndJoin
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (
     ErrorEventDefinition,
@@ -54,6 +54,7 @@ from engine.bpmn.task_tree import (
     named_failure,
     task_by_id,
 )
+from engine.bpmn.workflow import EngineWorkflow
 from engine.core import deep_stack
 from engine.core.errors import (
     CycleLimitExceeded,
@@ -133,16 +134,18 @@ class Run:
     ) -> Run:
         # SpiffWorkflow predicts the task tree recursively: room for large models.
         wf = deep_stack.run(
-            lambda: BpmnWorkflow(
+            lambda: EngineWorkflow(
                 model.spec, model.subprocess_specs, script_engine=services.script_engine
             ),
             len(model.spec.task_specs),
         )
         event_subprocesses.install(wf)
-        initial = copy.deepcopy(dict(variables))
-        # The start task was made READY (with a copy of the root's data) during construction.
-        for task in (wf.task_tree, *wf.get_tasks(state=TaskState.READY)):
-            task.data.update(initial)
+        if variables:
+            initial = copy.deepcopy(dict(variables))
+            # The start task was made READY (with a copy of the root's data) during
+            # construction.
+            for task in (wf.task_tree, *wf.get_tasks(state=TaskState.READY)):
+                task.data.update(initial)
         return cls(
             services,
             model,

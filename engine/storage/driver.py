@@ -31,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ClauseElement
 
+from engine.storage.schema import UTCDateTime
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -73,7 +75,10 @@ class DriverStatement:
                 if bind.expanding:
                     raise ValueError(f"{self.statement}: expanding parameters need execute()")
                 names.append(name)
-                processors[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if process is not None and isinstance(bind.type, sa.DateTime | UTCDateTime):
+                    process = _last_value_memo(process)
+                processors[name] = process
                 if keys is not None and name in keys:
                     continue
                 table = self._table
@@ -126,6 +131,23 @@ class DriverStatement:
         # The columns an INSERT or UPDATE writes are the row's keys; other statements have
         # one fixed shape.
         return tuple(row) if isinstance(self.statement, sa.Insert | sa.Update) else None
+
+
+def _last_value_memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` remembering its last input and result: one call's rows carry the same
+    datetime object in several columns (the call's ``now``), converted once. Only for
+    immutable values; the pair is swapped atomically, so threads may share it."""
+    last: list[tuple[Any, Any]] = [(object(), None)]
+
+    def memoized(value: Any) -> Any:
+        seen_value, seen_result = last[0]
+        if seen_value is value:
+            return seen_result
+        result = process(value)
+        last[0] = (value, result)
+        return result
+
+    return memoized
 
 
 def _bind(compiled: _Compiled, row: Mapping[str, Any]) -> Any:

@@ -129,6 +129,8 @@ class Store(
         # SQLite has one writer at a time: threads of this process queue here instead of in
         # SQLite's busy handler, which sleeps in growing steps (other processes still do).
         self._write_lock: threading.RLock | None = None
+        #: A SQLite file's write connection, used under ``_write_lock`` (``_connection``).
+        self._writer: Connection | None = None
         #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
         self.checkpointer: checkpoint.Checkpointer | None = None
         self.engine = self._create_engine()
@@ -204,7 +206,7 @@ class Store(
         if lock is not None:
             lock.acquire()
         try:
-            with self.engine.connect() as conn:
+            with self._connection(write) as conn:
                 if not write:
                     # Reads are single statements, atomic on their own: no BEGIN/ROLLBACK
                     # round trips (autocommit on PostgreSQL is a client-side switch; SQLite
@@ -238,6 +240,35 @@ class Store(
         finally:
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[Connection]:
+        """A connection for one transaction. A SQLite file's writes (one at a time, under the
+        write lock) reuse one connection kept open: checking one out of the pool and back in,
+        with the pool's reset, cost more than the commit itself. Any error discards it."""
+        if not write or self._write_lock is None:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        writer = self._writer
+        if writer is not None and (writer.closed or writer.invalidated):
+            writer = None
+        if writer is not None and writer.in_transaction():
+            # A write begun inside another of this thread's writes: as before, its own.
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        if writer is None:
+            writer = self._writer = self.engine.connect()
+        try:
+            yield writer
+        except BaseException:
+            if writer.invalidated or writer.in_transaction():
+                # Broken, or left mid-transaction: the next write opens a fresh one.
+                self._writer = None
+                with suppress(sa.exc.SQLAlchemyError):
+                    writer.close()
+            raise
 
     def in_locked_transaction(self) -> bool:
         """Whether this thread is inside ``locked_instance`` (a read there cannot be re-run)."""
@@ -300,6 +331,12 @@ class Store(
     def dispose(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
+        if self._write_lock is not None:
+            with self._write_lock:
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    with suppress(sa.exc.SQLAlchemyError):
+                        writer.close()
         self.engine.dispose()
 
     # -- deployments --------------------------------------------------------------------

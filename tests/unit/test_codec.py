@@ -1,0 +1,50 @@
+"""The instance codec's fast dump writes exactly what SpiffWorkflow's own converters write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.cli import conformance
+from engine.runtime import codec
+
+PUBLIC = Path(__file__).parent.parent / "bpmn" / "public"
+
+
+def test_fast_dump_equals_spiffworkflows_on_public_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every state the public models pass through (subprocesses, call activities, loops,
+    events, user tasks), dumped both ways, gives the same JSON text."""
+    fast = codec._SpeclessWorkflowConverter.fast_to_dict
+    compared: list[str] = []
+    nested: list[str] = []
+
+    def both(self: Any, workflow: Any) -> dict[str, Any]:
+        mine = fast(self, workflow)
+        encoder = codec.create_encoder(self.registry, None)
+        theirs = self.to_dict(workflow)
+        assert json.dumps(mine, cls=encoder) == json.dumps(theirs, cls=encoder), workflow.spec
+        compared.append(workflow.spec.name)
+        if workflow.subprocesses:
+            nested.append(workflow.spec.name)
+        return mine
+
+    monkeypatch.setattr(codec._SpeclessWorkflowConverter, "fast_to_dict", both)
+    results: list[conformance.Result] = []
+    for folder in ("SpiffWorkflow", "camunda-8-tutorials", "zeebe-process-test"):
+        results.extend(conformance.run(PUBLIC / folder))
+    assert sum(r.outcome == conformance.RAN for r in results) >= 20
+    # Many models, among them some with embedded subprocesses or call activities.
+    assert len(compared) >= 200
+    assert len(set(compared)) >= 25
+    assert len(set(nested)) >= 3
+
+
+def test_a_converter_other_than_spiffworkflows_default_is_refused() -> None:
+    registry = codec.BpmnWorkflowSerializer.configure(codec._config())
+    codec._check_default_converters(registry)  # the engine's configuration passes
+    registry.typenames[codec.Task] = "MyTask"
+    with pytest.raises(RuntimeError, match="Task is not converted by TaskConverter"):
+        codec._check_default_converters(registry)
