@@ -127,6 +127,12 @@ class DriverStatement:
             row = cursor.fetchone()
             return None if row is None else row[0]
 
+    def driver_sql(self, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The statement's SQL and ``params`` bound for ``dialect``, to run on a driver
+        connection of one's own (``engine.storage.sqlite_readers``)."""
+        compiled = self._compiled(dialect, None)
+        return compiled.sql, _bind(compiled, params)
+
     def _keys(self, row: Mapping[str, Any]) -> tuple[str, ...] | None:
         # The columns an INSERT or UPDATE writes are the row's keys; other statements have
         # one fixed shape.

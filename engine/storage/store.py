@@ -11,6 +11,7 @@ if another transaction moved the instance on meanwhile, nothing is written and
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,7 @@ from engine.storage import (
     group_write,
     operations,
     reconnect,
+    sqlite_readers,
     store_external,
     store_jobs,
     user_tasks,
@@ -133,6 +135,8 @@ class Store(
         self._writer: Connection | None = None
         #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
         self.checkpointer: checkpoint.Checkpointer | None = None
+        #: A SQLite file's per-thread connections for hot one-statement reads.
+        self._readers: sqlite_readers.ThreadReaders | None = None
         self.engine = self._create_engine()
 
     # -- connection handling ------------------------------------------------------------
@@ -148,6 +152,9 @@ class Store(
                 self._write_lock = threading.RLock()
                 if self.url.database and not self.url.query:
                     self.checkpointer = checkpoint.Checkpointer(self.url.database)
+                    self._readers = sqlite_readers.ThreadReaders(
+                        self.url.database, SQLITE_BUSY_TIMEOUT_MS
+                    )
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
             return engine
@@ -331,6 +338,8 @@ class Store(
     def dispose(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
+        if self._readers is not None:
+            self._readers.close()
         if self._write_lock is not None:
             with self._write_lock:
                 writer, self._writer = self._writer, None
@@ -373,6 +382,17 @@ class Store(
     @reconnect.retry_read
     def latest_definition_id(self, key: str) -> str | None:
         """The id of the newest version of one key (the (key, version) index, its first row)."""
+        readers = self._readers
+        if readers is not None and self._held.conn is None:
+            reader = readers.connection()
+            if reader is not None:
+                sql, params = _LATEST_DEFINITION_ID.driver_sql(self.engine.dialect, {"b_key": key})
+                try:
+                    found = sqlite_readers.scalar(reader, sql, params)
+                except sqlite3.Error as exc:
+                    readers.discard()
+                    raise StoreError(f"database error: {exc}", disconnected=True) from exc
+                return None if found is None else str(found)
         with self.transaction(write=False) as conn:
             found = _LATEST_DEFINITION_ID.scalar(conn, {"b_key": key})
             return None if found is None else str(found)
