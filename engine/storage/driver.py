@@ -45,6 +45,8 @@ class _Compiled:
     processors: dict[str, Processor]
     #: Values of binds the caller does not pass (a LIMIT, a column's scalar default).
     fixed: dict[str, Any]
+    #: (bind name, processor) in the order the driver takes them.
+    plan: tuple[tuple[str, Processor], ...]
 
 
 class DriverStatement:
@@ -92,7 +94,8 @@ class DriverStatement:
                 elif not bind.required and bind.callable is None:
                     fixed[name] = bind.value  # a literal of the statement (a LIMIT)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            found = _Compiled(str(compiled), order, tuple(names), processors, fixed)
+            plan = tuple((name, processors[name]) for name in (order or names))
+            found = _Compiled(str(compiled), order, tuple(names), processors, fixed, plan)
             self._by_shape[shape] = found
         return found
 
@@ -157,14 +160,19 @@ def _last_value_memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _bind(compiled: _Compiled, row: Mapping[str, Any]) -> Any:
-    values: dict[str, Any] = {}
-    for name in compiled.names:
-        value = row[name] if name in row else compiled.fixed[name]
-        process = compiled.processors[name]
-        values[name] = process(value) if process is not None else value
+    fixed = compiled.fixed
+    values = []
+    for name, process in compiled.plan:
+        value = row.get(name, _MISSING)
+        if value is _MISSING:
+            value = fixed[name]
+        values.append(value if process is None else process(value))
     if compiled.order is None:
-        return values
-    return tuple(values[name] for name in compiled.order)
+        return dict(zip(compiled.names, values, strict=True))
+    return values
+
+
+_MISSING = object()
 
 
 @contextmanager
