@@ -107,7 +107,7 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
                 "state": task.state,
                 "task_spec": task.task_spec.name,
                 "triggered": task.triggered,
-                "internal_data": convert(task.internal_data),
+                "internal_data": convert(internal) if (internal := task.internal_data) else {},
                 "data": data,
                 "delta": delta,
                 "typename": _TASK_TYPENAME,

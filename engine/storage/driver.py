@@ -78,8 +78,8 @@ class DriverStatement:
                     raise ValueError(f"{self.statement}: expanding parameters need execute()")
                 names.append(name)
                 process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if process is not None and isinstance(bind.type, sa.DateTime | UTCDateTime):
-                    process = _last_value_memo(process)
+                if process is not None and isinstance(bind.type, UTCDateTime):
+                    process = _utc_datetimes(dialect, process)
                 processors[name] = process
                 if keys is not None and name in keys:
                     continue
@@ -142,10 +142,22 @@ class DriverStatement:
         return tuple(row) if isinstance(self.statement, sa.Insert | sa.Update) else None
 
 
+#: One converter of UTC datetimes per dialect, shared by every such column (they convert alike).
+_UTC_DATETIMES: dict[str, Callable[[Any], Any]] = {}
+
+
+def _utc_datetimes(dialect: sa.Dialect, process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    key = f"{dialect.name}+{dialect.driver}"
+    found = _UTC_DATETIMES.get(key)
+    if found is None:
+        found = _UTC_DATETIMES.setdefault(key, _last_value_memo(process))
+    return found
+
+
 def _last_value_memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` remembering its last input and result: one call's rows carry the same
-    datetime object in several columns (the call's ``now``), converted once. Only for
-    immutable values; the pair is swapped atomically, so threads may share it."""
+    datetime object in many columns (the call's ``now``), converted once. Only for immutable
+    values; the pair is swapped atomically, so threads may share it."""
     last: list[tuple[Any, Any]] = [(object(), None)]
 
     def memoized(value: Any) -> Any:
