@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -34,6 +34,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from engine.storage.schema import UTCDateTime
 
 Processor = Callable[[Any], Any] | None
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,11 @@ class DriverStatement:
         of keys); the rows it touched."""
         if isinstance(params, Mapping):
             compiled = self._compiled(conn.dialect, self._keys(params))
-            with _driver_errors(conn, compiled.sql) as cursor:
-                cursor.execute(compiled.sql, _bind(compiled, params))
-                single: int = cursor.rowcount
-                return single
+            bound = _bind(compiled, params)
+            single: int = _on_cursor(
+                conn, compiled.sql, lambda cursor: cursor.execute(compiled.sql, bound).rowcount
+            )
+            return single
         # One executemany per set of keys (rows of one batch may leave out different columns).
         groups: dict[tuple[str, ...] | None, list[Mapping[str, Any]]] = {}
         for row in params:
@@ -117,18 +119,24 @@ class DriverStatement:
         count = 0
         for keys, rows in groups.items():
             compiled = self._compiled(conn.dialect, keys)
-            with _driver_errors(conn, compiled.sql) as cursor:
-                cursor.executemany(compiled.sql, [_bind(compiled, row) for row in rows])
-                count += cursor.rowcount
+            many = [_bind(compiled, row) for row in rows]
+
+            def run_many(cursor: Any, sql: str = compiled.sql, many: list[Any] = many) -> int:
+                cursor.executemany(sql, many)
+                touched: int = cursor.rowcount
+                return touched
+
+            count += _on_cursor(conn, compiled.sql, run_many)
         return count
 
     def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         """The first column of the first row (None when there is none)."""
         compiled = self._compiled(conn.dialect, None)
-        with _driver_errors(conn, compiled.sql) as cursor:
-            cursor.execute(compiled.sql, _bind(compiled, params))
-            row = cursor.fetchone()
-            return None if row is None else row[0]
+        bound = _bind(compiled, params)
+        row = _on_cursor(
+            conn, compiled.sql, lambda cursor: cursor.execute(compiled.sql, bound).fetchone()
+        )
+        return None if row is None else row[0]
 
     def driver_sql(self, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
         """The statement's SQL and ``params`` bound for ``dialect``, to run on a driver
@@ -209,19 +217,18 @@ def pipeline(conn: Connection) -> Iterator[None]:
 
 def driver_execute(conn: Connection, sql: str) -> None:
     """One literal statement (``BEGIN IMMEDIATE``) on the driver, errors wrapped as above."""
-    with _driver_errors(conn, sql) as cursor:
-        cursor.execute(sql)
+    _on_cursor(conn, sql, lambda cursor: cursor.execute(sql))
 
 
-@contextmanager
-def _driver_errors(conn: Connection, sql: str) -> Iterator[Any]:
+def _on_cursor(conn: Connection, sql: str, use: Callable[[Any], _T]) -> _T:
+    """``use`` a fresh cursor of the connection's driver connection; a driver error raised as
+    SQLAlchemy's. (A plain call: a generator context manager costs more than the statement.)"""
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
-    dialect = conn.dialect
-    dbapi_error: type[Any] = dialect.loaded_dbapi.Error
+    dbapi_error: type[Any] = conn.dialect.loaded_dbapi.Error
     try:
-        yield cursor
+        return use(cursor)
     except dbapi_error as exc:
         raise _wrapped(conn, exc, sql, cursor) from exc
     finally:
