@@ -13,7 +13,7 @@ from engine.bpmn.workflow import EngineWorkflow
 from tests.bpmnbuild import process, service
 
 
-@pytest.fixture()
+@pytest.fixture
 def spiff_logger() -> Any:
     log = logging.getLogger("spiff.workflow")
     level = log.level
