@@ -4,12 +4,16 @@ One acquisition thread locks due jobs in batches (one job per instance) and hand
 worker thread a group of up to ``group_size`` of them. A thread runs its group's jobs one after
 another in memory and commits their writes together in one transaction, each write isolated
 (group commit, ``JobRunner.execute_batch``, ``Store.apply_group``): a job whose write conflicts
-or fails is settled alone, the others commit once. Waiting wakes at once when this process
-commits a job (an engine listener), when another node does (PostgreSQL ``LISTEN``; a SQLite
-file's ``data_version``, ``engine.storage.notify``), when the next known job falls due,
-or after an idle wait that doubles up to a cap and resets on work. At most one batch waits
-behind the running jobs. ``stop()`` is idempotent: it stops acquiring, gives back the jobs it
-had not started yet, and lets running jobs finish (up to ``timeout``).
+or fails is settled alone, the others commit once. A thread that committed its group acquires
+its next group itself, in due order as the acquisition thread would, until none is due: no
+batch waits locked behind the running ones, and no hand-off between threads (the acquisition
+thread running beside the workers cost a GIL and SQLite write-lock hand-off per batch, about a
+third of a job's time on SQLite). The acquisition thread only fills threads that are free.
+Waiting wakes at once when this process commits a job (an engine listener), when another node
+does (PostgreSQL ``LISTEN``; a SQLite file's ``data_version``, ``engine.storage.notify``), when
+the next known job falls due, or after an idle wait that doubles up to a cap and resets on
+work. ``stop()`` is idempotent: it stops acquiring, gives back the jobs it had not started yet,
+and lets running jobs finish (up to ``timeout``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ log = logging.getLogger("spillway.executor")
 
 DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
 DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
-MIN_QUEUE = 8
 #: Jobs a worker thread runs and then commits in one transaction (group commit).
 DEFAULT_GROUP_SIZE = 8
 
@@ -54,9 +57,6 @@ class JobExecutor:
             raise ValueError(f"group_size must be >= 1, got {group_size}")
         self.engine = engine
         self.workers = workers
-        #: Jobs locked and waiting behind the running ones; at least a batch of 8, which
-        #: amortises the acquisition statements even with one thread.
-        self.queue_size = max(workers, MIN_QUEUE, group_size)
         #: Jobs of different instances a thread runs before committing them together.
         self.group_size = group_size
         self.owner = owner or new_owner()
@@ -133,7 +133,10 @@ class JobExecutor:
     # -- the loop -----------------------------------------------------------------------
 
     def _on_commit(self, _instance_id: str) -> None:
-        self._wake.set()
+        # Busy threads acquire their next group themselves; the acquisition thread is only
+        # needed for a free one (waking it after every group's commit cost a thread switch).
+        if self.free_workers() > 0:
+            self._wake.set()
 
     def queued(self) -> int:
         """Jobs locked and not started yet (the queue depth): queued for a free worker thread,
@@ -149,15 +152,13 @@ class JobExecutor:
 
     def run_once(self) -> bool:
         """Acquire and submit one batch; True if it found work."""
-        # Each free thread gets a group of jobs to run and commit together, and up to one
-        # batch waits queued behind them: an acquisition costs about as much as a job, so
-        # acquiring one job per free thread would halve throughput. The queued jobs' locks
-        # last far longer than the queue does.
-        free = self.free_workers()  # negative while groups wait queued
-        room = free * self.group_size + self.queue_size
-        if room < self.queue_size:
-            return True  # a batch still waits; refill when no more than the threads' worth do
-        rows = self.runner.acquire(self.owner, room)
+        # Each free thread gets a group of jobs to run and commit together (an acquisition
+        # costs about as much as a job: one job per thread would halve throughput). Busy
+        # threads acquire their next group themselves (_execute).
+        free = self.free_workers()
+        if free <= 0:
+            return True  # every thread is busy and feeds itself
+        rows = self.runner.acquire(self.owner, free * self.group_size)
         assert self._pool is not None
         for group in self._groups(rows, free):
             future = self._pool.submit(self._execute, group)
@@ -193,16 +194,38 @@ class JobExecutor:
                 with contextlib.suppress(Exception):
                     self.engine.store.release_job(row["id"], self.owner)
             return [False] * len(group)
+        done: list[bool] = []
+        while True:
+            try:
+                if len(group) == 1:
+                    self._started_one()
+                    done.append(self.runner.execute(group[0], self.owner))
+                else:
+                    done += self.runner.execute_batch(
+                        group, self.owner, self._stopping.is_set, self._started_one
+                    )
+            finally:
+                with self._lock:
+                    self.executed += len(group)
+            group = self._acquire_next()
+            if not group:
+                return done
+
+    def _acquire_next(self) -> list[dict[str, Any]]:
+        """The next group for the calling thread, which just committed its own: acquired here
+        rather than by the acquisition thread, so no job waits locked behind a running group
+        and no thread hand-off sits between groups. Empty when stopping or none is due."""
+        if self._stopping.is_set():
+            return []
         try:
-            if len(group) == 1:
-                self._started_one()
-                return [self.runner.execute(group[0], self.owner)]
-            return self.runner.execute_batch(
-                group, self.owner, self._stopping.is_set, self._started_one
-            )
-        finally:
-            with self._lock:
-                self.executed += len(group)
+            group = self.runner.acquire(self.owner, self.group_size)
+        except Exception:
+            # The acquisition thread retries after its idle wait, as for its own failures.
+            log.exception("job executor %s: acquisition failed", self.owner)
+            return []
+        with self._lock:
+            self._waiting += len(group)
+        return group
 
     def _started_one(self) -> None:
         with self._lock:
