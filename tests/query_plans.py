@@ -66,7 +66,6 @@ def capturing(engine: sa.Engine) -> Iterator[StatementLog]:
             dbapi_conn.cursor_factory = _recording_cursor(log)
 
     event.listen(engine, "connect", on_connect)
-    _drop_kept_writers(engine)
     engine.dispose()
     log.active = True
     try:
@@ -75,19 +74,6 @@ def capturing(engine: sa.Engine) -> Iterator[StatementLog]:
         log.active = False
         event.remove(engine, "connect", on_connect)
         engine.dispose()
-
-
-def _drop_kept_writers(engine: sa.Engine) -> None:
-    """A SQLite store keeps its write connection across ``dispose()``: close it, so the
-    next write opens one with the recorder on it."""
-    import gc
-
-    from engine.storage.store import Store
-
-    for obj in gc.get_objects():
-        if isinstance(obj, Store) and obj.engine is engine and obj._writer is not None:
-            obj._writer.close()
-            obj._writer = None
 
 
 def _recording_cursor(log: StatementLog) -> type:

@@ -7,14 +7,17 @@ import threading
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from engine import ProcessEngine
+from engine.core.errors import StoreError
 from engine.storage.sqlite_readers import ThreadReaders
+from engine.storage.write import InstanceWrite
 from tests.bpmnbuild import process, user
 
 
 def test_each_thread_reads_on_a_connection_of_its_own(tmp_path: Path) -> None:
-    readers = ThreadReaders(str(tmp_path / "r.db"), 1000)
+    readers = ThreadReaders(sa.create_engine(f"sqlite:///{tmp_path / 'r.db'}"))
     mine = readers.connection()
     assert mine is not None and readers.connection() is mine
     theirs: list[sqlite3.Connection | None] = []
@@ -54,5 +57,68 @@ def test_a_broken_read_connection_is_replaced_and_the_read_repeated(tmp_path: Pa
         broken.close()  # as if the file handle were lost under it
         assert eng.start("p").waiting_at == ["U"]
         assert readers.connection() is not broken
+    finally:
+        eng.close()
+
+
+def test_a_disposed_pool_replaces_the_kept_connections(tmp_path: Path) -> None:
+    """``Engine.dispose()`` (after a lost connection, or a test's statement recorder) replaces
+    every connection: the per-thread readers and the kept write connection too."""
+    eng = ProcessEngine(f"sqlite:///{tmp_path / 'disposed.db'}")
+    try:
+        eng.deploy(process("p", user("U")))
+        eng.start("p")
+        readers = eng.store._readers
+        assert readers is not None
+        reader, writer = readers.connection(), eng.store._writer
+        assert reader is not None and writer is not None
+        seen: list[object] = []
+        sa.event.listen(eng.store.engine, "connect", lambda dbapi, _rec: seen.append(dbapi))
+        eng.store.engine.dispose()
+        assert eng.start("p").waiting_at == ["U"]
+        # Both reopened by the new pool, through the engine's connect hooks.
+        assert readers.connection() is not reader and readers.connection() in seen
+        assert eng.store._writer is not writer and writer.closed
+        assert len(seen) == 2
+    finally:
+        eng.close()
+
+
+def test_a_failed_write_keeps_the_write_connection_usable(tmp_path: Path) -> None:
+    eng = ProcessEngine(f"sqlite:///{tmp_path / 'failed.db'}")
+    try:
+        eng.deploy(process("p", user("U")))
+        first = eng.start("p")
+        writer = eng.store._writer
+        row = eng.store.instance(first.id)
+        assert row is not None and writer is not None
+        duplicate = InstanceWrite(instance=dict(row), expected_rev=None)
+        with pytest.raises(StoreError, match="write refused by the database"):
+            eng.store.apply(duplicate)  # the same instance id again: the insert fails
+        # Rolled back cleanly: the same connection, no transaction left open, writes go on.
+        assert eng.store._writer is writer and not writer.in_transaction()
+        assert eng.start("p").waiting_at == ["U"]
+        assert len(eng.instances(process_key="p")) == 2
+    finally:
+        eng.close()
+
+
+def test_a_write_connection_left_mid_transaction_is_replaced(tmp_path: Path) -> None:
+    eng = ProcessEngine(f"sqlite:///{tmp_path / 'mid.db'}")
+    try:
+        eng.deploy(process("p", user("U")))
+        eng.start("p")
+        writer = eng.store._writer
+        assert writer is not None
+
+        def interrupted() -> None:
+            with eng.store._connection(write=True) as conn:
+                conn.begin()
+                raise KeyboardInterrupt  # before its commit or rollback
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+        assert eng.store._writer is None and writer.closed
+        assert eng.start("p").waiting_at == ["U"]
     finally:
         eng.close()

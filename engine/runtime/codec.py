@@ -65,21 +65,18 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         task through the registry. Falls back to ``to_dict`` when a task or subprocess class
         is not converted by SpiffWorkflow's default converters (tests/unit/test_codec.py
         compares the two on every model of the test suite)."""
-        typenames = self.registry.typenames
-        if not all(type(t) in _DEFAULT_TASK_TYPES for t in workflow.tasks.values()):
-            return self.to_dict(workflow)
         subprocesses = {}
         for sid, sub in workflow.subprocesses.items():
-            if typenames.get(type(sub)) != _SUBWORKFLOW_TYPENAME or not all(
-                type(t) in _DEFAULT_TASK_TYPES for t in sub.tasks.values()
-            ):
+            dct = self._workflow_dict(sub) if type(sub) is BpmnSubWorkflow else None
+            if dct is None:
                 return self.to_dict(workflow)
-            dct = self._workflow_dict(sub)
             dct["parent_task_id"] = str(sub.parent_task_id)
             dct["spec"] = sub.spec.name
             dct["typename"] = _SUBWORKFLOW_TYPENAME
             subprocesses[str(sid)] = dct
         top = self._workflow_dict(workflow)
+        if top is None:
+            return self.to_dict(workflow)
         top["subprocesses"] = subprocesses
         top["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return top
@@ -152,14 +149,17 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
             sub.completed_event.connect(task.task_spec._on_subworkflow_completed, task)
             self._restore_subprocesses(dct, sub, top_workflow, uuids)
 
-    def _workflow_dict(self, workflow: Any) -> dict[str, Any]:
-        # WorkflowConverter.to_dict, with the tasks of TaskConverter.to_dict made here.
+    def _workflow_dict(self, workflow: Any) -> dict[str, Any] | None:
+        # WorkflowConverter.to_dict, with the tasks of TaskConverter.to_dict made here; None
+        # for a task of another class than SpiffWorkflow's (its converter may differ).
         registry = self.registry
         convert = registry.convert
         tasks = workflow.tasks
         names = {tid: str(tid) for tid in tasks}
         converted: dict[str, Any] = {}
         for tid, task in tasks.items():
+            if type(task) is not Task:
+                return None
             parent_id = task._parent
             parent = tasks.get(parent_id)
             if parent is None:
@@ -231,7 +231,6 @@ def _config() -> dict[Any, Any]:
 #: What ``fast_to_dict`` writes for SpiffWorkflow's default task and subprocess converters.
 _TASK_TYPENAME = "Task"
 _SUBWORKFLOW_TYPENAME = "BpmnSubWorkflow"
-_DEFAULT_TASK_TYPES = frozenset({Task})
 
 
 class _Uuids:

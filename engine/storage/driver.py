@@ -43,7 +43,6 @@ class _Compiled:
     #: Bind names in placeholder order (qmark/format dialects), or None for named placeholders.
     order: tuple[str, ...] | None
     names: tuple[str, ...]
-    processors: dict[str, Processor]
     #: Values of binds the caller does not pass (a LIMIT, a column's scalar default).
     fixed: dict[str, Any]
     #: (bind name, processor) in the order the driver takes them.
@@ -96,7 +95,7 @@ class DriverStatement:
                     fixed[name] = bind.value  # a literal of the statement (a LIMIT)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
             plan = tuple((name, processors[name]) for name in (order or names))
-            found = _Compiled(str(compiled), order, tuple(names), processors, fixed, plan)
+            found = _Compiled(str(compiled), order, tuple(names), fixed, plan)
             self._by_shape[shape] = found
         return found
 

@@ -3,9 +3,12 @@
 Each ``start()`` reads the id of its key's newest definition. Through the pool that read costs a
 checkout, a ``Connection``, the pool's reset on return and the checkin: several times the
 statement itself. A SQLite file can be opened by any number of connections and a WAL reader
-never blocks on the writer, so each thread here keeps a driver connection of its own, outside
-the pool (whose size bounds the connections everything else checks out). In autocommit mode
-each statement reads the newest committed state, as a pooled read does.
+never blocks on the writer, so each thread here keeps a driver connection of its own. It is
+opened by the engine's pool (so the engine's connect hooks set it up, as every other
+connection) and detached from it at once, so the pool's size still bounds what everything else
+checks out. In autocommit mode each statement reads the newest committed state, as a pooled
+read does. When the engine's pool is replaced (``Engine.dispose()``: a test's statement
+recorder, or the disconnect handling of ``engine.storage.driver``), each thread opens a new one.
 
 Only for single statements whose result needs no SQLAlchemy result processing; a thread that
 holds a transaction (``Store.locked_instance``) reads through it instead.
@@ -13,38 +16,42 @@ holds a transaction (``Store.locked_instance``) reads through it instead.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import weakref
 from typing import Any
 
+import sqlalchemy as sa
+
 
 class ThreadReaders:
-    """One read connection to ``path`` per thread, closed with the thread or ``close()``."""
+    """One read connection per thread, from ``engine``'s current pool; closed with its thread,
+    when the pool is replaced, or at ``close()``."""
 
-    def __init__(self, path: str, busy_timeout_ms: int) -> None:
-        self.path = path
-        self.busy_timeout_ms = busy_timeout_ms
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
         self._local = threading.local()
         self._lock = threading.Lock()
         #: Every open connection, to close them all at ``close()`` (threads may outlive it).
         self._open: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._closed = False
 
-    def connection(self) -> sqlite3.Connection | None:
-        """This thread's connection (opened on first use); None once closed."""
+    def connection(self) -> Any | None:
+        """This thread's driver connection (opened on first use); None once closed."""
+        pool = self.engine.pool
         reader: _Reader | None = getattr(self._local, "reader", None)
         if reader is not None and not reader.closed:
-            return reader.conn
+            if reader.pool is pool:
+                return reader.conn
+            reader.close()  # opened by a pool since disposed
         with self._lock:
             if self._closed:
                 return None
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-            reader = _Reader(conn)
+            proxied = self.engine.raw_connection()
+            proxied.detach()
+            reader = _Reader(proxied.dbapi_connection, pool)
             self._open.add(reader)
         self._local.reader = reader
-        return conn
+        return reader.conn
 
     def discard(self) -> None:
         """Drop this thread's connection (after an error): the next read opens another."""
@@ -62,10 +69,11 @@ class ThreadReaders:
 
 
 class _Reader:
-    __slots__ = ("__weakref__", "closed", "conn")
+    __slots__ = ("__weakref__", "closed", "conn", "pool")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any, pool: Any) -> None:
         self.conn = conn
+        self.pool = pool
         self.closed = False
 
     def close(self) -> None:
@@ -75,11 +83,8 @@ class _Reader:
             # is retried, as after a lost pooled connection.
             self.conn.close()
 
-    def __del__(self) -> None:
-        self.close()
 
-
-def scalar(conn: sqlite3.Connection, sql: str, params: Any) -> Any:
+def scalar(conn: Any, sql: str, params: Any) -> Any:
     """The first column of the statement's first row (None when there is none)."""
     row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]

@@ -133,6 +133,7 @@ class Store(
         self._write_lock: threading.RLock | None = None
         #: A SQLite file's write connection, used under ``_write_lock`` (``_connection``).
         self._writer: Connection | None = None
+        self._writer_pool: Any = None
         #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
         self.checkpointer: checkpoint.Checkpointer | None = None
         #: A SQLite file's per-thread connections for hot one-statement reads.
@@ -152,11 +153,10 @@ class Store(
                 self._write_lock = threading.RLock()
                 if self.url.database and not self.url.query:
                     self.checkpointer = checkpoint.Checkpointer(self.url.database)
-                    self._readers = sqlite_readers.ThreadReaders(
-                        self.url.database, SQLITE_BUSY_TIMEOUT_MS
-                    )
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
+            if self.checkpointer is not None:
+                self._readers = sqlite_readers.ThreadReaders(engine)
             return engine
         if self.dialect == "postgresql":
             engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
@@ -252,13 +252,18 @@ class Store(
     def _connection(self, write: bool) -> Iterator[Connection]:
         """A connection for one transaction. A SQLite file's writes (one at a time, under the
         write lock) reuse one connection kept open: checking one out of the pool and back in,
-        with the pool's reset, cost more than the commit itself. Any error discards it."""
+        with the pool's reset, cost more than the commit itself. It is replaced when it broke,
+        was left mid-transaction, or came from a pool since disposed (``Engine.dispose()``
+        replaces every connection, this one included)."""
         if not write or self._write_lock is None:
             with self.engine.connect() as conn:
                 yield conn
             return
         writer = self._writer
-        if writer is not None and (writer.closed or writer.invalidated):
+        if writer is not None and (
+            writer.closed or writer.invalidated or self._writer_pool is not self.engine.pool
+        ):
+            self._drop_writer()
             writer = None
         if writer is not None and writer.in_transaction():
             # A write begun inside another of this thread's writes: as before, its own.
@@ -266,16 +271,20 @@ class Store(
                 yield conn
             return
         if writer is None:
+            self._writer_pool = self.engine.pool
             writer = self._writer = self.engine.connect()
         try:
             yield writer
         except BaseException:
             if writer.invalidated or writer.in_transaction():
-                # Broken, or left mid-transaction: the next write opens a fresh one.
-                self._writer = None
-                with suppress(sa.exc.SQLAlchemyError):
-                    writer.close()
+                self._drop_writer()  # the next write opens a fresh one
             raise
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with suppress(sa.exc.SQLAlchemyError):
+                writer.close()
 
     def in_locked_transaction(self) -> bool:
         """Whether this thread is inside ``locked_instance`` (a read there cannot be re-run)."""
@@ -342,10 +351,7 @@ class Store(
             self._readers.close()
         if self._write_lock is not None:
             with self._write_lock:
-                writer, self._writer = self._writer, None
-                if writer is not None:
-                    with suppress(sa.exc.SQLAlchemyError):
-                        writer.close()
+                self._drop_writer()
         self.engine.dispose()
 
     # -- deployments --------------------------------------------------------------------
@@ -384,15 +390,17 @@ class Store(
         """The id of the newest version of one key (the (key, version) index, its first row)."""
         readers = self._readers
         if readers is not None and self._held.conn is None:
-            reader = readers.connection()
-            if reader is not None:
-                sql, params = _LATEST_DEFINITION_ID.driver_sql(self.engine.dialect, {"b_key": key})
-                try:
+            try:
+                reader = readers.connection()
+                if reader is not None:
+                    sql, params = _LATEST_DEFINITION_ID.driver_sql(
+                        self.engine.dialect, {"b_key": key}
+                    )
                     found = sqlite_readers.scalar(reader, sql, params)
-                except sqlite3.Error as exc:
-                    readers.discard()
-                    raise StoreError(f"database error: {exc}", disconnected=True) from exc
-                return None if found is None else str(found)
+                    return None if found is None else str(found)
+            except (sqlite3.Error, sa.exc.DBAPIError) as exc:
+                readers.discard()  # retry_read runs the read again, on a new connection
+                raise StoreError(f"database error: {exc}", disconnected=True) from exc
         with self.transaction(write=False) as conn:
             found = _LATEST_DEFINITION_ID.scalar(conn, {"b_key": key})
             return None if found is None else str(found)

@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
 
+from engine import ProcessEngine
 from engine.cli import conformance
 from engine.runtime import codec
+from engine.runtime.commands import Commands
+from tests.bpmnbuild import process, user
 
 PUBLIC = Path(__file__).parent.parent / "bpmn" / "public"
 
@@ -73,3 +77,30 @@ def _loaded(converter: Any, workflow: Any, encoder: Any) -> tuple[Any, ...]:
 
 
 fast = codec._SpeclessWorkflowConverter.fast_to_dict
+
+
+def test_a_task_of_another_class_goes_through_spiffworkflows_converters() -> None:
+    """A task class the registry converts with a converter of its own is dumped and loaded by
+    SpiffWorkflow's converters, not by the engine's fast path."""
+
+    class MarkedTask(codec.Task):  # type: ignore[misc]
+        pass
+
+    eng = ProcessEngine("sqlite://")
+    eng.deploy(process("p", user("U")))
+    inst = eng.start("p")
+    instance_codec = codec.InstanceCodec()
+    registry = instance_codec._local.registry
+    TaskConverter(MarkedTask, registry, typename="MarkedTask")
+    row = eng.store.instance(inst.id)
+    definition = eng.store.definition(row["definition_id"]) if row else None
+    assert row is not None and definition is not None
+    commands = next(v for v in vars(eng).values() if isinstance(v, Commands))
+    model = commands.model(definition)
+    loaded = instance_codec.load(row["data"], model.spec, model.subprocess_specs)
+    waiting = next(t for t in loaded.tasks.values() if t.task_spec.bpmn_id == "U")
+    waiting.__class__ = MarkedTask
+    text = instance_codec.dump(loaded)
+    assert '"typename":"MarkedTask"' in text  # written by the registry's converter
+    again = instance_codec.load(text, model.spec, model.subprocess_specs)
+    assert type(next(t for t in again.tasks.values() if t.task_spec.bpmn_id == "U")) is MarkedTask
