@@ -7,9 +7,11 @@ The large database holds, at ``--scale 1``, 1,000,000 ended instances (10 histor
 10,000,000) and 100,000 waiting ones (60% at a user task with candidates, 20% at a timer due in
 a year, 10% at an external task of another topic, 10% in an incident). It is built by bulk
 inserts, not by the engine: the engine runs one instance of each kind first, and its rows (in
-every table, read back as the engine wrote them) are the templates; each clone gets new ids
-(every id column, and the instance id inside the state document), its times shifted so that
-instances are spread over the past 400 days (ended) or 30 days (waiting). Rows go in through
+every table, read back as the engine wrote them) are the templates; each clone gets its times
+shifted so that instances are spread over the past 400 days (ended) or 30 days (waiting), and
+new ids (every id column, and the instance id inside the state document) as the engine makes
+them at that time (time-ordered, ``engine.core.ids``); clones are written in the order of
+their times, as an engine running those days would have written them. Rows go in through
 the driver with SQLAlchemy's own bind processors (the stored bytes are those the engine
 writes): ``executemany`` on SQLite, ``COPY`` on PostgreSQL. A schema change that adds a
 column or a table is therefore followed by the builder (it copies what the engine wrote).
@@ -33,7 +35,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa
 
 from engine import ProcessEngine
+from engine.core.ids import id_at
 from engine.core.retry import RetryPolicy
 from engine.storage import schema as t
 from tests import query_plans
@@ -129,9 +131,13 @@ class Cloner:
                         slots.append((self.CONST, proc(value) if proc else value, None))
                 self.rows_plan.append((name, slots))
 
-    def rows(self, created: datetime) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    def rows(self, created: datetime, rng: random.Random) -> Iterator[tuple[str, tuple[Any, ...]]]:
         shift = created - self.born
-        new_ids = [uuid.uuid4().hex for _ in self.ids]
+        # The ids the engine would have given these rows when they were written (time-ordered,
+        # engine.core.ids), so that the large database's indexes look like those of one grown
+        # by the engine over the days the clones span.
+        unix_ms = int(created.timestamp() * 1000)
+        new_ids = [id_at(unix_ms, rng.getrandbits(74)) for _ in self.ids]
         new_iid = new_ids[self.ids.index(self.iid)]
         for name, slots in self.rows_plan:
             out = []
@@ -160,7 +166,7 @@ def bulk_insert(eng: ProcessEngine, batch: dict[str, list[tuple[Any, ...]]]) -> 
         raw: Any = conn.connection.dbapi_connection
         cur = raw.cursor()
         if eng.store.dialect == "sqlite":
-            cur.execute("PRAGMA cache_size=-1000000")  # 1 GB: the indexes of random ids
+            cur.execute("PRAGMA cache_size=-256000")  # 256 MB: a batch's pages stay in memory
         for name, rows in batch.items():
             table = t.metadata.tables[name]
             cols = [c.name for c in table.c]
@@ -176,7 +182,10 @@ def bulk_insert(eng: ProcessEngine, batch: dict[str, list[tuple[Any, ...]]]) -> 
 
 
 def build(eng: ProcessEngine, scale: float) -> dict[str, Any]:
-    """Fill ``eng``'s database: ENDED * scale ended and WAITING * scale waiting instances."""
+    """Fill ``eng``'s database: ENDED * scale ended and WAITING * scale waiting instances.
+
+    The clones of every kind are written in the order of their creation times, as an engine
+    running those days would have written them: each index grows at its right edge."""
     dialect = eng.store.engine.dialect
     kinds = [("scale_ended", round(ENDED * scale), 400)] + [
         (key, round(WAITING * scale * share), 30) for key, share in WAITING_MIX
@@ -185,22 +194,28 @@ def build(eng: ProcessEngine, scale: float) -> dict[str, Any]:
     now = eng.now()
     counts: dict[str, int] = {}
     rng = random.Random(18)
-    for key, count, days in kinds:
-        cloner = Cloner(template(eng, key), dialect, plain_json=eng.store.dialect != "sqlite")
-        done = 0
-        while done < count:
-            batch: dict[str, list[tuple[Any, ...]]] = {}
-            for _ in range(min(BATCH, count - done)):
-                created = (
-                    now - timedelta(days=days) + timedelta(seconds=rng.random() * days * 86400)
-                )
-                for name, row in cloner.rows(created):
-                    batch.setdefault(name, []).append(row)
-            for name, rows in batch.items():
-                counts[name] = counts.get(name, 0) + len(rows)
-            bulk_insert(eng, batch)
-            done += min(BATCH, count - done)
-        print(f"  built {count:,} x {key} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    plain = eng.store.dialect != "sqlite"
+    cloners = [Cloner(template(eng, key), dialect, plain_json=plain) for key, _, _ in kinds]
+    births = sorted(
+        (now - timedelta(days=days) + timedelta(seconds=rng.random() * days * 86400), kind)
+        for kind, (_, count, days) in enumerate(kinds)
+        for _ in range(count)
+    )
+    step = max(len(births) // 10, 1)
+    for first in range(0, len(births), BATCH):
+        batch: dict[str, list[tuple[Any, ...]]] = {}
+        for created, kind in births[first : first + BATCH]:
+            for name, row in cloners[kind].rows(created, rng):
+                batch.setdefault(name, []).append(row)
+        for name, rows in batch.items():
+            counts[name] = counts.get(name, 0) + len(rows)
+        bulk_insert(eng, batch)
+        done = min(first + BATCH, len(births))
+        if done // step != first // step or done == len(births):
+            print(
+                f"  built {done:,} of {len(births):,} instances ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     if eng.store.dialect == "postgresql":
         with eng.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")  # what autovacuum does after bulk loads

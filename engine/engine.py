@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
@@ -40,6 +39,7 @@ from engine.core.errors import (
     InvalidArgument,
     NotFound,
 )
+from engine.core.ids import new_id
 from engine.core.observe import NO_OBSERVER, Observer, command
 from engine.core.retry import RetryPolicy
 from engine.core.stats import Counters
@@ -292,7 +292,7 @@ class ProcessEngine(OperatingVerbs):
     ) -> Deployment:
         now = self.clock.now()
         latest = self.store.latest_definitions([m.key for m in models])
-        dep_id = uuid.uuid4().hex
+        dep_id = new_id()
         definitions = []
         new_rows = []
         for model in models:

@@ -9,47 +9,24 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from engine import ProcessEngine
 from engine.storage.schema import metadata
-from engine.storage.store import MIGRATIONS_DIR, VERSION_TABLE
-from tests.conftest import pg_url
+from engine.storage.store import VERSION_TABLE
+from tests import migrations
 
 SCHEMA = "sw_migration_0009"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=migrations.KINDS)
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    base = pg_url()
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        conn.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
-    yield f"{base}?options=-csearch_path%3D{SCHEMA}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
-
-
-def _migrate(url: str, revision: str, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    db = sa.create_engine(url)
-    with db.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
-    db.dispose()
+    yield from migrations.empty_url(request.param, tmp_path, SCHEMA)
 
 
 def test_candidates_get_their_task_time_and_the_list_works(empty_url: str) -> None:
-    _migrate(empty_url, "0008")
+    migrations.migrate(empty_url, "0008")
     created = [datetime(2026, 1, day, 9, tzinfo=UTC) for day in (3, 1, 2)]
     db = sa.create_engine(empty_url)
     old = sa.MetaData()
@@ -83,7 +60,7 @@ def test_candidates_get_their_task_time_and_the_list_works(empty_url: str) -> No
         )
     db.dispose()
 
-    _migrate(empty_url, "head")
+    migrations.migrate(empty_url, "head")
     eng = ProcessEngine(empty_url)
     with eng.store.transaction(write=False) as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
@@ -103,7 +80,7 @@ def test_candidates_get_their_task_time_and_the_list_works(empty_url: str) -> No
     assert [t.id for t in eng.tasks(candidate_user="ann", limit=5)] == ["t1", "t2", "t0"]
     eng.close()
 
-    _migrate(empty_url, "0008", down=True)  # and back: the old shape, rows kept
+    migrations.migrate(empty_url, "0008", down=True)  # and back: the old shape, rows kept
     db = sa.create_engine(empty_url)
     assert "created_at" not in {c["name"] for c in sa.inspect(db).get_columns("sw_task_candidates")}
     with db.connect() as conn:

@@ -131,6 +131,27 @@ def test_idle_wait_and_due_gauge_read_the_job_indexes(sqlite_eng: ProcessEngine)
     assert "ix_sw_jobs_runnable (due_at<?)" in count[0], count
 
 
+def test_reads_by_business_key_and_by_instance_use_the_lean_indexes(
+    sqlite_eng: ProcessEngine,
+) -> None:
+    # Migration 0010: the business-key index holds only instances with a key (partial), and
+    # an instance's history is read through ix_sw_history_open (the lone instance_id index
+    # is gone). Both reads must still be index lookups.
+    keyed = sqlite_eng.start("scale_wait", business_key="order-7")
+    with query_plans.capturing(sqlite_eng.store.engine) as log:
+        found = sqlite_eng.instances(business_key="order-7")
+        entries = sqlite_eng.history(keyed.id)
+    assert [i.id for i in found] == [keyed.id]
+    assert [e.activity_id for e in entries][:1] == ["StartEvent_1"]
+    by_key = [plan for sql, plan in plans(sqlite_eng, log) if "business_key =" in sql]
+    by_instance = [
+        plan for sql, plan in plans(sqlite_eng, log) if "FROM sw_history" in sql.split("WHERE")[0]
+    ]
+    assert by_key and by_instance
+    assert "USING INDEX ix_sw_instances_business_key (business_key=?)" in by_key[0][0]
+    assert "USING INDEX ix_sw_history_open (instance_id=?)" in by_instance[0][0]
+
+
 def test_an_unindexed_query_is_reported_as_a_scan(sqlite_eng: ProcessEngine) -> None:
     # The plan reading itself: a filter on a column without an index is a full scan.
     import sqlalchemy as sa

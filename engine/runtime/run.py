@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -62,6 +61,7 @@ from engine.core.errors import (
     HandlerError,
     NotFound,
 )
+from engine.core.ids import new_id
 from engine.deploy.deployment import ProcessModel
 from engine.runtime import rows
 from engine.runtime.activation import PARKED_KEY, Activation
@@ -152,7 +152,7 @@ class Run:
             definition,
             wf,
             None,
-            instance_id=instance_id or uuid.uuid4().hex,
+            instance_id=instance_id or new_id(),
             business_key=business_key,
         )
 

@@ -14,7 +14,6 @@ expires (no answer came back) the task is fetchable again and the bridge publish
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError
+from engine.core.ids import new_id
 from engine.storage import schema as t
 from engine.storage.store import Store
 
@@ -91,7 +91,7 @@ def route_task(
             return
     outbox_rows.append(
         {
-            "id": uuid.uuid4().hex,
+            "id": new_id(),
             "channel": task_row["topic"],
             "payload": {"messages": [message]},
             "created_at": now,

@@ -84,7 +84,7 @@ instances = sa.Table(
     sa.Column("definition_id", sa.String(300), nullable=False),
     sa.Column("process_key", sa.String(255), nullable=False),
     sa.Column("version", sa.Integer(), nullable=False),
-    sa.Column("business_key", sa.String(255), nullable=True, index=True),
+    sa.Column("business_key", sa.String(255), nullable=True),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("waiting_at", sa.JSON(), nullable=False),
     sa.Column("variables", sa.JSON(), nullable=False),
@@ -97,6 +97,14 @@ instances = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     # Suspended instances' jobs, timers and external tasks are never acquired (runtime.operations).
     sa.Column("suspended", sa.Boolean(), nullable=False, default=False, server_default=sa.false()),
+    # Only the instances that have a key; a read by ``business_key = ?`` implies the condition
+    # on both databases (migration 0010).
+    sa.Index(
+        "ix_sw_instances_business_key",
+        "business_key",
+        sqlite_where=sa.text("business_key IS NOT NULL"),
+        postgresql_where=sa.text("business_key IS NOT NULL"),
+    ),
     sa.Index("ix_sw_instances_key_state", "process_key", "state"),
     # History cleanup scans each definition's ended instances by end time.
     sa.Index("ix_sw_instances_ended", "definition_id", "ended_at"),
@@ -112,7 +120,8 @@ history = sa.Table(
     "sw_history",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    # Read by instance through ix_sw_history_open, which starts with it (migration 0010).
+    sa.Column("instance_id", sa.String(64), nullable=False),
     sa.Column("seq", sa.Integer(), nullable=False),
     sa.Column("activity_id", sa.String(255), nullable=False),
     sa.Column("activity_name", sa.String(255), nullable=True),

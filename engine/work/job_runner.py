@@ -24,6 +24,7 @@ from engine.bpmn import loops, signals, timer_events
 from engine.core import observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
+from engine.core.ids import new_id
 from engine.runtime import rows
 from engine.runtime.activation import PARKED_JOB, PARKED_KEY, Failure
 from engine.runtime.commands import has_ended
@@ -382,7 +383,7 @@ class JobRunner:
         incident = None
         if delay is None:
             incident = {
-                "id": uuid.uuid4().hex,
+                "id": new_id(),
                 "instance_id": job["instance_id"],
                 "activity_id": job["activity_id"],
                 "job_id": job["id"],
