@@ -39,12 +39,18 @@ class StatementLog:
     """What the engine ran while capturing, in order (duplicates by SQL text dropped)."""
 
     statements: list[Statement] = field(default_factory=list)
+    #: Every statement's SQL in the order run, repeats and settings included.
+    trace: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     active: bool = False
 
     def add(self, sql: str, params: Any = None) -> None:
-        if not self.active or _SKIP.match(sql):
+        if not self.active:
+            return
+        with self._lock:
+            self.trace.append(sql)
+        if _SKIP.match(sql):
             return
         with self._lock:
             if sql not in self._seen:

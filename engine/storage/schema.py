@@ -205,8 +205,9 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
-    # Open incidents (resolved_at NULL), oldest first: the console's incident page (0005).
-    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at"),
+    # Open incidents (resolved_at NULL), oldest first: the console's incident page (0005);
+    # with the id, the listing's whole order, so a limit stops the read (0010).
+    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at", "id"),
 )
 
 external_tasks = sa.Table(

@@ -95,9 +95,16 @@ class UserTaskQueries:
         if candidate_user is not None or candidate_groups:
             match = [("user", candidate_user)] if candidate_user is not None else []
             match += [("group", g) for g in dict.fromkeys(candidate_groups)]
-            # "unassigned" is written so that no planner picks the assignee index instead (it
-            # would walk every unassigned task and probe the candidates).
-            filters.append(sa.func.coalesce(_u.c.assignee, "") == "")
+            # "Unassigned" (an assignee is never empty) is written per planner. SQLite's would
+            # pick the assignee index for ``IS NULL`` and walk every unassigned task probing
+            # the candidates, so there it is an expression no index holds. PostgreSQL's knows
+            # from its column statistics how many tasks are unassigned only for ``IS NULL``;
+            # for the expression it guesses 0.5% and scans every task instead of reading the
+            # candidate's index in order (185 ms against 0.9 ms for 60,000 open tasks).
+            if self.dialect == "postgresql":
+                filters.append(_u.c.assignee.is_(None))
+            else:
+                filters.append(sa.func.coalesce(_u.c.assignee, "") == "")
             found: Any
             if limit is None:
                 found = sa.select(_c.c.task_id).where(

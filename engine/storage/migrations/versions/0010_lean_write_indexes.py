@@ -1,4 +1,5 @@
-"""fewer index entries per write: history by instance once, business keys only where set
+"""fewer index entries per write: history by instance once, business keys only where set;
+open incidents in their listing's whole order
 
 - ``ix_sw_history_instance_id`` (instance_id) goes: ``ix_sw_history_open`` (instance_id,
   ended_at, activity_id) starts with the same column and serves every read by instance, so each
@@ -6,6 +7,9 @@
 - ``ix_sw_instances_business_key`` holds only the instances that have a business key (partial,
   ``business_key IS NOT NULL``): every read of it compares the key with ``=``, which both SQLite
   and PostgreSQL know to imply the condition, and most instances have none.
+- ``ix_sw_incidents_open`` gets the id after (resolved_at, created_at): ``incidents(limit=n)``
+  orders by (created_at, id), and without the id SQLite sorted each page's tail and PostgreSQL
+  read and sorted every open incident (10,000 of them: 11.6 ms) instead of stopping at ``n``.
 
 With the time-ordered row ids of ``engine.core.ids`` this keeps a write on a database of
 millions of rows as cheap as on an empty one (docs/benchmarks.md, "Scale").
@@ -32,7 +36,14 @@ def _existing(table: str) -> set[str]:
     return {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(table) if ix["name"]}
 
 
+def _replace_incidents_open(columns: list[str]) -> None:
+    if "ix_sw_incidents_open" in _existing("sw_incidents"):
+        op.drop_index("ix_sw_incidents_open", table_name="sw_incidents")
+    op.create_index("ix_sw_incidents_open", "sw_incidents", columns)
+
+
 def upgrade() -> None:
+    _replace_incidents_open(["resolved_at", "created_at", "id"])
     if "ix_sw_history_instance_id" in _existing("sw_history"):
         op.drop_index("ix_sw_history_instance_id", table_name="sw_history")
     if "ix_sw_instances_business_key" in _existing("sw_instances"):
@@ -47,6 +58,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _replace_incidents_open(["resolved_at", "created_at"])
     op.drop_index("ix_sw_instances_business_key", table_name="sw_instances")
     op.create_index("ix_sw_instances_business_key", "sw_instances", ["business_key"])
     op.create_index("ix_sw_history_instance_id", "sw_history", ["instance_id"])
