@@ -29,7 +29,8 @@ def test_a_candidates_limited_list_reads_the_candidates_index() -> None:
             " created_at)"
             " SELECT 't' || lpad(g::text, 6, '0'), 'i' || g, 's' || g, 'Approve', 'Approve',"
             " 'order', CASE WHEN mod(g, 10) = 0 THEN 'bob' END, '[]', '[\"clerks\"]', 50, 1,"
-            f" timestamptz '2026-01-01' + g * interval '1 second' FROM generate_series(1, {TASKS}) g"
+            " timestamptz '2026-01-01' + g * interval '1 second'"
+            f" FROM generate_series(1, {TASKS}) g"
         )
         conn.exec_driver_sql(
             "INSERT INTO sw_task_candidates (task_id, kind, name, instance_id, created_at)"
