@@ -1,7 +1,7 @@
 """Counts read at every metrics scrape (``engine.work.metrics``): single indexed statements.
 
-- open incidents by kind: ``resolved_at IS NULL``, the leading column of the console's
-  ``ix_sw_incidents_open`` (``resolved_at``, ``created_at``; its migration 0005, issue 17);
+- open incidents by kind: ``resolved_at IS NULL``, the condition of the partial
+  ``ix_sw_incidents_open`` (open incidents by ``created_at``, ``id``; migration 0010);
 - jobs due now and free to run (unlocked, or their lock expired), with retries left, of
   instances not suspended: a range of the partial ``ix_sw_jobs_runnable`` (``due_at``, ``id``
   where ``retries_left > 0``, migration 0008), so only the due jobs are read, never the timers

@@ -205,9 +205,16 @@ incidents = sa.Table(
     sa.Column("stacktrace", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
-    # Open incidents (resolved_at NULL), oldest first: the console's incident page (0005);
-    # with the id, the listing's whole order, so a limit stops the read (0010).
-    sa.Index("ix_sw_incidents_open", "resolved_at", "created_at", "id"),
+    # Open incidents only, oldest first: ``incidents(limit=...)`` and the console's incident
+    # page read them in order and stop at the limit. Partial, because neither planner orders
+    # by the columns after an ``IS NULL`` one (migration 0010; 0005 had resolved_at first).
+    sa.Index(
+        "ix_sw_incidents_open",
+        "created_at",
+        "id",
+        sqlite_where=sa.text("resolved_at IS NULL"),
+        postgresql_where=sa.text("resolved_at IS NULL"),
+    ),
 )
 
 external_tasks = sa.Table(
