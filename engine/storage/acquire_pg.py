@@ -1,0 +1,145 @@
+"""Job acquisition on PostgreSQL in four round trips instead of six.
+
+``JobQueries.acquire_jobs`` runs four statements in one transaction: the due jobs, the lock of
+their instances (``FOR UPDATE SKIP LOCKED``, the rows read for the jobs), the re-check that no
+sibling job got locked meanwhile, and the lock of the jobs (``UPDATE ... RETURNING``). Each is
+answered before the next is sent, and psycopg sends the ``BEGIN`` and the ``COMMIT`` on their
+own: six round trips. Here, in a psycopg pipeline (``engine.storage.driver.pipeline``), the
+``BEGIN`` travels with the choice of jobs, and the instance locks with the re-check (both take
+the chosen instances; the re-check runs after the locks on the server, as before): the same
+statements in the same order, then the job locks and the caller's ``COMMIT``. Rows come
+back through the columns' own result processors (aware UTC datetimes), as SQLAlchemy reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from contextlib import closing
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from engine.storage import driver
+from engine.storage import schema as t
+
+_j, _i = t.jobs, t.instances
+_IDS = postgresql.ARRAY(sa.String())  # no length: a cast to varchar(n) would truncate
+
+
+def _any(name: str) -> Any:
+    return sa.any_(sa.bindparam(name, type_=_IDS))
+
+
+class Statements:
+    """The acquisition's statements on the driver, built once from ``JobQueries``' own
+    conditions (``runnable``: the jobs it may take; ``free``: not locked, or the lock expired),
+    with ``= ANY(array)`` where those take an expanding ``IN`` list."""
+
+    def __init__(self, runnable: sa.Select[Any], free: sa.ColumnElement[bool]) -> None:
+        due = runnable.where(_j.c.due_at <= sa.bindparam("b_now")).order_by(_j.c.due_at, _j.c.id)
+        self.due = driver.DriverStatement(due.limit(sa.bindparam("b_limit")))
+        here = sa.or_(_j.c.handler.is_(None), _j.c.handler == _any("b_handlers"))
+        self.due_here = driver.DriverStatement(due.where(here).limit(sa.bindparam("b_limit")))
+        self.job_if_free = driver.DriverStatement(runnable.where(_j.c.id == sa.bindparam("b_id")))
+        self.lock_instances = driver.DriverStatement(
+            sa.select(_i).where(_i.c.id == _any("b_ids")).with_for_update(skip_locked=True)
+        )
+        self.busy_instances = driver.DriverStatement(
+            sa.select(_j.c.instance_id).where(
+                _j.c.instance_id == _any("b_ids"),
+                _j.c.locked_by.is_not(None),
+                _j.c.lock_expires_at > sa.bindparam("b_now"),
+            )
+        )
+        self.lock_jobs = driver.DriverStatement(
+            _j.update()
+            .where(_j.c.id == _any("b_ids"), free)
+            .values(
+                locked_by=sa.bindparam("b_owner"),
+                lock_expires_at=sa.bindparam("b_until"),
+                rev=_j.c.rev + 1,
+            )
+            .returning(*_j.c)
+        )
+
+
+def acquire(
+    conn: Connection,
+    q: Statements,
+    owner: str,
+    now: datetime,
+    lock_until: datetime,
+    limit: int,
+    job_id: str | None,
+    handlers: Collection[str] | None,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The jobs locked for ``owner`` and their instances' rows by id, as
+    ``JobQueries.acquire_jobs`` chooses them, in ``conn``'s transaction (the caller commits)."""
+    with driver.pipeline(conn) as queued:
+        assert queued is not None, "acquire runs on psycopg only"
+        if job_id is not None:
+            due = q.job_if_free.send(conn, {"b_now": now, "b_id": job_id})
+        elif handlers is not None:
+            params = {"b_now": now, "b_limit": limit * 4, "b_handlers": sorted(handlers)}
+            due = q.due_here.send(conn, params)
+        else:
+            due = q.due.send(conn, {"b_now": now, "b_limit": limit * 4})
+        with closing(due):
+            found = due.fetchall()  # sends the BEGIN and the choice together
+        chosen: dict[str, str] = {}  # instance id -> job id
+        definition_jobs: list[str] = []  # timer start events: no instance to serialise on
+        for jid, iid in found:
+            if iid is None:
+                definition_jobs.append(jid)
+            elif iid not in chosen:
+                chosen[iid] = jid
+            if len(chosen) + len(definition_jobs) >= limit:
+                break
+        if not chosen and not definition_jobs:
+            return [], {}
+        instances: dict[str, dict[str, Any]] = {}
+        if chosen:
+            ids = list(chosen)
+            locked = q.lock_instances.send(conn, {"b_ids": ids})
+            busy = q.busy_instances.send(conn, {"b_ids": ids, "b_now": now})
+            with closing(locked), closing(busy):
+                for row in _rows(conn, locked, _i):
+                    instances[row["id"]] = row
+                still_busy = {r[0] for r in busy.fetchall()}
+            # Under the instance locks: one suspended since the choice keeps its job, and
+            # one whose sibling job got locked meanwhile is left.
+            chosen = {
+                i: chosen[i]
+                for i, r in instances.items()
+                if not r.get("suspended") and i not in still_busy
+            }
+            instances = {i: r for i, r in instances.items() if i in chosen}
+        ids = [*chosen.values(), *definition_jobs]
+        if not ids:
+            return [], {}
+        params = {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
+        with closing(q.lock_jobs.send(conn, params)) as jobs_cursor:
+            return _rows(conn, jobs_cursor, _j), instances
+
+
+def _rows(conn: Connection, cursor: Any, table: sa.Table) -> list[dict[str, Any]]:
+    """``cursor``'s rows as dicts, each value through its column's result processor."""
+    rows = cursor.fetchall()  # first: in a pipeline, the description comes with the rows
+    dialect = conn.dialect
+    processors = []
+    for column in cursor.description:
+        process = table.c[column.name].type._cached_result_processor(dialect, None)
+        processors.append((column.name, process))
+    return [
+        {
+            name: (value if process is None else process(value))
+            for (name, process), value in zip(processors, row, strict=True)
+        }
+        for row in rows
+    ]
+
+
+__all__ = ["Statements", "acquire"]
