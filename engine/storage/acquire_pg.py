@@ -89,34 +89,41 @@ def acquire(
             due = q.due.send(conn, {"b_now": now, "b_limit": limit * 4})
         with closing(due):
             found = due.fetchall()  # sends the BEGIN and the choice together
-        chosen: dict[str, str] = {}  # instance id -> job id
-        definition_jobs: list[str] = []  # timer start events: no instance to serialise on
+        # In due order, one job per instance (None: a timer start event's job, no instance
+        # to serialise on).
+        candidates: list[tuple[str | None, str]] = []
+        seen: set[str] = set()
         for jid, iid in found:
-            if iid is None:
-                definition_jobs.append(jid)
-            elif iid not in chosen:
-                chosen[iid] = jid
-            if len(chosen) + len(definition_jobs) >= limit:
-                break
-        if not chosen and not definition_jobs:
-            return [], {}
+            if iid is None or iid not in seen:
+                candidates.append((iid, jid))
+                if iid is not None:
+                    seen.add(iid)
+        chosen: dict[str, str] = {}  # instance id -> job id
+        definition_jobs: list[str] = []
         instances: dict[str, dict[str, Any]] = {}
-        if chosen:
-            ids = list(chosen)
+        # The next candidates, as many as are still wanted, until enough are taken or none
+        # is left: an acquirer running at the same moment chose the same first ones and
+        # holds their instances (SKIP LOCKED), so this one goes on past them instead of
+        # coming back empty.
+        while candidates and len(chosen) + len(definition_jobs) < limit:
+            want = limit - len(chosen) - len(definition_jobs)
+            batch, candidates = candidates[:want], candidates[want:]
+            definition_jobs += [jid for iid, jid in batch if iid is None]
+            wanted = {iid: jid for iid, jid in batch if iid is not None}
+            if not wanted:
+                continue
+            ids = list(wanted)
             locked = q.lock_instances.send(conn, {"b_ids": ids})
             busy = q.busy_instances.send(conn, {"b_ids": ids, "b_now": now})
             with closing(locked), closing(busy):
-                for row in _rows(conn, locked, _i):
-                    instances[row["id"]] = row
+                rows = {row["id"]: row for row in _rows(conn, locked, _i)}
                 still_busy = {r[0] for r in busy.fetchall()}
             # Under the instance locks: one suspended since the choice keeps its job, and
             # one whose sibling job got locked meanwhile is left.
-            chosen = {
-                i: chosen[i]
-                for i, r in instances.items()
-                if not r.get("suspended") and i not in still_busy
-            }
-            instances = {i: r for i, r in instances.items() if i in chosen}
+            for iid, row in rows.items():
+                if not row.get("suspended") and iid not in still_busy:
+                    chosen[iid] = wanted[iid]
+                    instances[iid] = row
         ids = [*chosen.values(), *definition_jobs]
         if not ids:
             return [], {}
