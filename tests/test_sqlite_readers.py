@@ -148,19 +148,24 @@ def test_postgresql_reads_on_a_bounded_set_of_autocommit_connections() -> None:
         threads = store_mod.PG_READERS + 3
         seen: list[list[str]] = []
         started, done = threading.Barrier(threads), threading.Barrier(threads + 1)
+        release = threading.Event()
 
         def start() -> None:
             started.wait()
             seen.append(starter.start("p").waiting_at)
-            done.wait()  # every thread alive, each keeping what it opened
+            done.wait()
+            release.wait()  # every thread alive, each keeping what it opened
 
         workers = [threading.Thread(target=start) for _ in range(threads)]
         for worker in workers:
             worker.start()
-        done.wait()
-        assert len(readers._open) == store_mod.PG_READERS  # the main thread's included
-        for worker in workers:
-            worker.join()
+        try:
+            done.wait()
+            assert len(readers._open) == store_mod.PG_READERS  # the main thread's included
+        finally:
+            release.set()
+            for worker in workers:
+                worker.join()
         assert seen == [["V2"]] * threads
         # A thread that ended closed its connection.
         assert len(readers._open) == 1 and mine.info.transaction_status == 0
