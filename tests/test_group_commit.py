@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from engine import ProcessEngine, RetryPolicy, TaskContext
 from engine.core.errors import ConcurrencyConflict, StoreError
@@ -74,6 +75,36 @@ def test_a_batch_of_jobs_commits_in_one_group(eng: ProcessEngine, clock: ManualC
         assert inst.state == "completed" and inst.variables["ok"] is True
         assert completed_rows(eng, iid) == 1
     assert eng.jobs() == []
+
+
+def test_an_acquirer_goes_on_past_jobs_another_acquirer_is_taking(
+    eng: ProcessEngine, clock: ManualClock
+) -> None:
+    """Two acquirers at the same moment see the same first due jobs. While one holds their
+    instances (it is locking them), the other takes the next ones instead of coming back
+    empty; no job is taken twice."""
+    if eng.store.dialect != "postgresql":
+        pytest.skip("on SQLite acquirers take turns (BEGIN IMMEDIATE)")
+    failed_once(eng, 6, lambda ctx: {"ok": True})
+    clock.advance(3600)
+    first = sorted(eng.jobs(), key=lambda j: (j.due_at, j.id))[:3]
+    other = sa.create_engine(eng.store.url)
+    try:
+        with other.connect() as conn:
+            # As the other acquirer does between its choice and its commit.
+            for job in first:
+                conn.execute(
+                    sa.text("SELECT id FROM sw_instances WHERE id = :i FOR UPDATE"),
+                    {"i": job.instance_id},
+                )
+            taken = eng.job_runner.acquire(new_owner("test"), 3)
+            conn.rollback()
+    finally:
+        other.dispose()
+    assert len(taken) == 3
+    assert {j["id"] for j in taken}.isdisjoint({j.id for j in first})
+    # The first three are free again once the other acquirer let go of them.
+    assert {j["id"] for j in eng.job_runner.acquire(new_owner("test"), 10)} == {j.id for j in first}
 
 
 def test_one_job_whose_instance_moved_on_reruns_alone(

@@ -122,3 +122,53 @@ def test_a_write_connection_left_mid_transaction_is_replaced(tmp_path: Path) -> 
         assert eng.start("p").waiting_at == ["U"]
     finally:
         eng.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_on_a_bounded_set_of_autocommit_connections() -> None:
+    """On PostgreSQL each thread's newest-definition read runs on a connection of its own, in
+    autocommit (no transaction is left open between reads, which would hold back vacuum), and
+    no more than ``PG_READERS`` such server connections are opened: threads beyond read
+    through the pool, and every start still takes the newest version."""
+    from engine.storage import store as store_mod
+    from tests.conftest import pg_url, reset_pg
+
+    url = pg_url()
+    reset_pg(url)
+    starter, deployer = ProcessEngine(url), ProcessEngine(url)
+    try:
+        deployer.deploy(process("p", user("V1")))
+        assert starter.start("p").waiting_at == ["V1"]
+        readers = starter.store._readers
+        assert readers is not None
+        mine = readers.connection()
+        assert mine is not None and mine.autocommit
+        assert mine.info.transaction_status == 0  # idle: nothing left open by the read
+        deployer.deploy(process("p", user("V2")))
+        threads = store_mod.PG_READERS + 3
+        seen: list[list[str]] = []
+        started, done = threading.Barrier(threads), threading.Barrier(threads + 1)
+        release = threading.Event()
+
+        def start() -> None:
+            started.wait()
+            seen.append(starter.start("p").waiting_at)
+            done.wait()
+            release.wait()  # every thread alive, each keeping what it opened
+
+        workers = [threading.Thread(target=start) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        try:
+            done.wait()
+            assert len(readers._open) == store_mod.PG_READERS  # the main thread's included
+        finally:
+            release.set()
+            for worker in workers:
+                worker.join()
+        assert seen == [["V2"]] * threads
+        # A thread that ended closed its connection.
+        assert len(readers._open) == 1 and mine.info.transaction_status == 0
+    finally:
+        starter.close()
+        deployer.close()

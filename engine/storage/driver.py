@@ -143,6 +143,24 @@ class DriverStatement:
         compiled = self._compiled(dialect, None)
         return compiled.sql, _bind(compiled, params)
 
+    def send(
+        self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> Any:
+        """Inside ``pipeline`` on PostgreSQL: queue the statement (``executemany`` for a
+        sequence of parameter sets of one set of keys) on a cursor of its own, returned open:
+        its ``rowcount`` and rows are there once the pipeline was synced. A driver error is
+        raised by the sync (``pipeline`` wraps it as SQLAlchemy's)."""
+        first = params if isinstance(params, Mapping) else params[0]
+        compiled = self._compiled(conn.dialect, self._keys(first))
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        if isinstance(params, Mapping):
+            cursor.execute(compiled.sql, _bind(compiled, params))
+        else:
+            cursor.executemany(compiled.sql, [_bind(compiled, row) for row in params])
+        return cursor
+
     def _keys(self, row: Mapping[str, Any]) -> tuple[str, ...] | None:
         # The columns an INSERT or UPDATE writes are the row's keys; other statements have
         # one fixed shape.
@@ -195,21 +213,22 @@ _MISSING = object()
 
 
 @contextmanager
-def pipeline(conn: Connection) -> Iterator[None]:
+def pipeline(conn: Connection) -> Iterator[Any]:
     """On psycopg, the statements run inside are sent together and answered together at the
     end (one round trip instead of one each, BEGIN included); elsewhere nothing changes. Only
-    for statements whose results and row counts are not read inside: an error of any of them
-    is raised when the block ends."""
+    for statements whose results and row counts are not read inside, or read from the
+    cursors of ``DriverStatement.send`` once the yielded pipeline was synced (its ``sync()``;
+    None off psycopg): an error of any of them is raised by the sync or when the block ends."""
     dbapi_conn = conn.connection.dbapi_connection
     enter = getattr(dbapi_conn, "pipeline", None)
     if conn.dialect.name != "postgresql" or enter is None:
-        yield
+        yield None
         return
     dialect = conn.dialect
     dbapi_error: type[Any] = dialect.loaded_dbapi.Error
     try:
-        with enter():
-            yield
+        with enter() as queued:
+            yield queued
     except dbapi_error as exc:
         raise _wrapped(conn, exc, "pipeline", None) from exc
 

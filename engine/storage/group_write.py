@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.errors import ConcurrencyConflict
+from engine.storage import group_write_pg
 from engine.storage import schema as t
 from engine.storage import write as write_mod
 from engine.storage.write import CheckHeld, InstanceWrite
@@ -115,6 +116,9 @@ def _apply_combined(conn: Connection, writes: list[InstanceWrite], dialect: str)
     ids = [str(w.instance["id"]) for w in writes]
     if len(set(ids)) != len(ids):
         raise ValueError("a group holds two writes of one instance")
+    if dialect == "postgresql" and group_write_pg.applies(writes):
+        group_write_pg.apply_combined(conn, writes)  # the same statements in one round trip
+        return
     if dialect == "postgresql":
         # The instance rows first, in id order, as write.apply locks one: writers of an
         # instance queue on its row instead of deadlocking on its jobs.

@@ -12,23 +12,38 @@ recorder, or the disconnect handling of ``engine.storage.driver``), each thread 
 
 Only for single statements whose result needs no SQLAlchemy result processing; a thread that
 holds a transaction (``Store.locked_instance``) reads through it instead.
+
+PostgreSQL uses them too, in autocommit mode (``setup``): the pool's checkout, its autocommit
+switch and its reset on return cost several times the read's round trip. Each such connection
+is a server connection, so there are at most ``limit`` of them; threads beyond read through
+the pool.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 
 class ThreadReaders:
-    """One read connection per thread, from ``engine``'s current pool; closed with its thread,
-    when the pool is replaced, or at ``close()``."""
+    """One read connection per thread, from ``engine``'s current pool; closed when its thread
+    ends, when the pool is replaced, or at ``close()``."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        setup: Callable[[Any], None] | None = None,
+        limit: int | None = None,
+    ) -> None:
         self.engine = engine
+        #: Called with each new driver connection before its first read.
+        self._setup = setup
+        #: Connections open at most (None: one per thread); past it, ``connection()`` is None.
+        self._limit = limit
         self._local = threading.local()
         self._lock = threading.Lock()
         #: Every open connection, to close them all at ``close()`` (threads may outlive it).
@@ -36,7 +51,8 @@ class ThreadReaders:
         self._closed = False
 
     def connection(self) -> Any | None:
-        """This thread's driver connection (opened on first use); None once closed."""
+        """This thread's driver connection (opened on first use); None once closed, or
+        when ``limit`` connections are open (the caller reads through the pool)."""
         pool = self.engine.pool
         reader: _Reader | None = getattr(self._local, "reader", None)
         if reader is not None and not reader.closed:
@@ -46,8 +62,12 @@ class ThreadReaders:
         with self._lock:
             if self._closed:
                 return None
+            if self._limit is not None and len(self._open) >= self._limit:
+                return None
             proxied = self.engine.raw_connection()
             proxied.detach()
+            if self._setup is not None:
+                self._setup(proxied.dbapi_connection)
             reader = _Reader(proxied.dbapi_connection, pool)
             self._open.add(reader)
         self._local.reader = reader
@@ -82,6 +102,11 @@ class _Reader:
             # Another thread may close it under a reader mid-statement: that read fails and
             # is retried, as after a lost pooled connection.
             self.conn.close()
+
+    def __del__(self) -> None:
+        # Its thread ended (the thread-local let go of it): a server connection is not left
+        # for the garbage collector.
+        self.close()
 
 
 def scalar(conn: Any, sql: str, params: Any) -> Any:

@@ -72,6 +72,9 @@ _DEFINITION = sa.select(t.definitions).where(t.definitions.c.id == sa.bindparam(
 _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"))
 # Taken before the read of a report's instance (``Store.locked_instance``).
 _LOCK_INSTANCE = _INSTANCE.with_for_update()
+#: PostgreSQL: threads with a read connection of their own for the newest-definition read of
+#: each start() (engine.storage.sqlite_readers); other threads read through the pool.
+PG_READERS = 8
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 30.0
 
@@ -98,6 +101,12 @@ def _ping_when_idle(engine: Engine) -> None:
         except Exception as exc:
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+
+def _autocommit(dbapi_conn: Any) -> None:
+    # Each read is one statement, reading the newest committed state: no BEGIN, and no
+    # transaction left open between reads.
+    dbapi_conn.autocommit = True
 
 
 def _is_memory_sqlite(url: sa.URL) -> bool:
@@ -161,6 +170,9 @@ class Store(
         if self.dialect == "postgresql":
             engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
             _ping_when_idle(engine)
+            self._readers = sqlite_readers.ThreadReaders(
+                engine, setup=_autocommit, limit=PG_READERS
+            )
             return engine
         return sa.create_engine(self.url)
 
@@ -398,7 +410,11 @@ class Store(
                     )
                     found = sqlite_readers.scalar(reader, sql, params)
                     return None if found is None else str(found)
-            except (sqlite3.Error, sa.exc.DBAPIError) as exc:
+            except (
+                sqlite3.Error,
+                sa.exc.DBAPIError,
+                self.engine.dialect.loaded_dbapi.Error,
+            ) as exc:
                 readers.discard()  # retry_read runs the read again, on a new connection
                 raise StoreError(f"database error: {exc}", disconnected=True) from exc
         with self.transaction(write=False) as conn:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from engine.storage import driver, reconnect
+from engine.storage import acquire_pg, reconnect
 from engine.storage import schema as t
 
 #: Key of an acquired job row holding its instance row read in the same transaction.
@@ -26,14 +26,6 @@ NOTIFY_CHANNEL = t.NOTIFY_CHANNEL
 # index ``ix_sw_jobs_runnable``, which a planner only uses when the query states it as such. Jobs
 # out of retries (their incidents open) stay out of that index, so acquisition never walks them.
 RUNNABLE_JOB = t.jobs.c.retries_left > sa.literal_column("0")
-
-# The acquisition's best plan depends on its parameters: how many jobs are due now, and how
-# large the tables are then. psycopg prepares a statement run five times, and PostgreSQL then
-# keeps one generic plan, costed from the statistics of that moment; on a young database that
-# plan scanned every instance once per due job and kept doing so as the tables grew (a job
-# cost 3x that on a database of a million instances). The acquisition is planned for its
-# actual values instead, inside its own transaction only.
-_CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 # When the next job can run: its due time, or the end of the lock a (crashed) owner holds.
 # Two index reads, not one pass over every runnable job: the first free job in due order
@@ -105,13 +97,6 @@ _DUE_JOBS_HERE = _DUE_JOBS.where(_RUNNABLE_HERE)
 _INSTANCES_BY_IDS = sa.select(t.instances).where(
     t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
-# Locks the instances while choosing and reads them for the jobs in the same statement.
-_LOCK_INSTANCES = _INSTANCES_BY_IDS.with_for_update(skip_locked=True)
-_BUSY_INSTANCES = sa.select(_j.c.instance_id).where(
-    _j.c.instance_id.in_(sa.bindparam("b_ids", expanding=True)),
-    _j.c.locked_by.is_not(None),
-    _j.c.lock_expires_at > sa.bindparam("b_now"),
-)
 _LOCK_JOBS = (
     _j.update()
     .where(_j.c.id.in_(sa.bindparam("b_ids", expanding=True)), _FREE)
@@ -120,6 +105,18 @@ _LOCK_JOBS = (
     )
     .returning(*_j.c)
 )
+#: The same acquisition on PostgreSQL, on the driver in a pipeline (``storage.acquire_pg``).
+_PG_ACQUIRE = acquire_pg.Statements(_RUNNABLE, _FREE)
+
+
+def _preloaded(
+    jobs: list[dict[str, Any]], instances: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    for job in jobs:
+        # The instance as of the acquisition, so running the job needs no read of its own; a
+        # write against a stale copy fails its rev check like any other race.
+        job[PRELOADED] = instances.get(job["instance_id"])
+    return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
 
 
 class JobQueries:
@@ -144,14 +141,16 @@ class JobQueries:
         instances that already have a locked job (exclusive jobs, as in Camunda).
 
         On PostgreSQL the instance rows are locked ``FOR UPDATE SKIP LOCKED`` while choosing,
-        so two acquirers never take jobs of one instance; on SQLite ``BEGIN IMMEDIATE``
-        serialises acquirers.
+        so two acquirers never take jobs of one instance (``engine.storage.acquire_pg``); on
+        SQLite ``BEGIN IMMEDIATE`` serialises acquirers.
         """
+        if self.dialect == "postgresql":
+            with self.transaction() as conn:
+                locked, rows_of = acquire_pg.acquire(
+                    conn, _PG_ACQUIRE, owner, now, lock_until, limit, job_id, handlers
+                )
+            return _preloaded(locked, rows_of)
         with self.transaction() as conn:
-            if self.dialect == "postgresql":
-                # Sent with the transaction's BEGIN (one round trip, as BEGIN alone was).
-                with driver.pipeline(conn):
-                    driver.driver_execute(conn, _CUSTOM_PLANS)
             if job_id is not None:
                 query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
             elif handlers is not None:
@@ -172,22 +171,13 @@ class JobQueries:
                 return []
             instances: dict[str, dict[str, Any]] = {}
             if chosen:
-                query = _LOCK_INSTANCES if self.dialect == "postgresql" else _INSTANCES_BY_IDS
-                for r in conn.execute(query, {"b_ids": list(chosen)}).mappings():
+                for r in conn.execute(_INSTANCES_BY_IDS, {"b_ids": list(chosen)}).mappings():
                     instances[r["id"]] = dict(r)
                 # Under the instance locks: one suspended since the choice keeps its job.
                 paused = {i for i, r in instances.items() if r.get("suspended")}
                 if paused:
                     chosen = {i: j for i, j in chosen.items() if i not in paused}
                     instances = {i: r for i, r in instances.items() if i not in paused}
-            if self.dialect == "postgresql" and chosen:
-                # Under the instance locks, re-check that no sibling job got locked meanwhile.
-                still_busy = set(
-                    conn.execute(
-                        _BUSY_INSTANCES, {"b_ids": list(instances), "b_now": now}
-                    ).scalars()
-                )
-                chosen = {i: chosen[i] for i in instances if i not in still_busy}
             ids = [*chosen.values(), *definition_jobs]
             if not ids:
                 return []
@@ -195,11 +185,7 @@ class JobQueries:
                 _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
             ).mappings()
             jobs = [dict(r) for r in rows]
-        for job in jobs:
-            # The instance as of the acquisition, so running the job needs no read of its
-            # own; a write against a stale copy fails its rev check like any other race.
-            job[PRELOADED] = instances.get(job["instance_id"])
-        return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
+        return _preloaded(jobs, instances)
 
     def release_job(self, job_id: str, owner: str) -> None:
         """Give a job back without counting an attempt (the instance was busy elsewhere)."""
