@@ -78,7 +78,7 @@ _DELETE_SUBSCRIPTIONS = driver.DriverStatement(
     t.subscriptions.delete().where(t.subscriptions.c.instance_id == sa.bindparam("b_id"))
 )
 _INSERT_SUBSCRIPTION = driver.DriverStatement(t.subscriptions.insert())
-_COUNT_HELD_JOBS = (
+_COUNT_HELD_JOBS = driver.DriverStatement(
     sa.select(sa.func.count())
     .select_from(t.jobs)
     .where(
@@ -86,7 +86,9 @@ _COUNT_HELD_JOBS = (
         t.jobs.c.locked_by == sa.bindparam("b_owner"),
     )
 )
-_DELETE_JOBS = t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+_DELETE_JOBS = driver.DriverStatement(
+    t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+)
 _UPDATE_JOB = driver.DriverStatement(t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id")))
 _DELETE_HELD_JOB = driver.DriverStatement(
     t.jobs.delete().where(
@@ -130,9 +132,7 @@ def apply(
             jobs_delete.remove(jid)
         rest = [j for j in set(w.jobs_held) if j not in done]
         if rest:
-            held = conn.execute(
-                _COUNT_HELD_JOBS, {"b_ids": rest, "b_owner": w.lock_owner}
-            ).scalar_one()
+            held = _COUNT_HELD_JOBS.scalar(conn, {"b_ids": rest, "b_owner": w.lock_owner})
             if held != len(rest):
                 raise ConcurrencyConflict(f"job lock lost for instance {iid}")
     if w.external_held:
@@ -146,7 +146,7 @@ def apply(
     with driver.pipeline(conn) if batched else contextlib.nullcontext():
         _write_instance(conn, w, check_rev=not locked_at_rev)
     if jobs_delete:
-        conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
+        _DELETE_JOBS.execute(conn, {"b_ids": jobs_delete})
     for row in w.jobs_update:
         _UPDATE_JOB.execute(
             conn, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
