@@ -35,7 +35,7 @@ log = logging.getLogger("spillway.executor")
 DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
 DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
 #: Jobs a worker thread runs and then commits in one transaction (group commit).
-DEFAULT_GROUP_SIZE = 8
+DEFAULT_GROUP_SIZE = 16
 
 
 class JobExecutor:
