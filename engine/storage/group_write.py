@@ -47,6 +47,7 @@ BULK_PARTS = frozenset(
         "external_insert",
         "outbox_insert",
         "variable_history_insert",
+        "stored_row",
     }
 )
 _DEFAULTS = {
@@ -153,8 +154,7 @@ def _apply_combined(conn: Connection, writes: list[InstanceWrite], dialect: str)
             raise ConcurrencyConflict("job lock lost for an instance of the group")
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for w in writes:
-        values = {k: v for k, v in w.instance.items() if k != "id"}
-        values.update(b_id=w.instance["id"], b_rev=w.expected_rev)
+        values = write_mod.update_values(w)
         updates.setdefault(tuple(values), []).append(values)
     for rows in updates.values():
         if _UPDATE_INSTANCE.execute(conn, rows) != len(rows):

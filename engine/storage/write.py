@@ -56,6 +56,38 @@ class InstanceWrite:
     variable_history_insert: list[dict[str, Any]] = field(default_factory=list)
     #: Cancel: delete every job, external task, subscription and user task of the instance.
     purge: bool = False
+    #: The instance row as read at ``expected_rev``: a column of ``KEPT_IF_EQUAL`` that
+    #: ``instance`` leaves at its stored value is not in the UPDATE (``update_values``).
+    stored_row: dict[str, Any] | None = None
+
+
+#: Scalar columns an update often leaves as they were. SQLite rewrites the entries of every
+#: index on a column the UPDATE sets, changed or not: the process key alone is in three.
+KEPT_IF_EQUAL = frozenset(
+    {"definition_id", "process_key", "version", "business_key", "state", "format", "ended_at"}
+)
+
+
+def update_values(w: InstanceWrite) -> dict[str, Any]:
+    """The SET values (and ``b_id``, ``b_rev``) of ``w``'s instance update: the columns that
+    hold the stored row's values left out. Safe because every writer of an instance row bumps
+    its ``rev``: at ``expected_rev`` the row still holds ``stored_row``'s values."""
+    inst, stored = w.instance, w.stored_row
+    values: dict[str, Any] = {}
+    for key, value in inst.items():
+        if key == "id":
+            continue
+        if stored is not None and key in KEPT_IF_EQUAL:
+            old = stored.get(key, _ABSENT)
+            if old is value or (type(old) is type(value) and old == value):
+                continue
+        values[key] = value
+    values["b_id"] = inst["id"]
+    values["b_rev"] = w.expected_rev
+    return values
+
+
+_ABSENT = object()
 
 
 # Statements of every write, built once: constructing a SQLAlchemy statement costs more than
@@ -189,9 +221,7 @@ def _write_instance(conn: Connection, w: InstanceWrite, *, check_rev: bool) -> N
     if w.expected_rev is None:
         _INSERT_INSTANCE.execute(conn, inst)
     else:
-        values = {k: v for k, v in inst.items() if k != "id"}
-        values.update(b_id=iid, b_rev=w.expected_rev)
-        if _UPDATE_INSTANCE.execute(conn, values) != 1 and check_rev:
+        if _UPDATE_INSTANCE.execute(conn, update_values(w)) != 1 and check_rev:
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
     if w.history_insert:
         _INSERT_HISTORY.execute(conn, w.history_insert)
