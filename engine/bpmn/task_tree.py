@@ -8,7 +8,6 @@ happened on.
 from __future__ import annotations
 
 import sys
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskIterator
 
 from engine.bpmn.specs import activity_config
+from engine.core import ids
 from engine.core.errors import EngineError, HandlerError
 
 D = TypeVar("D")
@@ -75,7 +75,7 @@ class History:
         outcome: str | None,
         error: str | None = None,
     ) -> str:
-        row_id = uuid.uuid4().hex
+        row_id = ids.new_id()
         self.inserts.append(
             {
                 "id": row_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn import instance_context, loops, mappings, signals, timer_events
 from engine.bpmn.specs import activity_config
 from engine.bpmn.task_tree import task_by_id
+from engine.core import ids
 from engine.core.errors import EngineError
 from engine.core.retry import RetryPolicy
 from engine.expressions import juel
@@ -199,7 +199,7 @@ class Ledger:
     def open_incident(self, activity_id: str, job_id: str | None, failure: Failure) -> None:
         self.run.write.incidents_insert.append(
             {
-                "id": uuid.uuid4().hex,
+                "id": ids.new_id(),
                 "instance_id": self.run.instance_id,
                 "activity_id": activity_id,
                 "job_id": job_id,

@@ -10,7 +10,6 @@ verb racing ``complete_task`` or a running job never both win; the loser re-runs
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import instance_state, mappings
 from engine.bpmn.task_tree import task_by_id
+from engine.core import ids
 from engine.core.errors import (
     ConcurrencyConflict,
     EngineError,
@@ -98,7 +98,7 @@ def cancel(
         who = f" by {user}" if user else ""
         history.inserts.append(
             {
-                "id": uuid.uuid4().hex,
+                "id": ids.new_id(),
                 "instance_id": instance_id,
                 "seq": history.seq,
                 "activity_id": run.model.key,
@@ -160,7 +160,7 @@ def _history_row(
     run: Run, pos: int, name: str, operation: str, value: Any, user: str | None
 ) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4().hex,
+        "id": ids.new_id(),
         "instance_id": run.instance_id,
         "pos": pos,
         "name": name,

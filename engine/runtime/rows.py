@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from engine.core import ids
 from engine.core.values import HistoryEntry, Incident, Job, ProcessInstance
 
 
@@ -95,7 +95,7 @@ def new_job(
 ) -> dict[str, Any]:
     """A new, unlocked ``sw_jobs`` row (``handler``: the one its run calls first, if any)."""
     row: dict[str, Any] = {
-        "id": uuid.uuid4().hex,
+        "id": ids.new_id(),
         "instance_id": instance_id,
         "activity_id": activity_id,
         "task_id": task_id,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -55,7 +54,7 @@ from engine.bpmn.task_tree import (
     task_by_id,
 )
 from engine.bpmn.workflow import EngineWorkflow
-from engine.core import deep_stack
+from engine.core import deep_stack, ids
 from engine.core.errors import (
     CycleLimitExceeded,
     EngineError,
@@ -152,7 +151,7 @@ class Run:
             definition,
             wf,
             None,
-            instance_id=instance_id or uuid.uuid4().hex,
+            instance_id=instance_id or ids.new_id(),
             business_key=business_key,
         )
 

@@ -10,7 +10,6 @@ value starting with ``=`` is FEEL (Camunda 8), anything else is a literal.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
 from engine.bpmn.specs import activity_config
+from engine.core import ids
 from engine.core.errors import ExpressionError
 from engine.deploy.deployment import ProcessModel
 from engine.deploy.user_task_parser import USER_TASK
@@ -86,7 +86,7 @@ def new_row(run: Run, task: Any) -> dict[str, Any]:
     assignee = _name(value("assignee", "assignee"), f"{element}: camunda:assignee")
     priority = value("priority", "priority")
     return {
-        "id": uuid.uuid4().hex,
+        "id": ids.new_id(),
         "instance_id": run.instance_id,
         "task_id": str(task.id),
         "activity_id": spec.bpmn_id,

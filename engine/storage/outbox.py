@@ -14,7 +14,6 @@ expires (no answer came back) the task is fetchable again and the bridge publish
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core import ids
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import EngineError
 from engine.storage import schema as t
@@ -91,7 +91,7 @@ def route_task(
             return
     outbox_rows.append(
         {
-            "id": uuid.uuid4().hex,
+            "id": ids.new_id(),
             "channel": task_row["topic"],
             "payload": {"messages": [message]},
             "created_at": now,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import mappings
+from engine.core import ids
 from engine.core.errors import BpmnError, ConcurrencyConflict, LockLost, NotFound
 from engine.runtime.activation import PARKED_EXTERNAL, PARKED_KEY, Activation
 from engine.runtime.commands import check_not_suspended, has_ended
@@ -254,7 +254,7 @@ class ReportCombiner:
         )
         run.write.incidents_insert.append(
             {
-                "id": uuid.uuid4().hex,
+                "id": ids.new_id(),
                 "instance_id": run.instance_id,
                 "activity_id": row["activity_id"],
                 "job_id": row["id"],  # Camunda's incident "configuration": what to retry

@@ -21,7 +21,7 @@ from uuid import UUID
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn import loops, signals, timer_events
-from engine.core import observe
+from engine.core import ids, observe
 from engine.core.durations import DEFAULT_LOCK_DURATION
 from engine.core.errors import ConcurrencyConflict, EngineError, NotFound
 from engine.runtime import rows
@@ -382,7 +382,7 @@ class JobRunner:
         incident = None
         if delay is None:
             incident = {
-                "id": uuid.uuid4().hex,
+                "id": ids.new_id(),
                 "instance_id": job["instance_id"],
                 "activity_id": job["activity_id"],
                 "job_id": job["id"],
