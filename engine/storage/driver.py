@@ -315,6 +315,32 @@ def driver_execute(conn: Connection, sql: str) -> None:
     _on_cursor(conn, sql, lambda cursor: cursor.execute(sql))
 
 
+def in_transaction(conn: Connection) -> bool:
+    """Whether the connection's driver connection is inside a transaction (begun on the driver,
+    which SQLAlchemy's ``Connection.in_transaction`` does not see). SQLite only."""
+    if conn.closed or conn.invalidated:
+        return False
+    return bool(getattr(conn.connection.dbapi_connection, "in_transaction", False))
+
+
+def driver_commit(conn: Connection) -> None:
+    """Commit the driver connection's transaction, errors wrapped as above."""
+    _on_driver(conn, "COMMIT", "commit")
+
+
+def driver_rollback(conn: Connection) -> None:
+    _on_driver(conn, "ROLLBACK", "rollback")
+
+
+def _on_driver(conn: Connection, sql: str, method: str) -> None:
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    try:
+        getattr(dbapi_conn, method)()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, exc, sql, None) from exc
+
+
 def _on_cursor(conn: Connection, sql: str, use: Callable[[Any], _T]) -> _T:
     """``use`` a fresh cursor of the connection's driver connection; a driver error raised as
     SQLAlchemy's. (A plain call: a generator context manager costs more than the statement.)"""
@@ -346,4 +372,11 @@ def _wrapped(conn: Connection, exc: Any, sql: str, cursor: Any) -> sa.exc.Statem
     return wrapped
 
 
-__all__ = ["DriverStatement", "driver_execute", "pipeline"]
+__all__ = [
+    "DriverStatement",
+    "driver_commit",
+    "driver_execute",
+    "driver_rollback",
+    "in_transaction",
+    "pipeline",
+]
