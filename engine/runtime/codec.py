@@ -162,8 +162,9 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         for tid, task in tasks.items():
             if type(task) not in _TASK_CLASSES:
                 return None
+            name = names[tid]
             parent_id = task._parent
-            parent = tasks.get(parent_id)
+            parent = tasks.get(parent_id) if parent_id is not None else None
             if parent is None:
                 data, delta = task.data, {}
             else:
@@ -172,12 +173,12 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
                     "updates": DeepMerge.get_updated_keys(parent.data, task.data),
                     "deletions": DeepMerge.get_deleted_keys(parent.data, task.data),
                 }
-            converted[names[tid]] = {
-                "id": names[tid],
-                "parent": (names.get(parent_id) or str(parent_id)) if parent is not None else None,
+            converted[name] = {
+                "id": name,
+                "parent": names[parent_id] if parent is not None else None,
                 "children": [names.get(child) or str(child) for child in task._children],
                 "last_state_change": task.last_state_change,
-                "state": task.state,
+                "state": task._state,
                 "task_spec": task.task_spec.name,
                 "triggered": task.triggered,
                 "internal_data": convert(internal) if (internal := task.internal_data) else {},
@@ -275,6 +276,9 @@ class _Converters(threading.local):
         # A converter registers itself with the registry it is given.
         self.workflow = _SpeclessWorkflowConverter(EngineWorkflow, self.registry)
         self.encoder = create_encoder(self.registry, None)
+        #: ``json.dumps(..., cls=encoder, separators=...)``'s encoder, made once (it keeps no
+        #: state between calls).
+        self.json = self.encoder(separators=(",", ":"))
         _check_default_converters(self.registry)
 
 
@@ -312,7 +316,7 @@ class InstanceCodec:
             dct = local.workflow.fast_to_dict(workflow)
             dct["format"] = FORMAT_VERSION
             dct["spiff"] = SPIFF_SERIALIZER_VERSION
-            return json.dumps(dct, cls=local.encoder, separators=(",", ":"))
+            return local.json.encode(dct)
         finally:
             local.registry._encoder_mode = False
 
