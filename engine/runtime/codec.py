@@ -316,7 +316,8 @@ class InstanceCodec:
             dct = local.workflow.fast_to_dict(workflow)
             dct["format"] = FORMAT_VERSION
             dct["spiff"] = SPIFF_SERIALIZER_VERSION
-            return local.json.encode(dct)
+            text: str = local.json.encode(dct)
+            return text
         finally:
             local.registry._encoder_mode = False
 
