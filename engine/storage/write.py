@@ -62,7 +62,7 @@ class InstanceWrite:
 
 
 #: Scalar columns an update often leaves as they were. SQLite rewrites the entries of every
-#: index on a column the UPDATE sets, changed or not: the process key alone is in three.
+#: index on a column the UPDATE sets, changed or not (the process key is in two).
 KEPT_IF_EQUAL = frozenset(
     {"definition_id", "process_key", "version", "business_key", "state", "format", "ended_at"}
 )
