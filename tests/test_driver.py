@@ -174,3 +174,57 @@ def test_a_refused_row_in_a_pipeline_fails_as_sqlalchemy_does(store: Store) -> N
         insert.execute(conn, instance_row("first"))
         insert.execute(conn, instance_row("after"))
     assert store.instance("first") is not None and store.instance("after") is not None
+
+
+def test_rows_read_by_an_in_list_are_those_sqlalchemy_reads(store: Store) -> None:
+    insert = DriverStatement(t.instances.insert())
+    with store.transaction() as conn:
+        insert.execute(conn, [instance_row(f"i{n}", rev=n) for n in range(5)])
+    by_ids = sa.select(t.instances).where(
+        t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True))
+    )
+    read = DriverStatement(by_ids)
+    with store.transaction(write=False) as conn:
+        for ids in (["i1"], ["i3", "i0", "nope"], [f"i{n}" for n in range(5)], ["i2"]):
+            expected = [dict(r) for r in conn.execute(by_ids, {"b_ids": ids}).mappings()]
+            found = read.rows(conn, {"b_ids": ids})
+            assert sorted(found, key=lambda r: r["id"]) == sorted(expected, key=lambda r: r["id"])
+    assert found[0]["variables"]["nested"] == {"ok": True}  # JSON and datetimes converted
+    assert found[0]["created_at"] == NOW
+
+
+def test_an_in_list_longer_than_any_kept_rendering_still_runs(store: Store) -> None:
+    insert = DriverStatement(t.instances.insert())
+    ids = [f"i{n}" for n in range(300)]
+    with store.transaction() as conn:
+        insert.execute(conn, [instance_row(i) for i in ids])
+    delete = DriverStatement(
+        t.instances.delete().where(
+            t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+            t.instances.c.rev == sa.bindparam("b_rev"),
+        )
+    )
+    with store.transaction() as conn:
+        assert delete.execute(conn, {"b_ids": ids[:250], "b_rev": 2}) == 0
+        assert delete.execute(conn, {"b_ids": ids[:250], "b_rev": 1}) == 250
+    assert store.instance("i249") is None and store.instance("i250") is not None
+
+
+def test_an_update_returning_reads_its_rows(store: Store) -> None:
+    insert = DriverStatement(t.instances.insert())
+    with store.transaction() as conn:
+        insert.execute(conn, [instance_row("a"), instance_row("b")])
+    bump = DriverStatement(
+        t.instances.update()
+        .where(t.instances.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+        .values(state=sa.bindparam("b_state"), rev=t.instances.c.rev + 1)
+        .returning(t.instances.c.id, t.instances.c.rev, t.instances.c.updated_at),
+        fixed_shape=True,
+    )
+    with store.transaction() as conn:
+        found = bump.rows(conn, {"b_ids": ["a", "b", "c"], "b_state": "completed"})
+    assert sorted(found, key=lambda r: r["id"]) == [
+        {"id": "a", "rev": 2, "updated_at": NOW},
+        {"id": "b", "rev": 2, "updated_at": NOW},
+    ]
+    assert store.instance("a")["state"] == "completed"  # type: ignore[index]

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import ProcessEngine
-from engine.work.executor import default_group_size
+from engine.work.executor import DEFAULT_GROUP_SIZE
 from tests.bpmnbuild import process, service
 from tests.conftest import pg_url, reset_pg
 
@@ -191,7 +191,7 @@ def test_three_workers_one_killed_drain_everything(
         ).scalar_one()
         # At most one group per victim thread was mid-flight: run, and not committed yet
         # (group commit, engine.work.executor); the jobs it had not started are not attempts.
-        assert repeated <= 4 * default_group_size("postgresql")
+        assert repeated <= 4 * DEFAULT_GROUP_SIZE
         assert interrupted <= 4
         assert (
             conn.execute(sa.text("SELECT count(DISTINCT key) FROM attempt_log")).scalar_one()

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from engine import ProcessEngine
 from engine.core.errors import StoreError
+from engine.storage import driver
+from engine.storage import schema as t
 from engine.storage.sqlite_readers import ThreadReaders
 from engine.storage.write import InstanceWrite
 from tests.bpmnbuild import process, user
@@ -97,6 +99,7 @@ def test_a_failed_write_keeps_the_write_connection_usable(tmp_path: Path) -> Non
             eng.store.apply(duplicate)  # the same instance id again: the insert fails
         # Rolled back cleanly: the same connection, no transaction left open, writes go on.
         assert eng.store._writer is writer and not writer.in_transaction()
+        assert not driver.in_transaction(writer)
         assert eng.start("p").waiting_at == ["U"]
         assert len(eng.instances(process_key="p")) == 2
     finally:
@@ -172,3 +175,44 @@ def test_postgresql_reads_on_a_bounded_set_of_autocommit_connections() -> None:
     finally:
         starter.close()
         deployer.close()
+
+
+def test_a_write_on_the_kept_connection_is_one_transaction_across_both_paths(
+    tmp_path: Path,
+) -> None:
+    """The kept write connection begins and commits on the driver; a statement through
+    SQLAlchemy inside joins that transaction: committed together, or rolled back together."""
+    eng = ProcessEngine(f"sqlite:///{tmp_path / 'both.db'}")
+    try:
+        eng.deploy(process("p", user("U")))
+        first, second = eng.start("p"), eng.start("p")
+        rename = t.instances.update().where(t.instances.c.id == sa.bindparam("b_id"))
+        bump = driver.DriverStatement(
+            t.instances.update()
+            .where(t.instances.c.id == sa.bindparam("b_id"))
+            .values(rev=t.instances.c.rev + 1),
+            fixed_shape=True,
+        )
+
+        def both(fail: bool) -> None:
+            with eng.store.transaction() as conn:
+                assert conn is eng.store._writer
+                bump.execute(conn, {"b_id": first.id})  # on the driver
+                conn.execute(rename.values(business_key="renamed"), {"b_id": second.id})
+                if fail:
+                    raise RuntimeError("after both statements")
+
+        with pytest.raises(RuntimeError):
+            both(fail=True)
+        rows = [eng.store.instance(i.id) for i in (first, second)]
+        assert [r["rev"] for r in rows if r] == [1, 1]
+        assert [r["business_key"] for r in rows if r] == [None, None]
+        both(fail=False)
+        rows = [eng.store.instance(i.id) for i in (first, second)]
+        assert [r["rev"] for r in rows if r] == [2, 1]
+        assert [r["business_key"] for r in rows if r] == [None, "renamed"]
+        writer = eng.store._writer
+        assert writer is not None and not writer.in_transaction()
+        assert not driver.in_transaction(writer)
+    finally:
+        eng.close()

@@ -25,7 +25,7 @@ from engine.cli.args import (
 )
 from engine.cli.output import progress
 from engine.engine import ProcessEngine
-from engine.work.executor import DEFAULT_GROUP_SIZE, DEFAULT_GROUP_SIZE_PG
+from engine.work.executor import DEFAULT_GROUP_SIZE
 from engine.work.pool import WorkerPool, load_pools
 
 
@@ -144,8 +144,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=positive_int,
         default=os.environ.get("SPILLWAY_GROUP_SIZE"),
         help="jobs a thread runs and then commits in one transaction, >= 1; 1 commits each "
-        f"job on its own (env SPILLWAY_GROUP_SIZE; default {DEFAULT_GROUP_SIZE}, "
-        f"{DEFAULT_GROUP_SIZE_PG} on PostgreSQL)",
+        f"job on its own (env SPILLWAY_GROUP_SIZE; default {DEFAULT_GROUP_SIZE})",
     )
     p.add_argument("--max-idle-wait", type=positive_float, default=1.0)
     p.add_argument("--stop-timeout", type=non_negative_float, default=30.0)

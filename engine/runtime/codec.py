@@ -43,7 +43,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn.specs import ServiceTask
 from engine.bpmn.timer_events import Timer
-from engine.bpmn.workflow import EngineWorkflow
+from engine.bpmn.workflow import EngineTask, EngineWorkflow
 from engine.core import deep_stack
 
 FORMAT_VERSION = 1
@@ -106,7 +106,9 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         tasks: dict[UUID, Any] = {}
         for key, task_dct in dct["tasks"].items():
             task_spec = specs.get(task_dct["task_spec"])
-            task = Task(workflow, task_spec, state=task_dct["state"], id=uuids(task_dct["id"]))
+            task = EngineTask(
+                workflow, task_spec, state=task_dct["state"], id=uuids(task_dct["id"])
+            )
             parent_id = task_dct["parent"]
             task._parent = uuids(parent_id) if parent_id is not None else None
             task._children = [uuids(child) for child in task_dct["children"]]
@@ -158,10 +160,11 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
         names = {tid: str(tid) for tid in tasks}
         converted: dict[str, Any] = {}
         for tid, task in tasks.items():
-            if type(task) is not Task:
+            if type(task) not in _TASK_CLASSES:
                 return None
+            name = names[tid]
             parent_id = task._parent
-            parent = tasks.get(parent_id)
+            parent = tasks.get(parent_id) if parent_id is not None else None
             if parent is None:
                 data, delta = task.data, {}
             else:
@@ -170,12 +173,12 @@ class _SpeclessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
                     "updates": DeepMerge.get_updated_keys(parent.data, task.data),
                     "deletions": DeepMerge.get_deleted_keys(parent.data, task.data),
                 }
-            converted[names[tid]] = {
-                "id": names[tid],
-                "parent": (names.get(parent_id) or str(parent_id)) if parent is not None else None,
+            converted[name] = {
+                "id": name,
+                "parent": names[parent_id] if parent is not None else None,
                 "children": [names.get(child) or str(child) for child in task._children],
                 "last_state_change": task.last_state_change,
-                "state": task.state,
+                "state": task._state,
                 "task_spec": task.task_spec.name,
                 "triggered": task.triggered,
                 "internal_data": convert(internal) if (internal := task.internal_data) else {},
@@ -230,6 +233,8 @@ def _config() -> dict[Any, Any]:
 
 #: What ``fast_to_dict`` writes for SpiffWorkflow's default task and subprocess converters.
 _TASK_TYPENAME = "Task"
+#: The task classes stored as SpiffWorkflow's ``Task`` (``EngineTask`` differs in logging only).
+_TASK_CLASSES = (Task, EngineTask)
 _SUBWORKFLOW_TYPENAME = "BpmnSubWorkflow"
 
 
@@ -266,9 +271,14 @@ class _Converters(threading.local):
 
     def __init__(self) -> None:
         self.registry = BpmnWorkflowSerializer.configure(_config())
+        # An EngineTask is stored as the Task it is (SpiffWorkflow's own TaskConverter).
+        self.registry.typenames[EngineTask] = _TASK_TYPENAME
         # A converter registers itself with the registry it is given.
         self.workflow = _SpeclessWorkflowConverter(EngineWorkflow, self.registry)
         self.encoder = create_encoder(self.registry, None)
+        #: ``json.dumps(..., cls=encoder, separators=...)``'s encoder, made once (it keeps no
+        #: state between calls).
+        self.json = self.encoder(separators=(",", ":"))
         _check_default_converters(self.registry)
 
 
@@ -306,7 +316,8 @@ class InstanceCodec:
             dct = local.workflow.fast_to_dict(workflow)
             dct["format"] = FORMAT_VERSION
             dct["spiff"] = SPIFF_SERIALIZER_VERSION
-            return json.dumps(dct, cls=local.encoder, separators=(",", ":"))
+            text: str = local.json.encode(dct)
+            return text
         finally:
             local.registry._encoder_mode = False
 

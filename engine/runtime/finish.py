@@ -139,6 +139,7 @@ def instance_write(
     else:
         instance["rev"] = int(run.row["rev"]) + 1
         write.expected_rev = int(run.row["rev"])
+        write.stored_row = run.row
     write.instance = instance
     write.history_insert = run.history.inserts
     write.history_update = run.history.updates

@@ -130,7 +130,9 @@ history = sa.Table(
     sa.Column("ended_at", UTCDateTime(), nullable=True),
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
-    # The console counts an instance's open activities (tokens) by activity (migration 0005).
+    # The console counts an instance's open activities (tokens) by activity (migration 0005);
+    # also every read and delete of an instance's history, by its prefix (migration 0010 dropped
+    # the index on instance_id alone: one index less to write per history row).
     sa.Index("ix_sw_history_open", "instance_id", "ended_at", "activity_id"),
 )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from engine.storage import acquire_pg, reconnect
+from engine.storage import acquire_pg, driver, reconnect
 from engine.storage import schema as t
 
 #: Key of an acquired job row holding its instance row read in the same transaction.
@@ -119,6 +119,16 @@ def _preloaded(
     return sorted(jobs, key=lambda j: (j["due_at"], j["id"]))
 
 
+# The acquisition's statements run on the driver's cursor (engine.storage.driver): one
+# acquisition per group of jobs, three statements each.
+_DRIVER_DUE_JOBS = driver.DriverStatement(_DUE_JOBS)
+_DRIVER_DUE_JOBS_HERE = driver.DriverStatement(_DUE_JOBS_HERE)
+_DRIVER_DUE_JOBS_NO_HANDLER = driver.DriverStatement(_DUE_JOBS.where(_j.c.handler.is_(None)))
+_DRIVER_JOB_IF_FREE = driver.DriverStatement(_JOB_IF_FREE)
+_DRIVER_INSTANCES_BY_IDS = driver.DriverStatement(_INSTANCES_BY_IDS)
+_DRIVER_LOCK_JOBS = driver.DriverStatement(_LOCK_JOBS, fixed_shape=True)
+
+
 class JobQueries:
     """Acquiring, locking, failing and retrying jobs; incidents; their reads."""
 
@@ -151,16 +161,23 @@ class JobQueries:
                 )
             return _preloaded(locked, rows_of)
         with self.transaction() as conn:
+            due: driver.DriverStatement
             if job_id is not None:
-                query, params = _JOB_IF_FREE, {"b_now": now, "b_id": job_id}
-            elif handlers is not None:
-                query = _DUE_JOBS_HERE
+                due, params = _DRIVER_JOB_IF_FREE, {"b_now": now, "b_id": job_id}
+            elif handlers:
+                due = _DRIVER_DUE_JOBS_HERE
                 params = {"b_now": now, "b_limit": limit * 4, "b_handlers": sorted(handlers)}
+            elif handlers is not None:
+                # No handler registered: only jobs that need none (an empty IN list is not
+                # a driver statement).
+                due = _DRIVER_DUE_JOBS_NO_HANDLER
+                params = {"b_now": now, "b_limit": limit * 4}
             else:
-                query, params = _DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
+                due, params = _DRIVER_DUE_JOBS, {"b_now": now, "b_limit": limit * 4}
             chosen: dict[str, str] = {}  # instance id -> job id
             definition_jobs: list[str] = []  # timer start events: no instance to serialise on
-            for jid, iid in conn.execute(query, params).all():
+            for found in due.rows(conn, params):
+                jid, iid = found["id"], found["instance_id"]
                 if iid is None:
                     definition_jobs.append(jid)
                 elif iid not in chosen:
@@ -171,8 +188,8 @@ class JobQueries:
                 return []
             instances: dict[str, dict[str, Any]] = {}
             if chosen:
-                for r in conn.execute(_INSTANCES_BY_IDS, {"b_ids": list(chosen)}).mappings():
-                    instances[r["id"]] = dict(r)
+                for r in _DRIVER_INSTANCES_BY_IDS.rows(conn, {"b_ids": list(chosen)}):
+                    instances[r["id"]] = r
                 # Under the instance locks: one suspended since the choice keeps its job.
                 paused = {i for i, r in instances.items() if r.get("suspended")}
                 if paused:
@@ -181,10 +198,9 @@ class JobQueries:
             ids = [*chosen.values(), *definition_jobs]
             if not ids:
                 return []
-            rows = conn.execute(
-                _LOCK_JOBS, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
-            ).mappings()
-            jobs = [dict(r) for r in rows]
+            jobs = _DRIVER_LOCK_JOBS.rows(
+                conn, {"b_ids": ids, "b_now": now, "b_owner": owner, "b_until": lock_until}
+            )
         return _preloaded(jobs, instances)
 
     def release_job(self, job_id: str, owner: str) -> None:

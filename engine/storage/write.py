@@ -56,6 +56,38 @@ class InstanceWrite:
     variable_history_insert: list[dict[str, Any]] = field(default_factory=list)
     #: Cancel: delete every job, external task, subscription and user task of the instance.
     purge: bool = False
+    #: The instance row as read at ``expected_rev``: a column of ``KEPT_IF_EQUAL`` that
+    #: ``instance`` leaves at its stored value is not in the UPDATE (``update_values``).
+    stored_row: dict[str, Any] | None = None
+
+
+#: Scalar columns an update often leaves as they were. SQLite rewrites the entries of every
+#: index on a column the UPDATE sets, changed or not (the process key is in two).
+KEPT_IF_EQUAL = frozenset(
+    {"definition_id", "process_key", "version", "business_key", "state", "format", "ended_at"}
+)
+
+
+def update_values(w: InstanceWrite) -> dict[str, Any]:
+    """The SET values (and ``b_id``, ``b_rev``) of ``w``'s instance update: the columns that
+    hold the stored row's values left out. Safe because every writer of an instance row bumps
+    its ``rev``: at ``expected_rev`` the row still holds ``stored_row``'s values."""
+    inst, stored = w.instance, w.stored_row
+    values: dict[str, Any] = {}
+    for key, value in inst.items():
+        if key == "id":
+            continue
+        if stored is not None and key in KEPT_IF_EQUAL:
+            old = stored.get(key, _ABSENT)
+            if old is value or (type(old) is type(value) and old == value):
+                continue
+        values[key] = value
+    values["b_id"] = inst["id"]
+    values["b_rev"] = w.expected_rev
+    return values
+
+
+_ABSENT = object()
 
 
 # Statements of every write, built once: constructing a SQLAlchemy statement costs more than
@@ -78,7 +110,7 @@ _DELETE_SUBSCRIPTIONS = driver.DriverStatement(
     t.subscriptions.delete().where(t.subscriptions.c.instance_id == sa.bindparam("b_id"))
 )
 _INSERT_SUBSCRIPTION = driver.DriverStatement(t.subscriptions.insert())
-_COUNT_HELD_JOBS = (
+_COUNT_HELD_JOBS = driver.DriverStatement(
     sa.select(sa.func.count())
     .select_from(t.jobs)
     .where(
@@ -86,7 +118,9 @@ _COUNT_HELD_JOBS = (
         t.jobs.c.locked_by == sa.bindparam("b_owner"),
     )
 )
-_DELETE_JOBS = t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+_DELETE_JOBS = driver.DriverStatement(
+    t.jobs.delete().where(t.jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+)
 _UPDATE_JOB = driver.DriverStatement(t.jobs.update().where(t.jobs.c.id == sa.bindparam("b_id")))
 _DELETE_HELD_JOB = driver.DriverStatement(
     t.jobs.delete().where(
@@ -130,9 +164,7 @@ def apply(
             jobs_delete.remove(jid)
         rest = [j for j in set(w.jobs_held) if j not in done]
         if rest:
-            held = conn.execute(
-                _COUNT_HELD_JOBS, {"b_ids": rest, "b_owner": w.lock_owner}
-            ).scalar_one()
+            held = _COUNT_HELD_JOBS.scalar(conn, {"b_ids": rest, "b_owner": w.lock_owner})
             if held != len(rest):
                 raise ConcurrencyConflict(f"job lock lost for instance {iid}")
     if w.external_held:
@@ -146,7 +178,7 @@ def apply(
     with driver.pipeline(conn) if batched else contextlib.nullcontext():
         _write_instance(conn, w, check_rev=not locked_at_rev)
     if jobs_delete:
-        conn.execute(_DELETE_JOBS, {"b_ids": jobs_delete})
+        _DELETE_JOBS.execute(conn, {"b_ids": jobs_delete})
     for row in w.jobs_update:
         _UPDATE_JOB.execute(
             conn, {"b_id": row["id"], **{k: v for k, v in row.items() if k != "id"}}
@@ -189,9 +221,7 @@ def _write_instance(conn: Connection, w: InstanceWrite, *, check_rev: bool) -> N
     if w.expected_rev is None:
         _INSERT_INSTANCE.execute(conn, inst)
     else:
-        values = {k: v for k, v in inst.items() if k != "id"}
-        values.update(b_id=iid, b_rev=w.expected_rev)
-        if _UPDATE_INSTANCE.execute(conn, values) != 1 and check_rev:
+        if _UPDATE_INSTANCE.execute(conn, update_values(w)) != 1 and check_rev:
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
     if w.history_insert:
         _INSERT_HISTORY.execute(conn, w.history_insert)

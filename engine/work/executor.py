@@ -35,15 +35,7 @@ log = logging.getLogger("spillway.executor")
 DEFAULT_MIN_IDLE_WAIT = 0.05  # seconds
 DEFAULT_MAX_IDLE_WAIT = 5.0  # seconds; Camunda's default acquisition wait
 #: Jobs a worker thread runs and then commits in one transaction (group commit).
-DEFAULT_GROUP_SIZE = 8
-#: The same on PostgreSQL, where a commit waits for a WAL flush: more jobs share it.
-DEFAULT_GROUP_SIZE_PG = 16
-
-
-def default_group_size(dialect: str) -> int:
-    """``group_size`` when none is given: ``DEFAULT_GROUP_SIZE``, or ``DEFAULT_GROUP_SIZE_PG``
-    on PostgreSQL."""
-    return DEFAULT_GROUP_SIZE_PG if dialect == "postgresql" else DEFAULT_GROUP_SIZE
+DEFAULT_GROUP_SIZE = 16
 
 
 class JobExecutor:
@@ -62,7 +54,7 @@ class JobExecutor:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         if group_size is None:
-            group_size = default_group_size(engine.store.dialect)
+            group_size = DEFAULT_GROUP_SIZE
         if group_size < 1:
             raise ValueError(f"group_size must be >= 1, got {group_size}")
         self.engine = engine
