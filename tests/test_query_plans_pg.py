@@ -17,27 +17,34 @@ from tests.conftest import pg_url, reset_pg
 TASKS = 20_000
 
 
-@pytest.mark.postgres
-def test_a_candidates_limited_list_reads_the_candidates_index() -> None:
+def _engine_with(tables: str, *inserts: str) -> ProcessEngine:
+    """An engine on the emptied test database after ``inserts``, ``tables`` analysed (the
+    planner decides by their statistics)."""
     url = pg_url()
     reset_pg(url)
     eng = ProcessEngine(url)
     with eng.store.transaction() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO sw_user_tasks (id, instance_id, task_id, activity_id, name,"
-            " process_key, assignee, candidate_users, candidate_groups, priority, rev,"
-            " created_at)"
-            " SELECT 't' || lpad(g::text, 6, '0'), 'i' || g, 's' || g, 'Approve', 'Approve',"
-            " 'order', CASE WHEN mod(g, 10) = 0 THEN 'bob' END, '[]', '[\"clerks\"]', 50, 1,"
-            " timestamptz '2026-01-01' + g * interval '1 second'"
-            f" FROM generate_series(1, {TASKS}) g"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO sw_task_candidates (task_id, kind, name, instance_id, created_at)"
-            " SELECT id, 'group', 'clerks', instance_id, created_at FROM sw_user_tasks"
-        )
+        for sql in inserts:
+            conn.exec_driver_sql(sql)
     with eng.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE sw_user_tasks, sw_task_candidates")
+        conn.exec_driver_sql(f"ANALYZE {tables}")
+    return eng
+
+
+@pytest.mark.postgres
+def test_a_candidates_limited_list_reads_the_candidates_index() -> None:
+    eng = _engine_with(
+        "sw_user_tasks, sw_task_candidates",
+        "INSERT INTO sw_user_tasks (id, instance_id, task_id, activity_id, name,"
+        " process_key, assignee, candidate_users, candidate_groups, priority, rev,"
+        " created_at)"
+        " SELECT 't' || lpad(g::text, 6, '0'), 'i' || g, 's' || g, 'Approve', 'Approve',"
+        " 'order', CASE WHEN mod(g, 10) = 0 THEN 'bob' END, '[]', '[\"clerks\"]', 50, 1,"
+        " timestamptz '2026-01-01' + g * interval '1 second'"
+        f" FROM generate_series(1, {TASKS}) g",
+        "INSERT INTO sw_task_candidates (task_id, kind, name, instance_id, created_at)"
+        " SELECT id, 'group', 'clerks', instance_id, created_at FROM sw_user_tasks",
+    )
 
     with query_plans.capturing(eng.store.engine) as log:
         found = eng.tasks(candidate_group="clerks", limit=50)
@@ -56,19 +63,14 @@ def test_a_candidates_limited_list_reads_the_candidates_index() -> None:
 def test_the_open_incidents_limited_list_reads_in_order() -> None:
     # 10,000 open incidents were read and sorted for each page of 50 (5-12 ms) while the
     # index began with resolved_at: PostgreSQL does not read in order past an IS NULL column.
-    url = pg_url()
-    reset_pg(url)
-    eng = ProcessEngine(url)
-    with eng.store.transaction() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO sw_incidents (id, instance_id, activity_id, kind, message, created_at,"
-            " resolved_at) SELECT 'x' || lpad(g::text, 6, '0'), 'i' || g, 'Charge', 'failedJob',"
-            " 'backend down', timestamptz '2026-01-01' + g * interval '1 second',"
-            " CASE WHEN mod(g, 4) = 0 THEN timestamptz '2026-06-01' END"
-            f" FROM generate_series(1, {TASKS}) g"
-        )
-    with eng.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE sw_incidents")
+    eng = _engine_with(
+        "sw_incidents",
+        "INSERT INTO sw_incidents (id, instance_id, activity_id, kind, message, created_at,"
+        " resolved_at) SELECT 'x' || lpad(g::text, 6, '0'), 'i' || g, 'Charge', 'failedJob',"
+        " 'backend down', timestamptz '2026-01-01' + g * interval '1 second',"
+        " CASE WHEN mod(g, 4) = 0 THEN timestamptz '2026-06-01' END"
+        f" FROM generate_series(1, {TASKS}) g",
+    )
     with query_plans.capturing(eng.store.engine) as log:
         found = eng.incidents(limit=50)
     assert [i.id for i in found] == [f"x{n:06d}" for n in range(1, 67) if n % 4][:50]
