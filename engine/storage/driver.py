@@ -211,7 +211,7 @@ class DriverStatement:
 
     def driver_sql(self, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
         """The statement's SQL and ``params`` bound for ``dialect``, to run on a driver
-        connection of one's own (``engine.storage.sqlite_readers``)."""
+        connection of one's own (``engine.storage.thread_readers``)."""
         compiled, bound = self._bound(dialect, params)
         return compiled.sql, bound
 

@@ -191,7 +191,7 @@ def _apply_combined(conn: Connection, writes: list[InstanceWrite], dialect: str)
         w.jobs_insert or w.jobs_update or w.external_insert or w.outbox_insert for w in writes
     ):
         # Delivered on commit: wakes executors, pools and bridges on other nodes.
-        conn.exec_driver_sql(f"NOTIFY {t.NOTIFY_CHANNEL}")
+        driver.driver_execute(conn, f"NOTIFY {t.NOTIFY_CHANNEL}")
 
 
 _INSERTS = {

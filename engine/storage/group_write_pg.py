@@ -76,9 +76,9 @@ def apply_combined(conn: Connection, writes: Sequence[InstanceWrite]) -> None:
         jobs_delete.extend({"b_id": j} for j in w.jobs_delete if j not in w.jobs_held)
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for w in writes:
-        values = {k: v for k, v in w.instance.items() if k != "id"}
-        values.update(b_id=w.instance["id"], b_rev=w.expected_rev)
-        updates.setdefault(tuple(sorted(values)), []).append(values)
+        # As on every path: the columns still holding the stored row's values left out.
+        values = write_mod.update_values(w)
+        updates.setdefault(tuple(values), []).append(values)
     cursors: list[Any] = []
     with driver.pipeline(conn) as queued:
         assert queued is not None, "apply_combined runs on psycopg only"
@@ -127,13 +127,13 @@ def _write_rows(
     history = [r for w in writes for r in w.history_insert]
     if history:
         write_mod._INSERT_HISTORY.execute(conn, history)
-    closes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for w in writes:
-        for r in w.history_update:
-            values = {k: v for k, v in r.items() if k != "id"}
-            closes.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
-    for rows in closes.values():
-        write_mod._CLOSE_HISTORY.execute(conn, rows)
+    closes = [
+        {"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
+        for w in writes
+        for r in w.history_update
+    ]
+    if closes:
+        write_mod._CLOSE_HISTORY.execute(conn, closes)  # one executemany per set of columns
     replaced = [w for w in writes if w.subscriptions is not None]
     if replaced:
         write_mod._DELETE_SUBSCRIPTIONS.execute(

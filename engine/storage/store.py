@@ -36,9 +36,9 @@ from engine.storage import (
     group_write,
     operations,
     reconnect,
-    sqlite_readers,
     store_external,
     store_jobs,
+    thread_readers,
     user_tasks,
 )
 from engine.storage import schema as t
@@ -73,7 +73,7 @@ _INSTANCE = sa.select(t.instances).where(t.instances.c.id == sa.bindparam("b_id"
 # Taken before the read of a report's instance (``Store.locked_instance``).
 _LOCK_INSTANCE = _INSTANCE.with_for_update()
 #: PostgreSQL: threads with a read connection of their own for the newest-definition read of
-#: each start() (engine.storage.sqlite_readers); other threads read through the pool.
+#: each start() (engine.storage.thread_readers); other threads read through the pool.
 PG_READERS = 8
 #: A pooled connection unused for longer than this is pinged before it is handed out.
 IDLE_PING_SECONDS = 30.0
@@ -124,24 +124,15 @@ class _Held(threading.local):
         self.after_commit = []
 
 
-def _commit(conn: Connection, trans: sa.RootTransaction | None) -> None:
-    """Commit a write transaction: SQLAlchemy's, or one begun on the driver (which a
-    statement through SQLAlchemy may have joined: then SQLAlchemy commits it)."""
+def _end(conn: Connection, trans: sa.RootTransaction | None, *, commit: bool) -> None:
+    """Commit or roll back a write transaction: SQLAlchemy's, or one begun on the driver
+    (which a statement through SQLAlchemy may have joined: then SQLAlchemy ends it)."""
     if trans is not None:
-        trans.commit()
+        trans.commit() if commit else trans.rollback()
     elif conn.in_transaction():
-        conn.commit()
+        conn.commit() if commit else conn.rollback()
     else:
-        driver.driver_commit(conn)
-
-
-def _rollback(conn: Connection, trans: sa.RootTransaction | None) -> None:
-    if trans is not None:
-        trans.rollback()
-    elif conn.in_transaction():
-        conn.rollback()
-    else:
-        driver.driver_rollback(conn)
+        (driver.driver_commit if commit else driver.driver_rollback)(conn)
 
 
 class Store(
@@ -166,7 +157,7 @@ class Store(
         #: WAL checkpoints of a SQLite file, run off the hot path (engine.storage.checkpoint).
         self.checkpointer: checkpoint.Checkpointer | None = None
         #: A SQLite file's per-thread connections for hot one-statement reads.
-        self._readers: sqlite_readers.ThreadReaders | None = None
+        self._readers: thread_readers.ThreadReaders | None = None
         self.engine = self._create_engine()
 
     # -- connection handling ------------------------------------------------------------
@@ -185,12 +176,12 @@ class Store(
             engine = sa.create_engine(self.url, **kwargs)
             self._install_sqlite_hooks(engine)
             if self.checkpointer is not None:
-                self._readers = sqlite_readers.ThreadReaders(engine)
+                self._readers = thread_readers.ThreadReaders(engine)
             return engine
         if self.dialect == "postgresql":
             engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
             _ping_when_idle(engine)
-            self._readers = sqlite_readers.ThreadReaders(
+            self._readers = thread_readers.ThreadReaders(
                 engine, setup=_autocommit, limit=PG_READERS
             )
             return engine
@@ -267,15 +258,16 @@ class Store(
                     try:
                         yield conn
                     except BaseException:
+                        # On a dead connection the rollback may fail too.
                         with suppress(*reconnect.CONNECTION_ERRORS):
-                            _rollback(conn, trans)  # on a dead connection this may fail too
+                            _end(conn, trans, commit=False)
                         raise
                     try:
-                        _commit(conn, trans)
+                        _end(conn, trans, commit=True)
                     except reconnect.CONNECTION_ERRORS as exc:
                         # The connection is gone: release the dead transaction quietly.
                         with suppress(sa.exc.SQLAlchemyError):
-                            _rollback(conn, trans)
+                            _end(conn, trans, commit=False)
                         raise reconnect.commit_error(exc) from exc
                     if self.checkpointer is not None:
                         self.checkpointer.committed()
@@ -435,7 +427,7 @@ class Store(
                     sql, params = _LATEST_DEFINITION_ID.driver_sql(
                         self.engine.dialect, {"b_key": key}
                     )
-                    found = sqlite_readers.scalar(reader, sql, params)
+                    found = thread_readers.scalar(reader, sql, params)
                     return None if found is None else str(found)
             except (
                 sqlite3.Error,

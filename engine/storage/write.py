@@ -225,13 +225,15 @@ def _write_instance(conn: Connection, w: InstanceWrite, *, check_rev: bool) -> N
             raise ConcurrencyConflict(f"instance {iid} was changed by another transaction")
     if w.history_insert:
         _INSERT_HISTORY.execute(conn, w.history_insert)
-    # One executemany per set of columns (a job's attempt also moves started_at).
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for r in w.history_update:
-        values = {k: v for k, v in r.items() if k != "id"}
-        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": r["id"], **values})
-    for rows in by_columns.values():
-        _CLOSE_HISTORY.execute(conn, rows)
+    if w.history_update:
+        # One executemany per set of columns (a job's attempt also moves started_at).
+        _CLOSE_HISTORY.execute(
+            conn,
+            [
+                {"b_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
+                for r in w.history_update
+            ],
+        )
     if w.subscriptions is not None:
         _DELETE_SUBSCRIPTIONS.execute(conn, {"b_id": iid})
         if w.subscriptions:

@@ -1,4 +1,4 @@
-"""A SQLite file's per-thread read connections (engine.storage.sqlite_readers)."""
+"""A SQLite file's per-thread read connections (engine.storage.thread_readers)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from engine import ProcessEngine
 from engine.core.errors import StoreError
 from engine.storage import driver
 from engine.storage import schema as t
-from engine.storage.sqlite_readers import ThreadReaders
+from engine.storage.thread_readers import ThreadReaders
 from engine.storage.write import InstanceWrite
 from tests.bpmnbuild import process, user
 

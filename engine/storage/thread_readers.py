@@ -1,4 +1,5 @@
-"""Per-thread read connections to a SQLite file, for the one-statement reads of every call.
+"""Per-thread read connections (a SQLite file's; PostgreSQL's in autocommit, see below), for
+the one-statement reads of every call.
 
 Each ``start()`` reads the id of its key's newest definition. Through the pool that read costs a
 checkout, a ``Connection``, the pool's reset on return and the checkin: several times the
